@@ -59,12 +59,12 @@ def _rel(path: Path) -> str:
 def write_manifest(
     out_dir: Path, stage: str, inputs: list[Path], outputs: list[Path], params: dict[str, Any]
 ) -> Path:
-    """Add or replace this stage's entry in out_dir/manifest.json."""
+    """Write out_dir/manifest-<stage>.json (one file a stage, so stages may run in parallel)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"stages": {}}
-    manifest["stages"][stage] = {
+    path = out_dir / f"manifest-{stage}.json"
+    manifest = {
+        "stage": stage,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "inputs": {_rel(p): sha256(p) for p in inputs if Path(p).is_file()},
         "outputs": {_rel(p): sha256(p) for p in outputs if Path(p).is_file()},
