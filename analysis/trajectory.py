@@ -1,0 +1,373 @@
+"""Trend models for a city's literacy share: fit, compare, forecast, backtest.
+
+Methods (for the methods text). Each survey year gives a design-based share p_t
+(percent) with standard error se_t. On the logit scale, y_t = logit(p_t) with
+s_t = se_t / (p_t (1 - p_t)) (delta method). The trend is a random-effects
+meta-regression y_t = a + b (t - t0) + u_t + e_t, e_t ~ N(0, s_t^2) the survey
+error, u_t ~ N(0, tau^2) the year's departure from the trend (model error).
+tau^2 is estimated by the DerSimonian–Laird moment estimator; the coefficients by
+weighted least squares (statsmodels WLS) with precision weights 1 / (s_t^2 + tau^2);
+their covariance is WLS's residual-scaled one, which with these weights is the
+Knapp–Hartung estimator, and intervals use t quantiles on n - k degrees of freedom
+(simulation in tests/test_trajectory.py: near-nominal coverage; the variant truncating
+the scale at 1 over-covered badly when tau is small). A forecast interval for the city's true
+share in year t is mean ± q sqrt(x' V x + tau^2): parameter uncertainty (which
+carries every year's survey error) plus model error. Alternatives: the same model
+in percentage points (linear), and the city's logit gap to the national series
+modelled as a linear trend (the city then tracks the national curve; beyond the
+last national figure the national series is projected by an OLS logit-linear fit
+whose prediction variance is added). Models are compared by leave-one-year-out
+(LOYO) prediction error in percentage points. Years scored under an older rule
+enter either not at all (default when enough same-rule years exist) or with a
+rule-change indicator, so only the within-rule slope is learnt from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+
+EPS = 1e-6
+LEVEL = 0.95
+FAN_LEVELS = (0.5, 0.8, 0.95)
+MODELS = ("logit_linear", "linear_pp", "national_gap")
+MODEL_LABELS_ZH = {
+    "logit_linear": "logit线性趋势（按精度加权）",
+    "linear_pp": "百分点线性趋势（按精度加权）",
+    "national_gap": "跟随全国曲线（与全国的logit差距线性变化）",
+}
+
+
+class TrajectoryError(ValueError):
+    """Inputs cannot support the requested trend model."""
+
+
+def logit_pct(p_pct):
+    p = np.clip(np.asarray(p_pct, float) / 100.0, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def expit_pct(x):
+    return 100.0 / (1.0 + np.exp(-np.asarray(x, float)))
+
+
+def _to_link(est_pct, se_pct, link: str):
+    est = np.asarray(est_pct, float)
+    if link == "identity":
+        return est, None if se_pct is None else np.asarray(se_pct, float)
+    y = logit_pct(est)
+    if se_pct is None:
+        return y, None
+    p = np.clip(est / 100.0, EPS, 1 - EPS)
+    return y, np.asarray(se_pct, float) / 100.0 / (p * (1 - p))
+
+
+def _from_link(x, link: str):
+    return np.asarray(x, float) if link == "identity" else expit_pct(x)
+
+
+def _quantile(level: float, df: int) -> float:
+    a = 0.5 + level / 2
+    return float(stats.t.ppf(a, df)) if df > 0 else float(stats.norm.ppf(a))
+
+
+@dataclass
+class TrendFit:
+    """A fitted linear trend on a link scale (logit or identity), possibly with an offset."""
+
+    link: str
+    t0: float
+    params: np.ndarray
+    cov: np.ndarray
+    tau2: float
+    df: int
+    years: np.ndarray
+    rule_dummy: bool = False
+    offset: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = field(
+        default=None, repr=False)
+
+    @property
+    def slope(self) -> float:
+        return float(self.params[1])
+
+    def slope_ci(self, level: float = LEVEL) -> tuple[float, float]:
+        q = _quantile(level, self.df)
+        h = q * float(np.sqrt(self.cov[1, 1]))
+        return self.slope - h, self.slope + h
+
+    def predict_link(self, years) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, variance of the mean, variance of the true value (adds tau^2)."""
+        t = np.asarray(years, float)
+        cols = [np.ones_like(t), t - self.t0]
+        if self.rule_dummy:
+            cols.append(np.zeros_like(t))  # forecasts are on the current rule
+        x = np.column_stack(cols)
+        mean = x @ self.params
+        var = np.einsum("ij,jk,ik->i", x, self.cov, x)
+        if self.offset is not None:
+            om, ov = self.offset(t)
+            mean, var = mean + om, var + ov
+        return mean, var, var + self.tau2
+
+    def predict(self, years, level: float = LEVEL) -> pd.DataFrame:
+        """Percent-scale prediction of the true share with a `level` interval."""
+        mean, _, vpred = self.predict_link(years)
+        h = _quantile(level, self.df) * np.sqrt(vpred)
+        return pd.DataFrame({
+            "year": np.asarray(years, int),
+            "estimate": _from_link(mean, self.link),
+            "lower": _from_link(mean - h, self.link),
+            "upper": _from_link(mean + h, self.link),
+        })
+
+    def p_above(self, year: int, threshold_pct: float) -> float:
+        """P(true share in `year` > threshold) under the predictive distribution."""
+        mean, _, vpred = self.predict_link([year])
+        thr = logit_pct(threshold_pct) if self.link == "logit" else threshold_pct
+        z = (float(thr) - mean[0]) / np.sqrt(vpred[0])
+        dist = stats.t(self.df) if self.df > 0 else stats.norm
+        return float(dist.sf(z))
+
+
+def dl_tau2(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
+    """DerSimonian–Laird moment estimate of the between-year variance for a meta-regression."""
+    n, k = x.shape
+    if n <= k:
+        return 0.0
+    w = 1.0 / s**2
+    xtwx_inv = np.linalg.inv(x.T @ (w[:, None] * x))
+    beta = xtwx_inv @ (x.T @ (w * y))
+    q = float(np.sum(w * (y - x @ beta) ** 2))
+    tr = float(np.sum(w) - np.trace(xtwx_inv @ (x.T @ ((w**2)[:, None] * x))))
+    return max(0.0, (q - (n - k)) / tr) if tr > 0 else 0.0
+
+
+def fit_trend(years, y, s=None, old_rule=None, link: str = "logit", t0: float | None = None,
+              offset=None, offset_fn=None) -> TrendFit:
+    """Fit y = a + b (t - t0) [+ c old_rule] on the link scale.
+
+    With survey SEs `s`: random-effects WLS (DL tau^2, Knapp–Hartung covariance).
+    Without (published series): OLS; the residual variance is the model error.
+    `offset` (values at `years`) is subtracted before fitting; `offset_fn(t)` returns
+    (mean, variance) of the offset for prediction.
+    """
+    t = np.asarray(years, float)
+    y = np.asarray(y, float)
+    if offset is not None:
+        y = y - np.asarray(offset, float)
+    t0 = float(np.mean(t)) if t0 is None else float(t0)
+    cols = [np.ones_like(t), t - t0]
+    dummy = old_rule is not None and np.any(old_rule) and not np.all(old_rule)
+    if dummy:
+        cols.append(np.asarray(old_rule, float))
+    x = np.column_stack(cols)
+    n, k = x.shape
+    if n < k or np.unique(t).size < 2:
+        raise TrajectoryError(f"need at least {k} distinct years to fit a trend, got {n}")
+    df = n - k
+    if s is None:
+        if df < 1:
+            raise TrajectoryError("a series without SEs needs more years than parameters")
+        res = sm.OLS(y, x).fit()
+        cov, tau2 = np.asarray(res.cov_params()), float(res.scale)
+    else:
+        s = np.asarray(s, float)
+        if np.any(~np.isfinite(s)) or np.any(s <= 0):
+            raise TrajectoryError(f"standard errors must be positive, got {s.tolist()}")
+        tau2 = dl_tau2(x, y, s)
+        res = sm.WLS(y, x, weights=1.0 / (s**2 + tau2)).fit()
+        scale = float(res.scale) if df > 0 else 1.0
+        cov = np.asarray(res.normalized_cov_params) * scale
+    return TrendFit(link=link, t0=t0, params=np.asarray(res.params, float), cov=cov,
+                    tau2=tau2, df=df, years=t.astype(int), rule_dummy=bool(dummy),
+                    offset=offset_fn)
+
+
+# ---------------------------------------------------------------- national curve
+
+def national_curve(national: pd.Series, fit_from: int = 2010) -> Callable:
+    """Logit of the national share at any year, with variance.
+
+    Inside the published range: linear interpolation on the logit scale (variance 0;
+    the national samples are large). Outside: an OLS logit-linear fit on years >=
+    fit_from, with its prediction variance.
+    """
+    nat = national.dropna().sort_index()
+    if len(nat) < 3:
+        raise TrajectoryError("the national series needs at least 3 published years")
+    yrs = nat.index.to_numpy(float)
+    lg = logit_pct(nat.to_numpy(float))
+    recent = yrs >= fit_from
+    if recent.sum() < 3:
+        recent = np.ones_like(yrs, bool)
+    proj = fit_trend(yrs[recent], lg[recent], link="logit")
+
+    def curve(t):
+        t = np.asarray(t, float)
+        inside = (t >= yrs.min()) & (t <= yrs.max())
+        pm, _, pv = proj.predict_link(t)
+        mean = np.where(inside, np.interp(t, yrs, lg), pm)
+        var = np.where(inside, 0.0, pv)
+        return mean, var
+
+    return curve
+
+
+# ---------------------------------------------------------------- models
+
+def fit_model(name: str, obs: pd.DataFrame, national: pd.Series | None = None,
+              t0: float | None = None) -> TrendFit:
+    """Fit one named model to observations (columns year, estimate, se[, old_rule])."""
+    years = obs["year"].to_numpy(int)
+    old = obs["old_rule"].to_numpy(bool) if "old_rule" in obs else None
+    if name == "logit_linear":
+        y, s = _to_link(obs["estimate"], obs["se"], "logit")
+        return fit_trend(years, y, s, old, "logit", t0)
+    if name == "linear_pp":
+        y, s = _to_link(obs["estimate"], obs["se"], "identity")
+        return fit_trend(years, y, s, old, "identity", t0)
+    if name == "national_gap":
+        if national is None or national.dropna().empty:
+            raise TrajectoryError("national_gap needs the national series")
+        curve = national_curve(national)
+        y, s = _to_link(obs["estimate"], obs["se"], "logit")
+        off, _ = curve(years)
+        return fit_trend(years, y, s, old, "logit", t0, offset=off, offset_fn=curve)
+    raise TrajectoryError(f"unknown model {name!r}; known: {MODELS}")
+
+
+def loyo(name: str, obs: pd.DataFrame, national: pd.Series | None = None) -> pd.DataFrame:
+    """Leave-one-year-out errors (prediction minus observed, percentage points)."""
+    rows = []
+    for yr in obs["year"]:
+        train = obs[obs["year"] != yr]
+        test = obs[obs["year"] == yr]
+        try:
+            fit = fit_model(name, train, national, t0=float(obs["year"].mean()))
+        except (TrajectoryError, np.linalg.LinAlgError):
+            continue
+        if "old_rule" in test and bool(test["old_rule"].iloc[0]) and not fit.rule_dummy:
+            continue  # the held-out year's rule level is not identified without it
+        if fit.rule_dummy and "old_rule" in test and bool(test["old_rule"].iloc[0]):
+            mean = fit.params[0] + fit.params[1] * (yr - fit.t0) + fit.params[2]
+            if fit.offset is not None:
+                mean += fit.offset(np.array([yr], float))[0][0]
+            pred = float(_from_link(mean, fit.link))
+        else:
+            pred = float(fit.predict([yr])["estimate"].iloc[0])
+        rows.append({"year": int(yr), "predicted": pred,
+                     "observed": float(test["estimate"].iloc[0]),
+                     "error_pp": pred - float(test["estimate"].iloc[0])})
+    return pd.DataFrame(rows, columns=["year", "predicted", "observed", "error_pp"])
+
+
+def compare_models(obs: pd.DataFrame, national: pd.Series | None = None,
+                   models=MODELS) -> tuple[str, dict]:
+    """LOYO RMSE/MAE per model; the chosen model has the lowest RMSE (logit_linear on ties)."""
+    out: dict[str, dict] = {}
+    for name in models:
+        if name == "national_gap" and (national is None or national.dropna().empty):
+            continue
+        err = loyo(name, obs, national)
+        e = err["error_pp"].to_numpy(float)
+        out[name] = {
+            "label_zh": MODEL_LABELS_ZH[name],
+            "loyo_rmse_pp": float(np.sqrt(np.mean(e**2))) if e.size else None,
+            "loyo_mae_pp": float(np.mean(np.abs(e))) if e.size else None,
+            "loyo_errors_pp": {str(int(r.year)): float(r.error_pp) for r in err.itertuples()},
+        }
+    scored = {k: v["loyo_rmse_pp"] for k, v in out.items() if v["loyo_rmse_pp"] is not None}
+    chosen = min(scored, key=lambda k: (scored[k], k != "logit_linear")) if scored else \
+        "logit_linear"
+    return chosen, out
+
+
+# ---------------------------------------------------------------- plan path, target
+
+def implied_path(baseline: float, baseline_year: int, target: float, target_year: int
+                 ) -> dict[int, float]:
+    """Constant-growth path from the baseline to the target (percent per year compounding)."""
+    if target_year <= baseline_year or baseline <= 0:
+        raise TrajectoryError(f"implied path needs target_year > baseline_year and baseline > 0, "
+                              f"got {baseline_year}->{target_year}, baseline {baseline}")
+    g = (target / baseline) ** (1.0 / (target_year - baseline_year))
+    return {y: baseline * g ** (y - baseline_year) for y in range(baseline_year, target_year + 1)}
+
+
+def year_reached(fit: TrendFit, target: float, start: int, horizon: int = 2100) -> int | None:
+    """First whole year >= start in which the fitted path exceeds the target, else None."""
+    years = np.arange(start, horizon + 1)
+    est = fit.predict(years)["estimate"].to_numpy()
+    hit = np.nonzero(est > target)[0]
+    return int(years[hit[0]]) if hit.size else None
+
+
+def p_direct_above(estimate: float, se: float, threshold: float) -> float:
+    """P(true share > threshold) from a direct estimate, normal on the logit scale."""
+    y, s = _to_link([estimate], [se], "logit")
+    return float(stats.norm.sf((logit_pct(threshold) - y[0]) / s[0]))
+
+
+# ---------------------------------------------------------------- backtest
+
+def backtest(series: pd.Series, fit_until: int, predict_years, models=("logit_linear",
+             "linear_pp"), level: float = LEVEL) -> dict:
+    """Fit a published series (no SEs: OLS) up to `fit_until`, predict later years."""
+    s = series.dropna().sort_index()
+    train = s[s.index <= fit_until]
+    out = {}
+    for name in models:
+        link = "logit" if name == "logit_linear" else "identity"
+        y, _ = _to_link(train.to_numpy(float), None, link)
+        fit = fit_trend(train.index.to_numpy(int), y, None, None, link)
+        pred = fit.predict(list(predict_years), level)
+        rows = {}
+        for r in pred.itertuples():
+            pub = float(s.get(r.year, np.nan))
+            rows[str(r.year)] = {"predicted": float(r.estimate), "lower": float(r.lower),
+                                 "upper": float(r.upper), "published": pub,
+                                 "error_pp": float(r.estimate) - pub,
+                                 "inside_interval": bool(r.lower <= pub <= r.upper)}
+        errs = np.array([v["error_pp"] for v in rows.values()])
+        out[name] = {"label_zh": MODEL_LABELS_ZH[name], "fit_years": train.index.tolist(),
+                     "by_year": rows, "mae_pp": float(np.nanmean(np.abs(errs))),
+                     "rmse_pp": float(np.sqrt(np.nanmean(errs**2)))}
+    return out
+
+
+# ---------------------------------------------------------------- gaps between groups
+
+def gap_trend(a: pd.DataFrame, b: pd.DataFrame, level: float = LEVEL) -> dict:
+    """Trend of the gap a - b (percentage points) over shared years.
+
+    The gap's SE treats a and b as independent (conservative when a is part of b).
+    Verdict: closing when |gap| shrinks with a slope interval excluding 0, widening
+    when it grows likewise, otherwise no clear change.
+    """
+    m = a[["year", "estimate", "se"]].merge(b[["year", "estimate", "se"]], on="year",
+                                           suffixes=("_a", "_b"))
+    if len(m) < 3:
+        return {"years": m["year"].tolist(), "verdict": "insufficient_years",
+                "verdict_zh": "年份不足"}
+    gap = (m["estimate_a"] - m["estimate_b"]).to_numpy(float)
+    se = np.sqrt(m["se_a"] ** 2 + m["se_b"] ** 2).to_numpy(float)
+    fit = fit_trend(m["year"], gap, se, None, "identity")
+    lo, hi = fit.slope_ci(level)
+    sign = np.sign(np.average(gap, weights=1 / se**2)) or 1.0
+    s_lo, s_hi = sorted((sign * lo, sign * hi))  # slope of |gap| while the sign holds
+    if s_hi < 0:
+        verdict, zh = "closing", "差距缩小"
+    elif s_lo > 0:
+        verdict, zh = "widening", "差距扩大"
+    else:
+        verdict, zh = "no_clear_change", "差距无明显变化"
+    return {"years": m["year"].astype(int).tolist(),
+            "gap_pp": {str(int(y)): float(g) for y, g in zip(m["year"], gap, strict=True)},
+            "gap_first_pp": float(gap[0]), "gap_last_pp": float(gap[-1]),
+            "slope_pp_per_year": fit.slope, "slope_ci": [lo, hi],
+            "verdict": verdict, "verdict_zh": zh}
