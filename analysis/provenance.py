@@ -77,3 +77,12 @@ def write_manifest(
     tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def uses_synthetic_inputs(folder: Path) -> bool:
+    """True when any stage manifest below folder lists an input whose name says 'synthetic'."""
+    for manifest in Path(folder).rglob("manifest-*.json"):
+        inputs = json.loads(manifest.read_text(encoding="utf-8")).get("inputs", {})
+        if any("synthetic" in name for name in inputs):
+            return True
+    return False

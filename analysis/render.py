@@ -1,0 +1,173 @@
+"""Render the Quarto report to PDF: by Quarto when present, else offline (papermill, pandoc, typst)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import PROCESSED, REPORTS, ROOT, Plan
+from .provenance import uses_synthetic_inputs
+from .qmd import notebook_to_markdown, parse_qmd, to_notebook, typst_crossrefs
+
+log = logging.getLogger(__name__)
+
+REPORT_QMD = REPORTS / "evaluation.qmd"
+TEMPLATE = "/reports/template/cityreport.typ"  # typst path, relative to the project root
+FONT_DIR = ROOT / "build" / "fonts"
+
+
+class RenderError(RuntimeError):
+    """The report could not be rendered; the message says at which step."""
+
+
+def typst_font_dir() -> Path:
+    """A folder holding exactly the report's fonts (links into the font wheels)."""
+    import manimgx_fonts_cjk
+    import mplfonts
+
+    sources = {
+        "NotoSansCJK-VF.otf.ttc": Path(manimgx_fonts_cjk.__file__).parent / "NotoSansCJK-VF.otf.ttc",
+        "NotoSerifCJKsc-Regular.otf": Path(mplfonts.__file__).parent / "fonts" / "NotoSerifCJKsc-Regular.otf",
+    }
+    FONT_DIR.mkdir(parents=True, exist_ok=True)
+    for name, src in sources.items():
+        if not src.exists():
+            raise RenderError(f"font file missing: {src} (reinstall the font wheels)")
+        link = FONT_DIR / name
+        if link.is_symlink() and link.resolve() != src.resolve():
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(src)
+    return FONT_DIR
+
+
+def report_metadata(plan: Plan, year: int, lang: str, processed_root: Path) -> dict[str, Any]:
+    """Title block for the template, from the plan; the synthetic-data notice when demo data are used."""
+    city = plan.data["city"]
+    start, end = plan.period
+    city_dir = processed_root / plan.city
+    if not any(city_dir.rglob("manifest-*.json")):
+        raise RenderError(f"no stage outputs under {city_dir}: run the notebooks first (python -m analysis run)")
+    synthetic = uses_synthetic_inputs(city_dir)
+    final = year >= end
+    if lang == "zh":
+        title = city["report_title_zh"] if final else f"{city['name_zh']}全民科学素质行动监测报告（{year}年）"
+        subtitle = f"{city['plan_document']} 实施情况{'总结评估' if final else '年度监测'}"
+        issuer = city.get("lead_agency_zh")
+        notice = ("本报告使用合成数据（synthetic data）演示评估方法，所有调查数字均由确定性合成数据生成器产生，"
+                  "不是湛江市的真实调查结果，不得作为政策依据引用。").replace("湛江市", city["name_zh"]) if synthetic else None
+        when = f"{date.today().year}年{date.today().month}月"
+    else:
+        title = city["report_title_en"] if final else f"{city['name_en']} Civic Scientific Literacy Monitoring Report {year}"
+        subtitle = f"Plan period {start}-{end}, {'final evaluation' if final else 'annual monitoring'}"
+        issuer = city.get("lead_agency_en", city["name_en"])
+        notice = ("This report uses SYNTHETIC demo data to demonstrate the evaluation methods. No figure in it is a real "
+                  "survey result of the city; do not cite it.") if synthetic else None
+        when = date.today().isoformat()
+    return {"title": title, "subtitle": subtitle, "issuer": issuer, "date": when, "notice": notice,
+            "lang": lang, "synthetic": synthetic}
+
+
+def _typst_string(value: Any) -> str:
+    if value is None:
+        return "none"
+    return "[" + str(value).replace("\\", "\\\\").replace("]", "\\]").replace("[", "\\[").replace("#", "\\#") + "]"
+
+
+def typst_preamble(meta: dict[str, Any]) -> str:
+    args = ", ".join(f"{k}: {_typst_string(meta[k])}" for k in ("title", "subtitle", "issuer", "date", "notice"))
+    return (f'#import "{TEMPLATE}": *\n'
+            f'#show: cityreport.with({args}, lang: "{meta["lang"]}")\n\n')
+
+
+def render(plan: Plan, year: int, lang: str = "zh", processed_root: Path | None = None,
+           out_dir: Path | None = None, engine: str = "auto", qmd: Path = REPORT_QMD) -> dict[str, Path]:
+    """Render the report (reports/evaluation.qmd) for (city, year, lang); returns the files by format."""
+    processed_root = Path(processed_root or PROCESSED)
+    out_dir = Path(out_dir or REPORTS / "output")
+    if engine not in {"auto", "quarto", "offline"}:
+        raise RenderError(f"unknown engine {engine!r}; use auto, quarto or offline")
+    use_quarto = engine == "quarto" or (engine == "auto" and shutil.which("quarto"))
+    if engine == "quarto" and not shutil.which("quarto"):
+        raise RenderError("engine 'quarto' asked for, but the quarto command is not on PATH")
+    meta = report_metadata(plan, year, lang, processed_root)
+    stem = f"{plan.city}-{year}-evaluation{'' if lang == 'zh' else '-' + lang}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = {"city": plan.city, "year": int(year), "lang": lang, "processed_root": str(processed_root),
+              "raw_dir": str(plan.raw_dir)}
+    t0 = time.perf_counter()
+    if use_quarto:
+        files = _render_quarto(Path(qmd), params, meta, out_dir, stem)
+    else:
+        files = _render_offline(Path(qmd), params, meta, out_dir, stem)
+    log.info("rendered %s in %.1f s", ", ".join(str(p) for p in files.values()), time.perf_counter() - t0)
+    return files
+
+
+def _render_quarto(qmd: Path, params: dict[str, Any], meta: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
+    build = ROOT / "build" / "quarto"
+    build.mkdir(parents=True, exist_ok=True)
+    meta_file = build / f"{stem}-meta.yml"
+    meta_file.write_text(yaml.safe_dump({k: v for k, v in meta.items() if k != "synthetic"},
+                                        allow_unicode=True), encoding="utf-8")
+    cmd = ["quarto", "render", str(qmd), "--to", "typst", "--output", f"{stem}.pdf",
+           "--metadata-file", str(meta_file), "-M", f"font-paths:{typst_font_dir()}"]
+    for k, v in params.items():
+        cmd += ["-P", f"{k}:{v}"]
+    log.info("quarto: %s", " ".join(cmd))
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RenderError(f"quarto render failed:\n{res.stderr[-4000:]}")
+    produced = qmd.parent / f"{stem}.pdf"
+    target = out_dir / f"{stem}.pdf"
+    shutil.move(str(produced), target)
+    return {"pdf": target}
+
+
+def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
+    import papermill as pm
+    import pypandoc
+    import typst
+    from papermill.exceptions import PapermillExecutionError
+
+    qmd = parse_qmd(qmd_path)
+    executed_dir = REPORTS / "executed" / params["city"] / str(params["year"])
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    source_nb = executed_dir / f"{stem}-source.ipynb"
+    executed_nb = executed_dir / f"{stem}.ipynb"
+    import nbformat
+
+    nbformat.write(to_notebook(qmd), source_nb)
+    log.info("executing %s", qmd_path)
+    try:
+        nb = pm.execute_notebook(str(source_nb), str(executed_nb), parameters=params, kernel_name="python3",
+                                 cwd=str(qmd_path.parent), progress_bar=False, log_output=False,
+                                 request_save_on_cell_execute=False)
+    except PapermillExecutionError as exc:
+        raise RenderError(f"report cell {exc.cell_index} failed: {exc.ename}: {exc.evalue} "
+                          f"(executed copy: {executed_nb})") from exc
+    build = ROOT / "build" / "offline" / stem
+    if build.exists():
+        shutil.rmtree(build)
+    build.mkdir(parents=True)
+    md = notebook_to_markdown(nb, qmd.front_matter, build / "assets", f"/build/offline/{stem}/assets")
+    (build / f"{stem}.md").write_text(md, encoding="utf-8")
+    body = pypandoc.convert_text(typst_crossrefs(md), "typst", format="markdown-citations+raw_attribute")
+    typ = build / f"{stem}.typ"
+    typ.write_text(typst_preamble(meta) + body, encoding="utf-8")
+    pdf = out_dir / f"{stem}.pdf"
+    tmp = pdf.with_suffix(".pdf.tmp")
+    try:
+        typst.compile(str(typ), output=str(tmp), root=str(ROOT), font_paths=[str(typst_font_dir())])
+    except Exception as exc:  # typst raises its own error type carrying the diagnostics
+        raise RenderError(f"typst failed on {typ}: {exc}") from exc
+    os.replace(tmp, pdf)
+    return {"pdf": pdf}
