@@ -1,0 +1,462 @@
+"""Stage 04, county gaps: Fay–Herriot estimates per division, gaps to target, inequality, maps.
+
+Reads estimates.parquet of every survey year up to the report year and the
+census margins; writes sae.parquet, sae_years.parquet, county_gaps.json,
+figures/map_*.png and manifest-04_county_gaps.json into processed_dir(city, year).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import geo, inequality, sae
+from .config import PlanError, processed_dir
+from .plotting import save_figure, use_cjk_font
+from .provenance import write_manifest
+
+STAGE = "04_county_gaps"
+INDICATOR = "literate"
+DEFAULT_COVARIATES = ("urban_share", "upper_secondary_share", "age_50plus_share")
+UPPER_SECONDARY = ("高中", "大专", "本科及以上")
+OLDER_AGE_GROUPS = ("50-59", "60-69")
+GROUP_DOMAINS = ("urban_rural", "sex", "age_group", "education", "occupation")
+ESTIMATE_COLUMNS = ("year", "indicator", "domain", "level", "n", "estimate", "se", "suppressed")
+Z95 = 1.959963984540054
+
+
+class CountyGapsError(ValueError):
+    """Inputs of the county-gaps stage are missing or inconsistent."""
+
+
+# ---------------------------------------------------------------- inputs
+
+def read_margins(path: Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise CountyGapsError(f"census margins file not found: {path}")
+    df = pd.read_csv(path, dtype={"division_code": str})
+    need = {"margin", "division_code", "population"}
+    if missing := need - set(df.columns):
+        raise CountyGapsError(f"{path}: missing columns {sorted(missing)}")
+    df["division_code"] = df["division_code"].str.strip().replace("", pd.NA)
+    return df
+
+
+def division_covariates(margins: pd.DataFrame, codes: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Per-division population and covariates in percent; returns (table, unavailable -> reason).
+
+    urban_share from the division_urban margin; upper_secondary_share (高中 and above)
+    and age_50plus_share only when the education / sex_age margins carry division codes.
+    """
+    out = pd.DataFrame(index=pd.Index(codes, name="division_code"))
+    unavailable: dict[str, str] = {}
+    du = margins[margins["margin"] == "division_urban"].dropna(subset=["division_code"])
+    if du.empty:
+        raise CountyGapsError("census margins have no division_urban rows with division codes")
+    pop = du.groupby("division_code")["population"].sum()
+    missing = [c for c in codes if c not in pop.index]
+    if missing:
+        raise CountyGapsError(f"census margins (division_urban) have no population for divisions {missing}")
+    out["population"] = pop.reindex(codes).astype(float)
+    urban = du[du["urban_rural"] == "城镇"].groupby("division_code")["population"].sum()
+    out["urban_share"] = 100 * urban.reindex(codes).fillna(0.0) / out["population"]
+
+    def share(margin: str, col: str, levels: tuple[str, ...], name: str) -> None:
+        rows = margins[(margins["margin"] == margin)].dropna(subset=["division_code"])
+        if rows.empty or not set(codes) <= set(rows["division_code"]):
+            unavailable[name] = f"census margin {margin!r} is not broken down by division"
+            return
+        tot = rows.groupby("division_code")["population"].sum()
+        part = rows[rows[col].isin(levels)].groupby("division_code")["population"].sum()
+        out[name] = 100 * part.reindex(codes).fillna(0.0) / tot.reindex(codes)
+
+    share("education", "education", UPPER_SECONDARY, "upper_secondary_share")
+    share("sex_age", "age_group", OLDER_AGE_GROUPS, "age_50plus_share")
+    return out, unavailable
+
+
+def group_populations(margins: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Population by level of urban_rural, sex, age_group and education (for group weights)."""
+    out: dict[str, dict[str, float]] = {}
+    for domain, margin in (("urban_rural", "division_urban"), ("sex", "sex_age"),
+                           ("age_group", "sex_age"), ("education", "education")):
+        rows = margins[margins["margin"] == margin].dropna(subset=[domain])
+        if not rows.empty:
+            out[domain] = rows.groupby(domain)["population"].sum().astype(float).to_dict()
+    return out
+
+
+def read_estimates(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise CountyGapsError(f"estimates not found: {path} (run stage 02 for this year first)")
+    df = pd.read_parquet(path)
+    if missing := set(ESTIMATE_COLUMNS) - set(df.columns):
+        raise CountyGapsError(f"{path}: missing columns {sorted(missing)}")
+    df = df.copy()
+    df["level"] = df["level"].astype(str)
+    return df
+
+
+def _estimates_path(plan, year: int, root) -> Path:
+    return processed_dir(plan.city, year, root) / "estimates.parquet"
+
+
+# ---------------------------------------------------------------- model
+
+def _plan_covariates(plan, codes: list[str]) -> pd.DataFrame:
+    """Extra per-division covariates from the plan (divisions[].covariates), e.g. infrastructure."""
+    rows = {str(d["code"]): dict(d.get("covariates") or {}) for d in plan.divisions}
+    return pd.DataFrame.from_dict(rows, orient="index").reindex(codes)
+
+
+def fit_year(plan, year: int, estimates: pd.DataFrame, covars: pd.DataFrame,
+             covariate_names: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fay–Herriot fit for one survey year; one row per plan division plus a fit summary."""
+    codes = list(covars.index)
+    est = estimates[(estimates["indicator"] == INDICATOR) & (estimates["year"] == year)]
+    div = est[est["domain"] == "division"].set_index("level")
+    unknown = sorted(set(div.index) - set(codes))
+    if unknown:
+        raise CountyGapsError(f"estimates {year}: division levels {unknown} are not divisions of the plan")
+    city = est[(est["domain"] == "city")]
+    if len(city) != 1:
+        raise CountyGapsError(f"estimates {year}: expected one city row for {INDICATOR!r}, found {len(city)}")
+    city_direct, city_se = float(city["estimate"].iloc[0]), float(city["se"].iloc[0])
+
+    t = covars.copy()
+    t["n"] = div["n"].reindex(codes).fillna(0).astype(int)
+    t["direct"] = div["estimate"].reindex(codes).astype(float)
+    t["direct_se"] = div["se"].reindex(codes).astype(float)
+    t["direct_suppressed"] = div["suppressed"].reindex(codes).astype("boolean")
+    sampled = (t["direct"].notna() & (t["direct_se"] > 0)).to_numpy()
+    if sampled.sum() <= len(covariate_names) + 1:
+        raise CountyGapsError(
+            f"estimates {year}: {int(sampled.sum())} divisions with a direct estimate and positive SE; "
+            f"too few for {len(covariate_names)} covariates")
+    X = np.column_stack([np.ones(len(t))] + [t[c].to_numpy(float) for c in covariate_names])
+    y, D = t["direct"].to_numpy(float), t["direct_se"].to_numpy(float) ** 2
+    try:
+        fit = sae.fit_fay_herriot(y[sampled], X[sampled], D[sampled])
+    except sae.SAEError as exc:
+        raise CountyGapsError(f"Fay–Herriot fit for {year}: {exc}") from exc
+
+    fh = np.full(len(t), np.nan)
+    mse = np.full(len(t), np.nan)
+    shrink = np.ones(len(t))
+    fh[sampled], mse[sampled], shrink[sampled] = fit.eblup, fit.mse, fit.shrinkage
+    if (~sampled).any():
+        fh[~sampled], mse[~sampled] = sae.predict_unsampled(fit, X[~sampled], X[sampled], D[sampled])
+    fh = np.clip(fh, 0.0, 100.0)
+    t["in_sample"] = sampled
+    t["synthetic"] = X @ fit.beta
+    t["fh"], t["fh_mse"], t["fh_rmse"], t["shrinkage"] = fh, mse, np.sqrt(mse), shrink
+    w = t["population"].to_numpy(float)
+    method = plan.get("sae.benchmark", "ratio")
+    t["benchmarked"] = np.clip(sae.benchmark(fh, w, city_direct, method), 0.0, 100.0)
+    t["ci_low"] = np.clip(t["benchmarked"] - Z95 * t["fh_rmse"], 0, 100)
+    t["ci_high"] = np.clip(t["benchmarked"] + Z95 * t["fh_rmse"], 0, 100)
+    t["direct_cv"] = t["direct_se"] / t["direct"]
+    t["fh_cv"] = t["fh_rmse"] / t["benchmarked"]
+    t["gap_to_target"] = t["benchmarked"] - plan.target
+    t["p_below_target"] = sae.prob_below(t["benchmarked"], t["fh_rmse"], plan.target)
+    t.insert(0, "year", year)
+    t.insert(1, "name_zh", [plan.division_names[c] for c in codes])
+    t = t.reset_index()
+
+    names = ["intercept", *covariate_names]
+    summary = {
+        "year": year,
+        "refvar": fit.refvar,
+        "refvar_se": fit.refvar_se,
+        "beta": dict(zip(names, fit.beta.tolist(), strict=True)),
+        "beta_se": dict(zip(names, fit.beta_se.tolist(), strict=True)),
+        "iterations": fit.iterations,
+        "loglik": fit.loglik,
+        "divisions_in_sample": int(sampled.sum()),
+        "city_direct": city_direct,
+        "city_direct_se": city_se,
+        "benchmark_method": method,
+        "weighted_mean_before_benchmark": float(np.sum(w * fh) / w.sum()),
+        "mean_shrinkage": float(np.mean(shrink[sampled])),
+        "median_mse_ratio_fh_to_direct": float(np.median(mse[sampled] / D[sampled])),
+    }
+    return t, summary
+
+
+# ---------------------------------------------------------------- inequality
+
+def _division_inequality(tab: pd.DataFrame) -> dict[str, Any]:
+    return {"estimates": tab["benchmarked"].to_numpy(float), "se": tab["fh_rmse"].to_numpy(float),
+            "weights": tab["population"].to_numpy(float)}
+
+
+def _group_inequality(est: pd.DataFrame, domain: str, year: int, pops) -> dict[str, Any] | None:
+    g = inequality.group_table(est, domain, year, INDICATOR, pops.get(domain))
+    if len(g) < 2:
+        return None
+    return {"estimates": g["estimate"].to_numpy(float), "se": g["se"].to_numpy(float),
+            "weights": g["weight"].to_numpy(float), "levels": g["level"].tolist(),
+            "weight_source": g["weight_source"].iloc[0]}
+
+
+def inequality_summary(first: dict, latest: dict, n_boot: int, seed: int) -> dict[str, Any]:
+    keep = ("estimates", "se", "weights")
+    f = {k: first[k] for k in keep}
+    la = {k: latest[k] for k in keep}
+    return {
+        "first": inequality.inequality_with_intervals(**f, n_boot=n_boot, rng=seed),
+        "latest": inequality.inequality_with_intervals(**la, n_boot=n_boot, rng=seed + 1),
+        "change": inequality.compare_years(f, la, n_boot=n_boot, rng=seed + 2),
+    }
+
+
+# ---------------------------------------------------------------- maps
+
+def _breaks(plan, name: str, pooled, force=(), decimals: int = 1) -> list[float]:
+    fixed = plan.get(f"map.breaks.{name}")
+    if fixed:
+        return [float(b) for b in fixed]
+    return geo.class_breaks(pooled, k=int(plan.get("map.classes", 5)),
+                            scheme=plan.get("map.scheme", "FisherJenks"),
+                            force=force, decimals=decimals)
+
+
+def draw_maps(plan, year: int, tab: pd.DataFrame, years_tab: pd.DataFrame, first_year: int | None,
+              fig_dir: Path) -> tuple[dict[str, Path], dict[str, list[float]]]:
+    """The report's maps; breaks pooled over all fitted years so every year's map shares them."""
+    use_cjk_font()
+    gdf = geo.load_divisions(plan)
+    gdf = gdf.merge(tab.drop(columns=["name_zh"]), on="division_code", how="left")
+    note = geo.source_note(plan)
+    target = plan.target
+    base = plan.baseline_year
+    pooled_cv = pd.concat([years_tab["direct_cv"], years_tab["fh_cv"]])
+    breaks = {
+        "estimate": _breaks(plan, "estimate", years_tab["benchmarked"], force=(target,)),
+        "gap_to_target": _breaks(plan, "gap_to_target", years_tab["gap_to_target"], force=(0.0,)),
+        "change_since_baseline": _breaks(plan, "change_since_baseline",
+                                         years_tab["change_since_baseline"], force=(0.0,)),
+        "cv": _breaks(plan, "cv", pooled_cv, force=(float(plan.get("survey.disclosure.max_cv", 0.3)),),
+                      decimals=2),
+    }
+    files: dict[str, Path] = {}
+
+    def single(key, column, title, legend, cmap, center=None):
+        if gdf[column].notna().any():
+            fig = geo.choropleth(gdf, column, breaks[key], title=title, legend_title=legend,
+                                 note=note, cmap=cmap, label_fmt="{:.1f}", center=center)
+            files[column] = save_figure(fig, fig_dir / f"map_{key_file[column]}.png")
+
+    key_file = {"benchmarked": "estimate", "gap_to_target": "gap",
+                "change_since_baseline": "change", "fh_cv": "cv"}
+    single("estimate", "benchmarked", f"{year}年各县（市、区）具备科学素质的比例（%）",
+           "比例（%）", "YlGnBu")
+    single("gap_to_target", "gap_to_target", f"{year}年与{target:g}%目标的差距（百分点）",
+           "差距（百分点）", "RdYlBu", center=0.0)
+    single("change_since_baseline", "change_since_baseline",
+           f"{base}—{year}年变化（百分点）", "变化（百分点）", "PuOr", center=0.0)
+
+    # CV: direct and model side by side with one legend scale
+    fig, axes = plt.subplots(1, 2, figsize=(11, 6.2))
+    for ax, col, ttl in ((axes[0], "direct_cv", "直接估计"), (axes[1], "fh_cv", "Fay–Herriot模型估计")):
+        geo.choropleth(gdf, col, breaks["cv"], title=f"{year}年变异系数：{ttl}", legend_title="变异系数",
+                       note=note, cmap="OrRd", fmt="{:.2f}", label_fmt="{:.2f}", ax=ax)
+    fig.text(0.02, 0.01, note, fontsize=6.5, color="#555555")
+    files["cv"] = save_figure(fig, fig_dir / "map_cv.png")
+
+    if first_year is not None and first_year != year:
+        first = years_tab[years_tab["year"] == first_year].drop(columns=["name_zh"])
+        g1 = geo.load_divisions(plan).merge(first, on="division_code", how="left")
+        fig, axes = plt.subplots(1, 2, figsize=(11, 6.2))
+        for ax, g, y in ((axes[0], g1, first_year), (axes[1], gdf, year)):
+            geo.choropleth(g, "benchmarked", breaks["estimate"], title=f"{y}年（模型估计，%）",
+                           legend_title="比例（%）", note=note, cmap="YlGnBu", label_fmt="{:.1f}", ax=ax)
+        fig.text(0.02, 0.01, note, fontsize=6.5, color="#555555")
+        files["estimate_years"] = save_figure(fig, fig_dir / "map_estimate_years.png")
+    return files, breaks
+
+
+# ---------------------------------------------------------------- stage
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if math.isnan(o) else float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def _clean_nan(o):
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean_nan(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_clean_nan(v) for v in o]
+    return o
+
+
+def _division_records(df: pd.DataFrame, cols: list[str]) -> list[dict[str, Any]]:
+    return _clean_nan(df[cols].to_dict(orient="records"))
+
+
+def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, seed: int = 20251) -> dict:
+    """Stage 04 for one report year; returns a summary dict with output paths."""
+    year = int(year)
+    out_dir = processed_dir(plan.city, year, processed_root)
+    codes = [str(d["code"]) for d in plan.divisions]
+    margins = read_margins(plan.census_margins_path)
+    covars, unavailable = division_covariates(margins, codes)
+    extra = _plan_covariates(plan, codes)
+    requested = plan.get("sae.covariates")
+    if requested is None:
+        names = [c for c in DEFAULT_COVARIATES if c not in unavailable]
+    else:
+        names = [str(c) for c in requested]
+        for c in names:
+            if c in unavailable:
+                raise PlanError(f"{plan.path}: sae.covariates lists {c!r} but {unavailable[c]}")
+    for c in names:
+        if c not in covars.columns:
+            if c not in extra.columns or extra[c].isna().any():
+                raise PlanError(f"{plan.path}: covariate {c!r} is neither a census covariate "
+                                f"nor given for every division under divisions[].covariates")
+            covars[c] = extra[c].astype(float)
+
+    start, end = plan.period
+    years = [y for y in plan.survey_years
+             if y <= year and y >= min(plan.baseline_year, start)
+             and _estimates_path(plan, y, processed_root).is_file()]
+    if year not in years:
+        raise CountyGapsError(f"estimates not found: {_estimates_path(plan, year, processed_root)} "
+                              f"(run stage 02 for {year} first)")
+    est_by_year = {y: read_estimates(_estimates_path(plan, y, processed_root)) for y in years}
+    tabs, fits = [], {}
+    for y in years:
+        t, s = fit_year(plan, y, est_by_year[y], covars[["population", *names]], names)
+        tabs.append(t)
+        fits[y] = s
+    years_tab = pd.concat(tabs, ignore_index=True)
+    years_tab["pop_share"] = years_tab["population"] / years_tab.groupby("year")["population"].transform("sum")
+    base = plan.baseline_year
+    base_tab = years_tab[years_tab["year"] == base].set_index("division_code")
+    years_tab["change_since_baseline"] = np.where(
+        years_tab["year"] > base,
+        years_tab["benchmarked"] - years_tab["division_code"].map(base_tab["benchmarked"]), np.nan)
+    years_tab["change_se"] = np.where(
+        years_tab["year"] > base,
+        np.sqrt(years_tab["fh_mse"] + years_tab["division_code"].map(base_tab["fh_mse"])), np.nan)
+    years_tab["change_since_baseline"] = years_tab["change_since_baseline"].astype(float)
+    years_tab["change_se"] = years_tab["change_se"].astype(float)
+
+    lead = ["year", "division_code", "name_zh", "n", "direct", "direct_se", "fh", "fh_mse", "fh_rmse",
+            "shrinkage", "benchmarked", "gap_to_target", "change_since_baseline", "p_below_target"]
+    rest = [c for c in years_tab.columns if c not in lead]
+    years_tab = years_tab[lead + rest]
+    tab = years_tab[years_tab["year"] == year].reset_index(drop=True)
+
+    # inequality: first plan-period survey year against the report year
+    in_period = [y for y in years if start <= y <= end]
+    first_year = in_period[0] if in_period else None
+    ineq: dict[str, Any] = {"first_year": first_year, "latest_year": year}
+    verdicts: dict[str, str] = {}
+    if first_year is not None and first_year != year:
+        first_tab = years_tab[years_tab["year"] == first_year]
+        ineq["divisions"] = inequality_summary(_division_inequality(first_tab),
+                                               _division_inequality(tab), n_boot, seed)
+        verdicts["divisions"] = ineq["divisions"]["change"]["mean_abs_gap"]["verdict"]
+        pops = group_populations(margins)
+        ineq["groups"] = {}
+        for i, dom in enumerate(GROUP_DOMAINS):
+            f = _group_inequality(est_by_year[first_year], dom, first_year, pops)
+            la = _group_inequality(est_by_year[year], dom, year, pops)
+            if f is None or la is None:
+                continue
+            res = inequality_summary(f, la, n_boot, seed + 10 * (i + 1))
+            res["levels_first"], res["levels_latest"] = f["levels"], la["levels"]
+            res["weight_source"] = la["weight_source"]
+            ineq["groups"][dom] = res
+            verdicts[dom] = res["change"]["mean_abs_gap"]["verdict"]
+    else:
+        ineq["note"] = "only one survey year in the plan period: no comparison"
+
+    fig_dir = out_dir / "figures"
+    fig_files, breaks = draw_maps(plan, year, tab, years_tab, first_year, fig_dir)
+
+    below = tab[tab["benchmarked"] <= plan.target].sort_values("gap_to_target")
+    rec_cols = ["division_code", "name_zh", "benchmarked", "gap_to_target", "p_below_target"]
+    summary = {
+        "city": plan.city, "year": year, "indicator": INDICATOR, "unit": "percent",
+        "target": plan.target, "target_year": plan.target_year,
+        "target_rule": plan.get("literacy.target_rule", "above"),
+        "baseline_year": base, "years_fitted": years,
+        "model": {
+            "method": "Fay–Herriot area-level model, EBLUP, REML (Fisher scoring as R sae::eblupFH), "
+                      "Prasad–Rao MSE (REML, sae::mseFH), benchmarked to the city's direct estimate",
+            "covariates": names, "covariates_unavailable": unavailable,
+            **{k: v for k, v in fits[year].items() if k != "year"},
+        },
+        "fits_by_year": {str(y): s for y, s in fits.items()},
+        "divisions_below_target": _division_records(below, rec_cols),
+        "divisions_likely_below_target": _division_records(
+            tab[tab["p_below_target"] >= 0.9].sort_values("p_below_target", ascending=False), rec_cols),
+        "largest_gaps": _division_records(tab.nsmallest(3, "gap_to_target"), rec_cols),
+        "inequality": ineq,
+        "imbalance_improved": {
+            "measure": "mean_abs_gap",
+            "by": verdicts,
+            "divisions_improved": verdicts.get("divisions") == "improved",
+            "groups_improved": sorted(k for k, v in verdicts.items() if k != "divisions" and v == "improved"),
+        },
+        "maps": {
+            "files": {k: p.name for k, p in fig_files.items()},
+            "breaks": breaks,
+            "breaks_pooled_over_years": years,
+            "boundary_note": geo.source_note(plan),
+        },
+        "definitions": {
+            "direct": "design-based estimate from stage 02 (percent)",
+            "fh": "Fay–Herriot EBLUP (percent); synthetic x'beta for divisions without sample",
+            "fh_mse": "Prasad–Rao MSE (percent squared); fh_rmse its square root",
+            "shrinkage": "B = D/(A+D): weight of the regression (synthetic) part; 1 - B goes to the direct estimate",
+            "benchmarked": "fh scaled so the population-weighted mean equals the city's direct estimate",
+            "gap_to_target": "benchmarked - target, percentage points (negative: below target)",
+            "change_since_baseline": "benchmarked - benchmarked in the baseline year, percentage points",
+            "p_below_target": "P(true share <= target) under N(benchmarked, fh_rmse^2)",
+            "range": "max - min over divisions or group levels, percentage points",
+            "cv": "standard deviation / mean over units, unweighted",
+            "mean_abs_gap": "population-weighted mean of |unit - weighted mean|, percentage points",
+            "intervals": "95% parametric bootstrap from estimates and SEs (fh_rmse for divisions); "
+                         "verdict 'improved' when the interval of the change lies below 0",
+        },
+    }
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sae_path = out_dir / "sae.parquet"
+    years_path = out_dir / "sae_years.parquet"
+    json_path = out_dir / "county_gaps.json"
+    tab.to_parquet(sae_path, index=False)
+    years_tab.to_parquet(years_path, index=False)
+    json_path.write_text(json.dumps(_clean_nan(summary), ensure_ascii=False, indent=2,
+                                    default=_json_default), encoding="utf-8")
+    inputs = [plan.path, plan.census_margins_path,
+              *(_estimates_path(plan, y, processed_root) for y in years),
+              *(geo.boundary_path(c) for c in codes)]
+    outputs = [sae_path, years_path, json_path, *fig_files.values()]
+    manifest = write_manifest(out_dir, STAGE, inputs, outputs,
+                              {"city": plan.city, "year": year, "n_boot": n_boot, "seed": seed,
+                               "covariates": ",".join(names), "years": ",".join(map(str, years))})
+    summary["outputs"] = {"sae": sae_path, "sae_years": years_path, "county_gaps": json_path,
+                          "figures": fig_files, "manifest": manifest}
+    return summary

@@ -1,0 +1,245 @@
+"""Fay–Herriot model: sae's published milk fit, simulated truth, benchmarking, the stage end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import sae
+from analysis.config import RAW, load_plan
+
+FIX = Path(__file__).parent / "fixtures" / "sae"
+
+
+# ---------------------------------------------------------------- published fixture
+
+@pytest.fixture(scope="module")
+def milk():
+    d = pd.read_csv(FIX / "milk.csv")
+    ref = json.loads((FIX / "fay-herriot-milk.json").read_text())
+    X = np.column_stack([np.ones(len(d))] + [(d["MajorArea"] == k).astype(float) for k in (2, 3, 4)])
+    return sae.fit_fay_herriot(d["yi"], X, d["SD"] ** 2), ref
+
+
+def test_milk_matches_sae_refvar_and_beta(milk):
+    fit, ref = milk
+    assert fit.refvar == pytest.approx(ref["refvar"], abs=1e-6)
+    np.testing.assert_allclose(fit.beta, ref["beta"], atol=1e-6)
+
+
+def test_milk_matches_sae_eblups_and_mses(milk):
+    fit, ref = milk
+    assert len(ref["eblup"]) == len(ref["mse"]) == 43
+    np.testing.assert_allclose(fit.eblup, ref["eblup"], atol=1e-6)
+    np.testing.assert_allclose(fit.mse, ref["mse"], atol=1e-6)
+
+
+def test_milk_reml_is_the_likelihood_maximum(milk):
+    """The Fisher-scoring fixed point maximises the REML log-likelihood (checked by scipy)."""
+    from scipy.optimize import minimize_scalar
+
+    d = pd.read_csv(FIX / "milk.csv")
+    X = np.column_stack([np.ones(len(d))] + [(d["MajorArea"] == k).astype(float) for k in (2, 3, 4)])
+    y, D = d["yi"].to_numpy(), d["SD"].to_numpy() ** 2
+
+    def neg_reml(A):
+        V = A + D
+        XtVX = (X / V[:, None]).T @ X
+        beta = np.linalg.solve(XtVX, (X / V[:, None]).T @ y)
+        r = y - X @ beta
+        return 0.5 * (np.sum(np.log(V)) + np.linalg.slogdet(XtVX)[1] + np.sum(r**2 / V))
+
+    best = minimize_scalar(neg_reml, bounds=(1e-8, 1.0), method="bounded", options={"xatol": 1e-12})
+    assert milk[0].refvar == pytest.approx(best.x, rel=1e-4)
+
+
+# ---------------------------------------------------------------- simulated truth
+
+def test_eblup_beats_direct_on_simulated_areas():
+    rng = np.random.default_rng(7)
+    m, A, reps = 30, 4.0, 200
+    x = rng.uniform(20, 90, m)
+    X = np.column_stack([np.ones(m), x])
+    D = rng.uniform(2.0, 12.0, m)
+    err_fh, err_dir, mse_pr = np.zeros(m), np.zeros(m), np.zeros(m)
+    for _ in range(reps):
+        theta = 5 + 0.12 * x + rng.normal(0, np.sqrt(A), m)
+        y = theta + rng.normal(0, np.sqrt(D))
+        fit = sae.fit_fay_herriot(y, X, D)
+        err_fh += (fit.eblup - theta) ** 2
+        err_dir += (y - theta) ** 2
+        mse_pr += fit.mse
+    err_fh, err_dir, mse_pr = err_fh / reps, err_dir / reps, mse_pr / reps
+    assert err_fh.mean() < 0.7 * err_dir.mean()
+    # the gain is largest where the sampling variance is largest
+    assert err_fh[D > 8].mean() / err_dir[D > 8].mean() < err_fh[D < 4].mean() / err_dir[D < 4].mean()
+    # Prasad–Rao MSE tracks the empirical MSE on average
+    assert mse_pr.mean() == pytest.approx(err_fh.mean(), rel=0.2)
+
+
+def test_shrinkage_is_sampling_share_and_eblup_lies_between():
+    rng = np.random.default_rng(3)
+    m = 15
+    X = np.column_stack([np.ones(m), rng.normal(size=m)])
+    D = rng.uniform(0.5, 3, m)
+    y = X @ [2.0, 1.0] + rng.normal(0, 1.2, m) + rng.normal(0, np.sqrt(D))
+    fit = sae.fit_fay_herriot(y, X, D)
+    np.testing.assert_allclose(fit.shrinkage, D / (fit.refvar + D))
+    np.testing.assert_allclose(fit.eblup, fit.shrinkage * fit.synthetic + (1 - fit.shrinkage) * y)
+    assert np.all(fit.mse < D + 1e-12) or fit.refvar == 0
+
+
+def test_bad_inputs_fail_clearly():
+    X = np.column_stack([np.ones(4), np.arange(4.0)])
+    with pytest.raises(sae.SAEError, match="positive"):
+        sae.fit_fay_herriot([1, 2, 3, 4], X, [1, 0, 1, 1])
+    with pytest.raises(sae.SAEError, match="rank deficient"):
+        sae.fit_fay_herriot([1, 2, 3, 4], np.column_stack([X, 2 * X[:, 1]]), [1, 1, 1, 1])
+    with pytest.raises(sae.SAEError, match="cannot fit"):
+        sae.fit_fay_herriot([1, 2], X[:2], [1, 1])
+
+
+# ---------------------------------------------------------------- benchmarking
+
+@pytest.mark.parametrize("method", ["ratio", "difference"])
+def test_benchmark_adds_up(method):
+    rng = np.random.default_rng(1)
+    est = rng.uniform(5, 25, 9)
+    w = rng.uniform(3e5, 1.4e6, 9)
+    out = sae.benchmark(est, w, 14.2, method)
+    assert np.sum(w * out) / w.sum() == pytest.approx(14.2, abs=1e-10)
+    # ranks are kept
+    assert (np.argsort(out) == np.argsort(est)).all()
+
+
+def test_prob_below():
+    assert sae.prob_below(16.0, 2.0, 16.0) == pytest.approx(0.5)
+    assert sae.prob_below(12.0, 2.0, 16.0) == pytest.approx(0.97725, abs=1e-5)
+
+
+# ---------------------------------------------------------------- stage end to end
+
+def make_inputs(root: Path, years=(2020, 2021, 2023, 2025), seed=11, edu_by_division=True) -> Path:
+    """Contract-shaped census margins and estimates.parquet files under root; returns raw_dir."""
+    raw = root / "raw"
+    (raw / "plan").mkdir(parents=True)
+    shutil.copy(RAW / "plan" / "zhanjiang.yml", raw / "plan" / "zhanjiang.yml")
+    plan = load_plan("zhanjiang", raw)
+    rng = np.random.default_rng(seed)
+    codes = [str(d["code"]) for d in plan.divisions]
+    pop = rng.uniform(3e5, 1.3e6, len(codes))
+    urban = rng.uniform(0.3, 0.97, len(codes))
+    edu = 0.15 + 0.35 * urban + rng.normal(0, 0.03, len(codes))
+    old = rng.uniform(0.25, 0.4, len(codes))
+    rows = []
+    for c, p, u, e, o in zip(codes, pop, urban, edu, old, strict=True):
+        rows += [{"margin": "division_urban", "division_code": c, "urban_rural": "城镇", "population": p * u},
+                 {"margin": "division_urban", "division_code": c, "urban_rural": "乡村", "population": p * (1 - u)}]
+        for g, sh in (("18-29", 0.25), ("30-39", 0.2), ("40-49", 1 - 0.45 - o), ("50-59", o * 0.6), ("60-69", o * 0.4)):
+            for s in ("男", "女"):
+                rows.append({"margin": "sex_age", "division_code": c, "sex": s, "age_group": g, "population": p * sh / 2})
+        for lev, sh in (("小学及以下", (1 - e) * 0.4), ("初中", (1 - e) * 0.6), ("高中", e * 0.5),
+                        ("大专", e * 0.3), ("本科及以上", e * 0.2)):
+            rows.append({"margin": "education", "division_code": c if edu_by_division else "",
+                         "education": lev, "population": p * sh})
+    margins = pd.DataFrame(rows)
+    margins["source"] = "synthetic"
+    (raw / "census").mkdir()
+    margins.to_csv(plan.census_margins_path, index=False)
+    base = 2 + 14 * urban + 8 * (edu - 0.3)
+    for y in years:
+        truth = base + 1.1 * (y - 2020) + rng.normal(0, 0.8, len(codes))
+        n = rng.integers(250, 600, len(codes))
+        se = np.sqrt(truth * (100 - truth) / n * 1.6)
+        direct = truth + rng.normal(0, se)
+        city = float(np.sum(pop * direct) / pop.sum())
+        recs = [{"domain": "city", "level": "all", "n": int(n.sum()), "estimate": city, "se": 0.8}]
+        recs += [{"domain": "division", "level": c, "n": int(k), "estimate": float(d), "se": float(s)}
+                 for c, k, d, s in zip(codes, n, direct, se, strict=True)]
+        for dom, levels in (("urban_rural", {"城镇": 6, "乡村": -4}), ("sex", {"男": 1, "女": -1}),
+                            ("education", {"小学及以下": -7, "初中": -3, "高中": 3, "大专": 9, "本科及以上": 15})):
+            shrink = 1 - 0.1 * (y - 2020)
+            recs += [{"domain": dom, "level": lev, "n": 800, "estimate": city + shrink * eff, "se": 0.6}
+                     for lev, eff in levels.items()]
+        df = pd.DataFrame(recs)
+        df.insert(0, "indicator", "literate")
+        df.insert(0, "year", y)
+        df["ci_low"], df["ci_high"] = df["estimate"] - 1.96 * df["se"], df["estimate"] + 1.96 * df["se"]
+        df["deff"], df["n_eff"], df["cv"] = 1.6, df["n"] / 1.6, df["se"] / df["estimate"]
+        df["suppressed"], df["suppress_reason"] = False, ""
+        out = root / "processed" / "zhanjiang" / str(y)
+        out.mkdir(parents=True)
+        df.to_parquet(out / "estimates.parquet", index=False)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def stage_run(tmp_path_factory):
+    from analysis.county_gaps_stage import run_county_gaps
+
+    root = tmp_path_factory.mktemp("gaps")
+    raw = make_inputs(root)
+    plan = load_plan("zhanjiang", raw)
+    res = run_county_gaps(plan, 2025, processed_root=root / "processed", n_boot=500)
+    return plan, root, res
+
+
+def test_stage_outputs_add_up(stage_run):
+    plan, root, res = stage_run
+    tab = pd.read_parquet(res["outputs"]["sae"])
+    assert list(tab["division_code"]) == [str(d["code"]) for d in plan.divisions]
+    for col in ("division_code", "name_zh", "n", "direct", "direct_se", "fh", "fh_mse", "fh_rmse",
+                "shrinkage", "benchmarked", "gap_to_target", "change_since_baseline", "p_below_target"):
+        assert tab[col].notna().all(), col
+    city = pd.read_parquet(root / "processed/zhanjiang/2025/estimates.parquet").query("domain == 'city'")
+    w = tab["population"]
+    assert np.sum(w * tab["benchmarked"]) / w.sum() == pytest.approx(city["estimate"].iloc[0], abs=1e-9)
+    np.testing.assert_allclose(tab["gap_to_target"], tab["benchmarked"] - 16.0)
+    years = pd.read_parquet(res["outputs"]["sae_years"])
+    b2020 = years.query("year == 2020").set_index("division_code")["benchmarked"]
+    np.testing.assert_allclose(tab["change_since_baseline"],
+                               tab["benchmarked"] - tab["division_code"].map(b2020).to_numpy())
+    # nine areas and four coefficients leave little to borrow, but the median area still gains
+    assert np.median(tab["fh_mse"] / tab["direct_se"] ** 2) < 1
+
+
+def test_stage_json_and_maps(stage_run):
+    plan, root, res = stage_run
+    js = json.loads(Path(res["outputs"]["county_gaps"]).read_text(encoding="utf-8"))
+    assert js["model"]["covariates"] == ["urban_share", "upper_secondary_share", "age_50plus_share"]
+    assert js["inequality"]["first_year"] == 2021 and js["inequality"]["latest_year"] == 2025
+    # group gaps were built to shrink from 0.9 to 0.5 of their 2020 size
+    edu = js["inequality"]["groups"]["education"]
+    assert edu["latest"]["range"]["value"] == pytest.approx(22 * 0.5)
+    assert edu["first"]["range"]["value"] == pytest.approx(22 * 0.9)
+    assert js["imbalance_improved"]["by"]["education"] == "improved"
+    assert {d["division_code"] for d in js["divisions_below_target"]} == set(
+        pd.read_parquet(res["outputs"]["sae"]).query("benchmarked <= 16")["division_code"])
+    figs = root / "processed/zhanjiang/2025/figures"
+    assert {p.name for p in figs.glob("*.png")} == {"map_estimate.png", "map_gap.png", "map_change.png",
+                                                   "map_cv.png", "map_estimate_years.png"}
+    man = json.loads((root / "processed/zhanjiang/2025/manifest-04_county_gaps.json").read_text())
+    assert man["stage"] == "04_county_gaps" and len(man["outputs"]) == 8
+
+
+def test_stage_without_division_education_drops_that_covariate(tmp_path):
+    from analysis.county_gaps_stage import division_covariates, read_margins
+
+    raw = make_inputs(tmp_path, years=(2025,), edu_by_division=False)
+    plan = load_plan("zhanjiang", raw)
+    cov, unavailable = division_covariates(read_margins(plan.census_margins_path), list(plan.division_names))
+    assert "upper_secondary_share" in unavailable and "upper_secondary_share" not in cov
+    assert cov["urban_share"].between(0, 100).all()
+
+
+def test_stage_missing_year_fails_clearly(tmp_path):
+    from analysis.county_gaps_stage import CountyGapsError, run_county_gaps
+
+    raw = make_inputs(tmp_path, years=(2021,))
+    with pytest.raises(CountyGapsError, match="2025.*estimates.parquet|estimates.parquet.*2025"):
+        run_county_gaps(load_plan("zhanjiang", raw), 2025, processed_root=tmp_path / "processed")
