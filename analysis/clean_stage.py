@@ -1,0 +1,190 @@
+"""Stage 01: one year's raw survey file -> clean, scored table, ledger and summaries.
+
+Steps: find the file (the plan's raw path, or the same name with another
+supported extension) -> ingest (encoding, headers, value labels) -> harmonise
+-> pseudonymise (PII dropped, resp_key) -> cleaning rules (ledger) -> scoring
+-> pandera validation -> write. Everything is computed before anything is
+written, and files are written to a temporary folder and then moved, so a bad
+file stops the run with one IngestError and leaves the output folder as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pandera.errors import SchemaErrors
+
+from . import scoring
+from .clean import CleaningConfig, CleanResult, clean
+from .config import Plan, processed_dir
+from .dictionary import ITEM_RE
+from .harmonise import harmonise
+from .ingest import IngestError, Source, find_raw_file, read_survey
+from .provenance import write_manifest
+from .pseudonymise import pseudonym_key, pseudonymise
+from .schema import SCORES, clean_columns, clean_schema, first_failure
+
+log = logging.getLogger(__name__)
+STAGE = "01_clean"
+OUTPUTS = ("survey_clean.parquet", "ledger.parquet", "cleaning_summary.csv", "scoring_summary.json")
+
+
+@dataclass
+class CleanStageResult:
+    out_dir: Path
+    raw_path: Path
+    source: Source
+    clean: pd.DataFrame
+    ledger: pd.DataFrame
+    summary: pd.DataFrame
+    scoring_summary: dict[str, Any]
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def n_in(self) -> int:
+        return len(self.ledger)
+
+    @property
+    def n_kept(self) -> int:
+        return len(self.clean)
+
+
+def scoring_summary(scored: pd.DataFrame, plan: Plan, year: int) -> dict[str, Any]:
+    """Rule used, n and unweighted shares (percent) and mean scores."""
+    n = len(scored)
+
+    def pct(mask: pd.Series) -> float | None:
+        return round(100 * float(mask.mean()), 4) if n else None
+
+    levels = [str(x["id"]) for x in plan.get("scoring.score.levels", [])]
+    return {
+        "year": int(year),
+        "rule": plan.scoring_rule(int(year)),
+        "n": n,
+        "weighted": False,
+        "literate_pct": pct(scored["literate"]),
+        "literate_score_rule_pct": pct(scored["literate_score_rule"]),
+        "literate_three_dim_pct": pct(scored["literate_three_dim"]),
+        "level_pct": {lv: pct(scored["level"] == lv) for lv in levels},
+        "mean_score": {c.removeprefix("score_"): (round(float(scored[c].mean()), 4) if n else None)
+                       for c in SCORES if c.startswith("score_")},
+    }
+
+
+def _check_items(df: pd.DataFrame, source: Source, questionnaire: pd.DataFrame) -> pd.DataFrame:
+    wanted = list(questionnaire["item_id"])
+    have = [c for c in df.columns if ITEM_RE.match(c)]
+    absent = [c for c in wanted if c not in have]
+    if absent:
+        raise source.error("questionnaire items missing from the file", column=", ".join(absent),
+                           expected=f"one column per item {wanted[0]}…{wanted[-1]}")
+    extra = [c for c in have if c not in wanted]
+    if extra:
+        log.warning("dropped item columns not in the questionnaire: %s", ", ".join(extra))
+    return df.drop(columns=extra)
+
+
+def _validate(table: pd.DataFrame, rows: pd.Series, plan: Plan, items: list[str],
+              config: CleaningConfig, source: Source) -> pd.DataFrame:
+    try:
+        return clean_schema(plan, items, config).validate(table, lazy=True)
+    except SchemaErrors as err:
+        f = first_failure(err)
+        data_row = None if f["index"] is None else int(rows.iloc[f["index"]])
+        raise source.error(
+            f"clean table fails schema check {f['check']} ({f['n_failures']} failure(s) in all)",
+            data_row=data_row, column=f["column"], value=f["value"],
+            expected="values allowed by analysis/schema.py") from None
+
+
+def process(df: pd.DataFrame, source: Source, plan: Plan, year: int, questionnaire: pd.DataFrame,
+            key: bytes, config: CleaningConfig | None = None) -> tuple[pd.DataFrame, CleanResult]:
+    """In memory: harmonise, pseudonymise, clean, score, validate. Returns (clean table, result)."""
+    config = config or CleaningConfig.from_plan(plan)
+    df = _check_items(df, source, questionnaire)
+    items = list(questionnaire["item_id"])
+    core = list(questionnaire.loc[questionnaire["core"], "item_id"])
+    h = harmonise(df, plan, source)
+    p = pseudonymise(h, key)
+    result = clean(p, config, core)
+    rows = result.kept["row"]
+    scored = scoring.score(result.kept.drop(columns="row"), questionnaire, plan, year)
+    table = scored[clean_columns(items)]
+    table = _validate(table, rows, plan, items, config, source)
+    return table, result
+
+
+def _write_all(out_dir: Path, files: dict[str, Any]) -> dict[str, Path]:
+    """Write to a temporary folder beside out_dir, then move each file in (nothing on failure)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-{STAGE}-", dir=out_dir.parent))
+    try:
+        for name, obj in files.items():
+            path = tmp / name
+            if name.endswith(".parquet"):
+                obj.to_parquet(path, index=False)
+            elif name.endswith(".csv"):
+                obj.to_csv(path, index=False, encoding="utf-8")
+            else:
+                path.write_text(json.dumps(obj, ensure_ascii=False, indent=2), encoding="utf-8")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for name in files:
+            os.replace(tmp / name, out_dir / name)
+            written[name] = out_dir / name
+        return written
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_clean(plan: Plan, year: int, processed_root: Path | None = None, *,
+              raw_path: Path | None = None, key: bytes | None = None) -> CleanStageResult:
+    """Clean and score one survey year; write survey_clean, ledger, summaries and the manifest."""
+    year = int(year)
+    raw_path = find_raw_file(Path(raw_path) if raw_path is not None else plan.raw_survey_path(year))
+    log.info("stage %s: %s %d from %s", STAGE, plan.city, year, raw_path)
+    questionnaire = scoring.load_questionnaire(plan.questionnaire_path, plan)
+    config = CleaningConfig.from_plan(plan)
+    df, source = read_survey(raw_path)
+    table, result = process(df, source, plan, year, questionnaire,
+                            key if key is not None else pseudonym_key(), config)
+    summary_json = scoring_summary(table, plan, year)
+    summary_json.update({
+        "n_input": len(result.ledger),
+        "n_dropped": int((result.ledger["status"] == "dropped").sum()),
+        "source_file": raw_path.name,
+        "source_format": source.format,
+        "source_encoding": source.encoding,
+    })
+    out_dir = processed_dir(plan.city, year, processed_root)
+    written = _write_all(out_dir, {
+        "survey_clean.parquet": table,
+        "ledger.parquet": result.ledger,
+        "cleaning_summary.csv": result.summary,
+        "scoring_summary.json": summary_json,
+    })
+    write_manifest(
+        out_dir, stage=STAGE, inputs=[raw_path, plan.questionnaire_path, plan.path],
+        outputs=list(written.values()),
+        params={"city": plan.city, "year": year, "encoding": source.encoding,
+                "format": source.format, "header_rows": str(source.header_rows),
+                "scoring_rule": summary_json["rule"],
+                **{f"cleaning.{k}": v for k, v in config.__dict__.items()}},
+    )
+    log.info("stage %s: %d rows in, %d kept, literate %.2f%% (unweighted, rule %s) -> %s",
+             STAGE, len(result.ledger), len(table), summary_json["literate_pct"] or 0,
+             summary_json["rule"], out_dir)
+    return CleanStageResult(out_dir=out_dir, raw_path=raw_path, source=source, clean=table,
+                            ledger=result.ledger, summary=result.summary,
+                            scoring_summary=summary_json, outputs=written)
+
+
+__all__ = ["IngestError", "CleanStageResult", "run_clean", "process", "scoring_summary"]

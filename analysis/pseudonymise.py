@@ -1,0 +1,65 @@
+"""Personal data stops here: PII columns are dropped and resp_id becomes a keyed hash.
+
+resp_key = HMAC-SHA256(key, resp_id) in hex. The key is never in the
+repository: it comes from the environment variable SCILIT_PSEUDONYM_KEY or
+from .secrets/pseudonym.key (git-ignored), which is created with random
+bytes on first use. Keep that file: the same key gives the same resp_key in
+every year and every run, so later linkage stays possible without the ids.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import ROOT
+from .dictionary import load_dictionary
+
+log = logging.getLogger(__name__)
+
+KEY_ENV = "SCILIT_PSEUDONYM_KEY"
+KEY_FILE = ROOT / ".secrets" / "pseudonym.key"
+
+
+def pseudonym_key(path: Path | None = None) -> bytes:
+    """The HMAC key: env SCILIT_PSEUDONYM_KEY, else the key file (created when absent)."""
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return env.encode("utf-8")
+    path = Path(path) if path is not None else KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        log.warning("no pseudonymisation key found: created %s with a new random key. Keep it "
+                    "outside the repository and back it up; without it resp_key cannot be "
+                    "reproduced. Set %s to use another key.", path, KEY_ENV)
+    key = path.read_text(encoding="utf-8").strip()
+    if not key:
+        raise ValueError(f"pseudonymisation key file {path} is empty")
+    return key.encode("utf-8")
+
+
+def resp_keys(ids: pd.Series, key: bytes) -> pd.Series:
+    """HMAC-SHA256 hex digest of each id (missing stays missing)."""
+    values = ids.to_numpy(dtype=object, na_value=None)
+    out = np.array([None if v is None else hmac.digest(key, str(v).encode("utf-8"), "sha256").hex()
+                    for v in values], dtype=object)
+    return pd.Series(out, index=ids.index, dtype="str", name="resp_key")
+
+
+def pseudonymise(df: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """Drop PII (name, phone, ID card, address) and resp_id; add resp_key after `row`."""
+    pii = [c for c in load_dictionary().pii if c in df.columns]
+    out = df.drop(columns=[*pii, "resp_id"])
+    out.insert(1 if "row" in out.columns else 0, "resp_key", resp_keys(df["resp_id"], key))
+    if pii:
+        log.info("dropped personal data columns: %s", ", ".join(pii))
+    return out
