@@ -61,7 +61,7 @@ class NotebookFailed(PipelineError):
                  error: str, source_line: str, executed: str):
         self.notebook, self.year, self.cell = notebook, year, cell
         super().__init__(notebook, year, cell, exec_count, error, source_line, executed)
-        self.message = (f"notebook {notebook}.ipynb (year {year}) failed in cell {cell}"
+        self.message = (f"notebook {notebook}.ipynb (year {year}) failed in cell {cell} (counting from 1)"
                         f" (execution count {exec_count}): {error}\n  cell starts: {source_line}\n"
                         f"  executed copy with the traceback: {executed}")
 
@@ -123,12 +123,15 @@ def _hash_tree(h: Any, root: Path, patterns: tuple[str, ...]) -> None:
                 h.update(path.read_bytes())
 
 
+CODE_DIR = ROOT / "analysis"
+
+
 def task_key(plan: Plan, task: Task, params: dict[str, Any]) -> str:
     """Content key of a task: notebook, parameters, analysis package, raw inputs."""
     h = hashlib.sha256()
     h.update((NOTEBOOKS / f"{task.stage}.ipynb").read_bytes())
     h.update(json.dumps(params, sort_keys=True).encode())
-    _hash_tree(h, ROOT / "analysis", ("**/*.py", "**/*.yml"))
+    _hash_tree(h, CODE_DIR, ("**/*.py", "**/*.yml"))
     _hash_tree(h, plan.raw_dir, ("**/*",))
     return h.hexdigest()
 
@@ -153,7 +156,8 @@ def execute_notebook(notebook: str, year: int, params: dict[str, Any], executed:
             return time.perf_counter() - t0
         except PapermillExecutionError as exc:
             first = next((ln for ln in (exc.source or "").splitlines() if ln.strip()), "")
-            raise NotebookFailed(notebook, year, exc.cell_index, exec_count=exc.exec_count,
+            raise NotebookFailed(notebook, year, _source_cell_number(executed, exc.cell_index),
+                                 exec_count=exc.exec_count,
                                  error=f"{exc.ename}: {exc.evalue}", source_line=first,
                                  executed=executed) from None
         except RuntimeError as exc:  # kernel failed to start (port clash, slow start): retry
@@ -162,6 +166,18 @@ def execute_notebook(notebook: str, year: int, params: dict[str, Any], executed:
             log.warning("kernel start failed for %s (%s); retrying", notebook, exc)
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
+
+
+def _source_cell_number(executed: str, index: int) -> int:
+    """1-based number of the failing cell in the source notebook (papermill injects a cell)."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(executed, as_version=4).cells[:index]
+    except (OSError, ValueError):
+        return index + 1
+    injected = sum("injected-parameters" in c.metadata.get("tags", []) for c in cells)
+    return index - injected + 1
 
 
 def run_pipeline(plan: Plan, year: int, executor: Executor | None = None,
