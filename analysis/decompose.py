@@ -72,7 +72,8 @@ def shift_share(a: pd.DataFrame, b: pd.DataFrame, factors=FACTORS, outcome: str 
         c["rate"] = c["wy"] / c["w"]
         return c[["share", "rate"]]
 
-    m = cells(a).join(cells(b), how="outer", lsuffix="_a", rsuffix="_b")
+    m = cells(a).merge(cells(b), how="outer", left_index=True, right_index=True,
+                       suffixes=("_a", "_b"))
     m[["share_a", "share_b"]] = m[["share_a", "share_b"]].fillna(0.0)
     m["rate_a"] = m["rate_a"].fillna(m["rate_b"])
     m["rate_b"] = m["rate_b"].fillna(m["rate_a"])

@@ -334,7 +334,9 @@ def backtest(series: pd.Series, fit_until: int, predict_years, models=("logit_li
                                  "error_pp": float(r.estimate) - pub,
                                  "inside_interval": bool(r.lower <= pub <= r.upper)}
         errs = np.array([v["error_pp"] for v in rows.values()])
-        out[name] = {"label_zh": MODEL_LABELS_ZH[name], "fit_years": train.index.tolist(),
+        out[name] = {"label_zh": MODEL_LABELS_ZH[name].split("（")[0],
+                     "estimator": "OLS (published figures carry no standard errors)",
+                     "fit_years": train.index.tolist(),
                      "by_year": rows, "mae_pp": float(np.nanmean(np.abs(errs))),
                      "rmse_pp": float(np.sqrt(np.nanmean(errs**2)))}
     return out

@@ -109,9 +109,13 @@ def _microdata(plan: Plan, y: int, processed_root) -> tuple[pd.DataFrame | None,
     return m, [sc, wt]
 
 
-def _group_block(est, fit_years, target_year, level, plan) -> tuple[dict, list[pd.DataFrame]]:
+def _group_block(est, fit_obs, target_year, level, plan) -> tuple[dict, list[pd.DataFrame]]:
+    """Trend per key group and urban/rural level; gap trends on current-rule years only."""
+    fit_years = fit_obs["year"].tolist()
+    old_rule = dict(zip(fit_obs["year"], fit_obs["old_rule"], strict=True))
+    current = [y for y in fit_years if not old_rule[y]]
     city = domain_obs(est, "city", "all")
-    city = city[city["year"].isin(fit_years)]
+    city = city[city["year"].isin(current)]
     names = {g["id"]: g.get("name_zh", g["id"])
              for g in plan.get("literacy.key_groups", []) or []}
     out: dict = {}
@@ -123,6 +127,7 @@ def _group_block(est, fit_years, target_year, level, plan) -> tuple[dict, list[p
         for lev in levels:
             o = domain_obs(est, domain, lev)
             o = o[o["year"].isin(fit_years)]
+            o = o.assign(old_rule=o["year"].map(old_rule).astype(bool))
             entry: dict = {"label_zh": names.get(lev, lev), "years": o["year"].tolist(),
                            "observed": {str(int(r.year)): r.estimate for r in o.itertuples()}}
             if len(o) >= 3:
@@ -140,11 +145,12 @@ def _group_block(est, fit_years, target_year, level, plan) -> tuple[dict, list[p
                 fp = f.predict(yrs, level).assign(series=f"{domain}:{lev}", kind="fitted",
                                                   label_zh=entry["label_zh"])
                 series.append(fp)
-            series.append(o.rename(columns={"ci_low": "lower", "ci_high": "upper"})
+            series.append(o.drop(columns="old_rule")
+                          .rename(columns={"ci_low": "lower", "ci_high": "upper"})
                           .assign(series=f"{domain}:{lev}", kind="observed",
                                   label_zh=entry["label_zh"]))
             block["levels"][lev] = entry
-            fits[lev] = o
+            fits[lev] = o[~o["old_rule"]]
         if domain == "urban_rural" and len(levels) == 2:
             hi, lo = sorted(levels, key=lambda v: -fits[v]["estimate"].mean())
             block["gaps"][f"{hi}-{lo}"] = tr.gap_trend(fits[hi], fits[lo], level)
@@ -224,7 +230,7 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
     bt_years = [int(y) for y in national.index if y > bt_until]
     backtest = tr.backtest(national, bt_until, bt_years, level=level) if bt_years else None
 
-    groups, group_series = _group_block(est, fit_obs["year"].tolist(), ty, level, plan)
+    groups, group_series = _group_block(est, fit_obs, ty, level, plan)
 
     # decomposition: baseline year -> latest year, same scoring rule only
     decomposition, dec_table, dec_inputs = None, None, []
