@@ -460,3 +460,53 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
     summary["outputs"] = {"sae": sae_path, "sae_years": years_path, "county_gaps": json_path,
                           "figures": fig_files, "manifest": manifest}
     return summary
+
+
+# ---------------------------------------------------------------- tables for notebook and report
+
+DIVISION_TABLE_ZH = {
+    "name_zh": "县（市、区）", "n": "样本量", "direct": "直接估计（%）", "direct_se": "直接估计标准误",
+    "fh": "模型估计（%）", "fh_rmse": "模型均方根误差", "shrinkage": "收缩系数",
+    "benchmarked": "基准化估计（%）", "gap_to_target": "与目标差距（百分点）",
+    "change_since_baseline": "较基线变化（百分点）", "p_below_target": "低于目标的概率",
+}
+DOMAIN_ZH = {"divisions": "县（市、区）", "urban_rural": "城乡", "sex": "性别", "age_group": "年龄组",
+             "education": "文化程度", "occupation": "职业"}
+VERDICT_ZH = {"improved": "明显改善", "worsened": "明显扩大", "no_clear_change": "无明显变化"}
+
+
+def division_table_zh(sae_table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
+    """Direct and model estimates side by side, Chinese headers (sae.parquet rows of one year)."""
+    return sae_table[list(DIVISION_TABLE_ZH)].rename(columns=DIVISION_TABLE_ZH).round(decimals)
+
+
+def inequality_table_zh(county_gaps: dict, decimals: int = 2) -> pd.DataFrame:
+    """One row per (units, measure): first year, latest year, change with 95% intervals, verdict."""
+    ineq = county_gaps["inequality"]
+    units = {"divisions": ineq.get("divisions"), **(ineq.get("groups") or {})}
+    rows = []
+    for key, res in units.items():
+        if not res:
+            continue
+        for m in inequality.MEASURES:
+            f, la, ch = res["first"][m], res["latest"][m], res["change"][m]
+
+            def fmt(d, k="value"):
+                return f"{d[k]:.{decimals}f}（{d['ci_low']:.{decimals}f}～{d['ci_high']:.{decimals}f}）"
+            rows.append({"对象": DOMAIN_ZH.get(key, key), "指标": inequality.MEASURE_NAMES_ZH[m],
+                         f"{ineq['first_year']}年": fmt(f), f"{ineq['latest_year']}年": fmt(la),
+                         "变化": fmt(ch, "change"), "判断": VERDICT_ZH[ch["verdict"]]})
+    return pd.DataFrame(rows)
+
+
+COVARIATE_ZH = {"intercept": "截距", "urban_share": "城镇人口比例（%）",
+                "upper_secondary_share": "高中及以上文化程度比例（%）", "age_50plus_share": "50—69岁人口比例（%）"}
+
+
+def model_table_zh(county_gaps: dict, decimals: int = 4) -> pd.DataFrame:
+    """Fay–Herriot coefficients and standard errors with Chinese covariate names."""
+    m = county_gaps["model"]
+    t = pd.DataFrame({"系数": m["beta"], "标准误": m["beta_se"]})
+    t.index = [COVARIATE_ZH.get(k, k) for k in t.index]
+    t.index.name = "协变量"
+    return t.round(decimals)

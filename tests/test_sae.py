@@ -243,3 +243,16 @@ def test_stage_missing_year_fails_clearly(tmp_path):
     raw = make_inputs(tmp_path, years=(2021,))
     with pytest.raises(CountyGapsError, match="2025.*estimates.parquet|estimates.parquet.*2025"):
         run_county_gaps(load_plan("zhanjiang", raw), 2025, processed_root=tmp_path / "processed")
+
+
+def test_tables_for_the_report(stage_run):
+    from analysis.county_gaps_stage import division_table_zh, inequality_table_zh, model_table_zh
+
+    plan, root, res = stage_run
+    tab = division_table_zh(pd.read_parquet(res["outputs"]["sae"]))
+    assert list(tab["县（市、区）"]) == list(plan.division_names.values())
+    assert {"直接估计（%）", "模型估计（%）", "基准化估计（%）"} <= set(tab.columns)
+    ineq = inequality_table_zh(res)
+    # divisions + urban_rural, sex, education groups, three measures each
+    assert len(ineq) == 4 * 3 and set(ineq["判断"]) <= {"明显改善", "明显扩大", "无明显变化"}
+    assert list(model_table_zh(res).index)[0] == "截距"
