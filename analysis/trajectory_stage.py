@@ -283,6 +283,8 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
                                     float(path["upper"].iloc[-1])],
         "target_year_observed": target_observed,
         "p_exceeds_target": p_head, "p_exceeds_target_basis": basis,
+        "p_exceeds_target_basis_zh": {"direct_estimate": "目标年份调查的直接估计",
+                                      "model_forecast": "趋势模型预测"}[basis],
         "p_exceeds_target_model": p_model,
         "year_target_reached": tr.year_reached(fit, target, int(fit_obs["year"].min())),
         "year_target_reached_observed": next((int(y) for y, v in sorted(obs_by_year.items())
@@ -431,3 +433,64 @@ def group_chart(series: pd.DataFrame, res: dict, path: Path) -> Path:
     axes[0].set_ylabel("具备科学素质的比例（%）")
     fig.suptitle("分人群与城乡的科学素质趋势（实线为logit线性趋势）")
     return save_figure(fig, path)
+
+
+# ---------------------------------------------------------------- tables for notebook/report
+
+def models_table_zh(res: dict) -> pd.DataFrame:
+    """One row per candidate model: LOYO error and its forecast for the target year."""
+    rows = []
+    for name, m in res["models"].items():
+        lo, hi = m["forecast_interval"]
+        rows.append({"模型": m["label_zh"], "留一年误差RMSE（百分点）": m["loyo_rmse_pp"],
+                     "留一年误差MAE（百分点）": m["loyo_mae_pp"],
+                     f"{res['target_year']}年预测（%）": m["forecast"],
+                     "95%区间": f"{lo:.1f}–{hi:.1f}",
+                     f"超过{res['target']:g}%的概率": m["p_exceeds_target"],
+                     "采用": "是" if name == res["model_chosen"] else ""})
+    return pd.DataFrame(rows)
+
+
+def backtest_table_zh(res: dict) -> pd.DataFrame:
+    """National backtest: predicted, published and error per year and model."""
+    rows = []
+    for m in (res.get("backtest") or {}).values():
+        for y, v in m["by_year"].items():
+            rows.append({"模型": m["label_zh"], "年份": int(y), "预测（%）": v["predicted"],
+                         "公布值（%）": v["published"], "误差（百分点）": v["error_pp"],
+                         "公布值在95%区间内": "是" if v["inside_interval"] else "否"})
+    return pd.DataFrame(rows)
+
+
+def groups_table_zh(res: dict) -> pd.DataFrame:
+    """Per group: latest observed share, average change a year, gap verdict."""
+    rows = []
+    for block in res["groups"].values():
+        for lev, g in block["levels"].items():
+            gap = block["gaps"].get(f"{lev}-city") or next(
+                (v for k, v in block["gaps"].items() if lev in k.split("-")), {})
+            last = max(g["observed"], key=int) if g["observed"] else None
+            rows.append({"人群": g["label_zh"],
+                         "最新年份": int(last) if last else None,
+                         "最新估计（%）": g["observed"].get(last) if last else None,
+                         "年均变化（百分点）": g.get("avg_change_pp_per_year"),
+                         f"{res['target_year']}年趋势值（%）": g.get("forecast_target_year"),
+                         "差距变化": gap.get("verdict_zh"),
+                         "差距年均变化（百分点）": gap.get("slope_pp_per_year")})
+    return pd.DataFrame(rows)
+
+
+def decomposition_table_zh(res: dict) -> pd.DataFrame:
+    """Composition and within-group parts of the change, both methods."""
+    d = res.get("decomposition") or {}
+    if "total_change_pp" not in d:
+        return pd.DataFrame({"说明": [d.get("error", "无分解结果")]})
+    ob = d["oaxaca"]
+    rows = [{"方法": d["method_zh"], "部分": "总变化", "百分点": d["total_change_pp"]},
+            {"方法": d["method_zh"], "部分": "人口结构变化", "百分点": d["composition_pp"]},
+            {"方法": d["method_zh"], "部分": "组内提升", "百分点": d["within_pp"]},
+            {"方法": d["secondary_method_zh"], "部分": "人口结构变化", "百分点": ob["composition_pp"]},
+            {"方法": d["secondary_method_zh"], "部分": "组内提升", "百分点": ob["within_pp"]}]
+    rows += [{"方法": d["secondary_method_zh"], "部分": f"其中：{d['factor_labels_zh'][f]}",
+              "百分点": v} for f, v in ob["composition_by_factor_pp"].items()]
+    return pd.DataFrame(rows)
