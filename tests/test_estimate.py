@@ -1,0 +1,173 @@
+"""Design-based estimates against R's survey package (fixtures from r/make_survey_fixtures.R)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.estimate import (
+    Calibration,
+    Design,
+    DesignError,
+    domain_means,
+    estimate_domains,
+    naive_subset_estimate,
+)
+from analysis.weighting import Margin, rake
+
+FIX = Path(__file__).parent / "fixtures" / "survey_r"
+R = json.loads((FIX / "survey_r.json").read_text(encoding="utf-8"))
+RTOL = 1e-8
+
+
+def num(v) -> float:
+    """JSON number from R; R's NA / NaN arrive as strings or null."""
+    return float("nan") if v is None or isinstance(v, str) else float(v)
+
+
+def read_data(name: str) -> pd.DataFrame:
+    df = pd.read_csv(FIX / name, dtype={"division_code": "string", "stratum": "string",
+                                         "psu": "string", "stype": "string"})
+    if "literate" in df.columns:  # the R script's literate01
+        df["literate01"] = df["literate"].astype("string").isin(["True", "TRUE"]).astype(float)
+    return df
+
+
+def api_margins(spec: list[dict]) -> list[Margin]:
+    return [Margin(m["columns"][0], tuple(m["columns"]),
+                   pd.Series(m["totals"], index=pd.Index([(v,) for v in m["levels"]],
+                                                         tupleize_cols=False), dtype=float))
+            for m in spec]
+
+
+def demo_margins() -> list[Margin]:
+    from analysis.weighting import read_census_margins
+    return read_census_margins(FIX / "demo_margins.csv", ["division_urban", "sex_age", "education"])
+
+
+def build_design(case: dict) -> tuple[pd.DataFrame, Design]:
+    df = read_data(case["data"])
+    if case["name"] == "apiclus1_raked_plain":
+        df["wraked"] = R["raked_weights"]["apiclus1"]
+    cal = case.get("calibration")
+    calibration = None
+    weights: str | np.ndarray = case["weights"]
+    if cal:
+        margins = (demo_margins() if cal.get("margins_from") else api_margins(cal["margins"]))
+        d = df[case["weights"]].to_numpy(float)
+        if cal["kind"] == "raking":
+            res = rake(df, d, margins, max_iter=1000, tol=1e-14)
+            weights = res.weights
+            calibration = Calibration("raking", tuple(res.codes))
+        else:
+            key = "apiclus1_poststrat"
+            weights = np.asarray(R["raked_weights"][key])
+            calibration = Calibration("poststratify", (margins[0].codes(df),), design_weights=d)
+    design = Design.from_frame(df, weights, case["strata"], case["ids"],
+                               lonely_psu=case["lonely_psu"], calibration=calibration)
+    return df, design
+
+
+def stat_rows(case):
+    for s in case["stats"]:
+        yield pytest.param(case, s, id=f"{case['name']}-{s['variable']}-{s['by']}-{s['level']}")
+
+
+CASES = [p for case in R["cases"] for p in stat_rows(case)]
+_DESIGNS: dict[str, tuple] = {}
+
+
+def design_for(case):
+    if case["name"] not in _DESIGNS:
+        _DESIGNS[case["name"]] = build_design(case)
+    return _DESIGNS[case["name"]]
+
+
+@pytest.mark.parametrize(("case", "stat"), CASES)
+def test_matches_r(case, stat):
+    df, design = design_for(case)
+    share = stat["variable"] in ("schwide", "literate01")
+    y = df[stat["variable"]].to_numpy(float)
+    labels = None if stat["by"] is None else df[stat["by"]].astype("string")
+    out = estimate_domains(design, y, labels, share=share).set_index("level").loc[str(stat["level"])]
+    assert out["n"] == stat["n"]
+    assert out["df"] == stat["df"]
+    np.testing.assert_allclose(out["estimate"], stat["estimate"], rtol=RTOL)
+    np.testing.assert_allclose(out["se"], stat["se"], rtol=RTOL, atol=1e-13)
+    rdeff = num(stat["deff"])
+    if np.isfinite(rdeff) and stat["se"] > 1e-12:
+        np.testing.assert_allclose(out["deff"], stat["deff"], rtol=RTOL)
+    if np.isfinite(num(stat["ci_low"])):
+        np.testing.assert_allclose([out["ci_low"], out["ci_high"]],
+                                   [stat["ci_low"], stat["ci_high"]], rtol=RTOL)
+        if np.isfinite([num(stat.get("ci_low_glm")), num(stat.get("ci_high_glm"))]).all():  # svyciprop(method="logit") via IRLS: good to its glm tolerance
+            np.testing.assert_allclose([out["ci_low"], out["ci_high"]],
+                                       [stat["ci_low_glm"], stat["ci_high_glm"]], rtol=1e-6)
+    else:  # R: logit interval undefined at a share of 0 or 1
+        assert np.isnan(out["ci_low"]) and np.isnan(out["ci_high"])
+
+
+def test_domain_is_not_naive_subset():
+    """A domain keeps the full design's PSUs: its SE differs from that of the subset data."""
+    df = read_data("apiclus1.csv")
+    design = Design.from_frame(df, "pw", None, "dnum")
+    dom = estimate_domains(design, df["api00"].to_numpy(float), df["stype"]).set_index("level")
+    sub = naive_subset_estimate(df, df["stype"] == "H", "api00", "pw", None, "dnum")
+    assert dom.loc["H", "estimate"] == pytest.approx(sub["estimate"].iloc[0], rel=1e-12)
+    # fewer PSUs in the subset (districts without high schools drop out) change the SE
+    assert abs(dom.loc["H", "se"] / sub["se"].iloc[0] - 1) > 0.01
+    assert dom.loc["H", "df"] == sub["df"].iloc[0]  # R's degf of a domain counts its own PSUs
+
+
+def test_lonely_psu_rules():
+    df = read_data("apiclus2.csv")
+    y = df["api00"].to_numpy(float)
+    with pytest.raises(DesignError, match="single PSU"):
+        Design.from_frame(df, "pw", "st", "dnum", lonely_psu="fail")
+    with pytest.raises(DesignError, match="lonely_psu must be one of"):
+        Design.from_frame(df, "pw", "st", "dnum", lonely_psu="drop")
+    se = {rule: domain_means(Design.from_frame(df, "pw", "st", "dnum", lonely_psu=rule), y)["se"][0]
+          for rule in ("certainty", "remove", "adjust", "average")}
+    assert se["certainty"] == se["remove"]
+    assert se["adjust"] > se["certainty"]  # the lonely PSU now adds variance
+    assert se["average"] > se["certainty"]
+
+
+def test_design_errors_name_the_problem():
+    df = read_data("apiclus1.csv")
+    df.loc[3, "dnum"] = None
+    with pytest.raises(DesignError, match="'dnum' is missing in row 3"):
+        Design.from_frame(df, "pw", None, "dnum")
+    df = read_data("apiclus1.csv")
+    df.loc[5, "pw"] = -1.0
+    with pytest.raises(DesignError, match="row 5"):
+        Design.from_frame(df, "pw", None, "dnum")
+
+
+def test_simulated_coverage():
+    """Logit intervals of a two-stage design cover the true share about 95% of the time."""
+    rng = np.random.default_rng(7)
+    strata, psus, m = 10, 6, 15
+    hits, reps = 0, 200
+    for _ in range(reps):
+        s = np.repeat(np.arange(strata), psus * m)
+        p = np.repeat(np.arange(strata * psus), m)
+        eff = rng.normal(0, 0.5, strata * psus)[p]
+        y = (rng.random(len(p)) < 1 / (1 + np.exp(-(-1.0 + eff)))).astype(float)
+        df = pd.DataFrame({"stratum": s, "psu": p, "w": 1.0, "y": y})
+        out = estimate_domains(Design.from_frame(df, "w"), y, share=True)
+        # truth: the mean of the superpopulation share over PSU effects
+        hits += out["ci_low"][0] <= TRUE_SHARE <= out["ci_high"][0]
+    assert 0.90 <= hits / reps <= 0.99
+
+
+def _true_share() -> float:
+    z = np.random.default_rng(0).normal(0, 0.5, 2_000_000)
+    return float(np.mean(1 / (1 + np.exp(-(-1.0 + z)))))
+
+
+TRUE_SHARE = _true_share()
