@@ -94,6 +94,21 @@ def test_shrinkage_is_sampling_share_and_eblup_lies_between():
     assert np.all(fit.mse < D + 1e-12) or fit.refvar == 0
 
 
+def test_unsampled_prediction_is_the_limit_of_an_uninformative_area():
+    rng = np.random.default_rng(5)
+    m = 12
+    X = np.column_stack([np.ones(m), rng.uniform(0, 10, m)])
+    D = rng.uniform(0.5, 2, m)
+    y = X @ [1.0, 0.8] + rng.normal(0, 1, m) + rng.normal(0, np.sqrt(D))
+    fit = sae.fit_fay_herriot(y[1:], X[1:], D[1:])
+    pred, mse = sae.predict_unsampled(fit, X[:1], X[1:], D[1:])
+    D_huge = D.copy()
+    D_huge[0] = 1e9
+    full = sae.fit_fay_herriot(y, X, D_huge)
+    assert pred[0] == pytest.approx(full.eblup[0], abs=1e-4)
+    assert mse[0] == pytest.approx(full.mse[0], rel=1e-3)
+
+
 def test_bad_inputs_fail_clearly():
     X = np.column_stack([np.ones(4), np.arange(4.0)])
     with pytest.raises(sae.SAEError, match="positive"):
@@ -235,6 +250,23 @@ def test_stage_without_division_education_drops_that_covariate(tmp_path):
     cov, unavailable = division_covariates(read_margins(plan.census_margins_path), list(plan.division_names))
     assert "upper_secondary_share" in unavailable and "upper_secondary_share" not in cov
     assert cov["urban_share"].between(0, 100).all()
+
+
+def test_stage_division_without_sample_gets_synthetic_estimate(tmp_path):
+    from analysis.county_gaps_stage import run_county_gaps
+
+    raw = make_inputs(tmp_path, years=(2020, 2025))
+    path = tmp_path / "processed/zhanjiang/2025/estimates.parquet"
+    est = pd.read_parquet(path)
+    est.loc[est["level"] == "440804", ["estimate", "se"]] = np.nan   # e.g. blanked by stage 02
+    est.to_parquet(path, index=False)
+    res = run_county_gaps(load_plan("zhanjiang", raw), 2025, processed_root=tmp_path / "processed", n_boot=200)
+    tab = pd.read_parquet(res["outputs"]["sae"]).set_index("division_code")
+    row = tab.loc["440804"]
+    assert not row["in_sample"] and row["shrinkage"] == 1.0
+    assert row["fh"] == pytest.approx(row["synthetic"])
+    assert row["fh_mse"] > res["model"]["refvar"]
+    assert tab["in_sample"].sum() == 8 and res["model"]["divisions_in_sample"] == 8
 
 
 def test_stage_missing_year_fails_clearly(tmp_path):
