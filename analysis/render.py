@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -20,7 +21,8 @@ from .qmd import notebook_to_markdown, parse_qmd, to_notebook, typst_crossrefs
 log = logging.getLogger(__name__)
 
 REPORT_QMD = REPORTS / "evaluation.qmd"
-TEMPLATE = "/reports/template/cityreport.typ"  # typst path, relative to the project root
+TEMPLATE = REPORTS / "template" / "cityreport.typ"
+IMAGE_REF = re.compile(r"(!\[[^\]]*\]\()(/[^)\s]+)(\))")
 FONT_DIR = ROOT / "build" / "fonts"
 
 
@@ -84,8 +86,18 @@ def _typst_string(value: Any) -> str:
 
 def typst_preamble(meta: dict[str, Any]) -> str:
     args = ", ".join(f"{k}: {_typst_string(meta[k])}" for k in ("title", "subtitle", "issuer", "date", "notice"))
-    return (f'#import "{TEMPLATE}": *\n'
+    return (f'#import "{TEMPLATE.resolve()}": *\n'
             f'#show: cityreport.with({args}, lang: "{meta["lang"]}")\n\n')
+
+
+def absolute_image_paths(markdown: str) -> str:
+    """Project-root-relative image paths ('/data/...', Quarto's reading) as filesystem paths."""
+    def fix(m: re.Match) -> str:
+        path = m.group(2)
+        if not Path(path).exists() and (ROOT / path.lstrip("/")).exists():
+            path = str(ROOT / path.lstrip("/"))
+        return m.group(1) + path + m.group(3)
+    return IMAGE_REF.sub(fix, markdown)
 
 
 def render(plan: Plan, year: int, lang: str = "zh", processed_root: Path | None = None,
@@ -160,13 +172,14 @@ def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any]
     build.mkdir(parents=True)
     md = notebook_to_markdown(nb, qmd.front_matter, build / "assets", f"/build/offline/{stem}/assets")
     (build / f"{stem}.md").write_text(md, encoding="utf-8")
+    md = absolute_image_paths(md)
     body = pypandoc.convert_text(typst_crossrefs(md), "typst", format="markdown-citations+raw_attribute")
     typ = build / f"{stem}.typ"
     typ.write_text(typst_preamble(meta) + body, encoding="utf-8")
     pdf = out_dir / f"{stem}.pdf"
     tmp = pdf.with_suffix(".pdf.tmp")
     try:
-        typst.compile(str(typ), output=str(tmp), root=str(ROOT), font_paths=[str(typst_font_dir())])
+        typst.compile(str(typ), output=str(tmp), root="/", font_paths=[str(typst_font_dir())])
     except Exception as exc:  # typst raises its own error type carrying the diagnostics
         raise RenderError(f"typst failed on {typ}: {exc}") from exc
     os.replace(tmp, pdf)
