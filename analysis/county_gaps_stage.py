@@ -418,6 +418,7 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
             "by": verdicts,
             "divisions_improved": verdicts.get("divisions") == "improved",
             "groups_improved": sorted(k for k, v in verdicts.items() if k != "divisions" and v == "improved"),
+            "summary_zh": "；".join(f"{DOMAIN_ZH.get(k, k)}差异{VERDICT_ZH[v]}" for k, v in verdicts.items()),
         },
         "maps": {
             "files": {k: p.name for k, p in fig_files.items()},

@@ -233,6 +233,7 @@ def test_stage_json_and_maps(stage_run):
     assert edu["latest"]["range"]["value"] == pytest.approx(22 * 0.5)
     assert edu["first"]["range"]["value"] == pytest.approx(22 * 0.9)
     assert js["imbalance_improved"]["by"]["education"] == "improved"
+    assert "文化程度差异明显改善" in js["imbalance_improved"]["summary_zh"]
     assert {d["division_code"] for d in js["divisions_below_target"]} == set(
         pd.read_parquet(res["outputs"]["sae"]).query("benchmarked <= 16")["division_code"])
     figs = root / "processed/zhanjiang/2025/figures"
