@@ -70,8 +70,9 @@ DEFAULT_IMPLAUSIBLE = (
     {"id": "retired_under_40", "label_zh": "离退休人员且不满40岁", "occupation": "离退休人员", "age_max": 39},
     {"id": "official_primary", "label_zh": "领导干部和公务员且文化程度小学及以下",
      "occupation": "领导干部和公务员", "education": "小学及以下"},
-    {"id": "degree_under_20", "label_zh": "本科及以上且不满20岁", "education": "本科及以上", "age_max": 19},
 )
+# Not included: 本科及以上 under 20. Chinese surveys record students at the level
+# they are studying for (在读), so an 18-year-old undergraduate answers 本科.
 
 
 @dataclass(frozen=True)

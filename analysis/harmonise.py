@@ -209,7 +209,10 @@ def division_resolver(plan: Plan) -> Callable[[Any], str | None]:
     ) if p]
 
     def resolve(v: Any) -> str | None:
-        k = value_key(v)
+        s = norm_text(v)
+        if s is not None and re.fullmatch(r"\d+\.0+", s):  # a code exported as a float
+            s = s.split(".")[0]
+        k = value_key(s)
         if not k:
             return None
         tries = [k]
