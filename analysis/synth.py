@@ -1,0 +1,67 @@
+"""Deterministic synthetic demo inputs: questionnaire, survey microdata per year, faults, census margins.
+
+``build_demo(plan)`` writes every demo input the pipeline reads; the same seed
+gives byte-identical files. The population model and its assumptions are in
+``synth_census``; the survey model, the calibration and the fault rates in
+``synth_survey`` (``FAULT_RATES``, ``DEMO_PATH``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .synth_census import census_margins
+from .synth_survey import (
+    DEMO_PATH,
+    FAULT_RATES,
+    SynthError,
+    generate_survey,
+    make_questionnaire,
+)
+
+DEFAULT_SEED = 20210601
+
+__all__ = ["DEFAULT_SEED", "DEMO_PATH", "FAULT_RATES", "SynthError", "build_demo", "census_margins",
+           "faults_path", "generate_survey", "make_questionnaire"]
+
+
+def faults_path(survey_path: Path) -> Path:
+    """The ground-truth file beside a raw survey file: ``<name>-faults.csv``."""
+    survey_path = Path(survey_path)
+    return survey_path.with_name(survey_path.stem + "-faults.csv")
+
+
+def _under(plan: Any, path: Path, raw_dir: Path) -> Path:
+    return Path(raw_dir) / Path(path).relative_to(plan.raw_dir)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+    tmp.replace(path)
+    return path
+
+
+def build_demo(plan: Any, raw_dir: Path | None = None, seed: int = DEFAULT_SEED, n_per_year: int = 3000,
+               years: list[int] | None = None) -> dict[str, list[Path]]:
+    """Write the demo inputs under raw_dir (default: the plan's raw dir).
+
+    Returns {"questionnaire": [...], "census": [...], "survey": [...], "faults": [...]}.
+    """
+    raw_dir = Path(raw_dir) if raw_dir is not None else Path(plan.raw_dir)
+    years = [int(y) for y in (years if years is not None else plan.survey_years)]
+    q = make_questionnaire(plan, seed)
+    margins = census_margins(plan, raw_dir)
+    written: dict[str, list[Path]] = {"questionnaire": [], "census": [], "survey": [], "faults": []}
+    written["questionnaire"].append(_write_csv(q, _under(plan, plan.questionnaire_path, raw_dir)))
+    written["census"].append(_write_csv(margins, _under(plan, plan.census_margins_path, raw_dir)))
+    for year in years:
+        raw, faults = generate_survey(plan, year, n_per_year, seed, questionnaire=q, margins=margins)
+        path = _under(plan, plan.raw_survey_path(year), raw_dir)
+        written["survey"].append(_write_csv(raw, path))
+        written["faults"].append(_write_csv(faults, faults_path(path)))
+    return written

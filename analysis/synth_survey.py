@@ -1,0 +1,524 @@
+"""Synthetic survey microdata: a latent-trait model answered item by item, with injected faults.
+
+Shape (like the national survey): residents aged 18-69; strata are division x
+urban/rural (``<code>-U|R``); about 20 respondents per PSU (village or
+community); sample allocated in proportion to the square root of the stratum
+population, so design weights (stratum population / stratum sample, times a
+PSU-level factor) vary between strata and add up to the population.
+Respondents are drawn with mild non-response tilts (women, older and slightly
+more educated people are over-represented), so raking to the census margins
+has work to do.
+
+Answers: person ability = year intercept + education + age + sex + urban +
+occupation + division (its urbanisation plus a fixed jitter) + PSU effect +
+noise; four dimension traits = ability + dimension offset + unique part;
+each item is answered by a 3PL model (discrimination a, difficulty b,
+guessing 0.25). Wrong answers are one of the three other options, or left
+blank (``SKIP_SHARE`` of wrong answers). Literacy is never drawn directly:
+it is what the scoring module makes of the answers.
+
+Calibration: the year intercept is found by bisection so that the
+design-weighted share literate under the year's rule (``plan.scoring_rule``),
+over the rows a correct cleaning keeps, equals the year's target: the plan's
+published rates where they exist, else ``DEMO_PATH``. Rows later given a
+dropping fault are left out of the calibration, so faults do not move it.
+
+Faults (``FAULT_RATES``, shares of all written rows; each faulty row carries
+exactly one fault and appears once in the faults file):
+
+- duplicate 1.5%: a later copy of a clean row: exact copy (same resp_id),
+  re-entered (same resp_id, a few answers, duration and date differ) or the
+  same interview under a new resp_id;
+- age_out_of_range 1.0%: age 0, 16, 17, 70-85 or 999;
+- missing_items 2.0%: 30-100% of the core items blank;
+- variant_division 5.0%: county written as a short/old/English name, code,
+  full-width code, stray spaces or a management zone of that division (kept
+  by cleaning once harmonised);
+- speeder 1.5%: duration below ``survey.cleaning.min_duration_minutes``;
+- straightline 0.5%: the same option on a run longer than
+  ``survey.cleaning.max_straightline_run`` items.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .scoring import DIMENSIONS, OPTIONS, classify, plan_dimension_points
+from .synth_census import (
+    AGE_BOUNDS,
+    AGE_DIST,
+    EDU_CUTS,
+    EDUCATION,
+    RURAL,
+    URBAN,
+    _round_to_total,
+    census_margins,
+    edu_latent_mean,
+    strata_from_margins,
+)
+
+FAULT_RATES = {
+    "duplicate": 0.015,
+    "age_out_of_range": 0.010,
+    "missing_items": 0.020,
+    "variant_division": 0.050,
+    "speeder": 0.015,
+    "straightline": 0.005,
+}
+DROPPING_FAULTS = ("age_out_of_range", "missing_items", "speeder", "straightline")
+# Target rates (percent, under each year's rule) for years without a published
+# figure; published years take the plan's value. 2021-2025 rise about one
+# point a year, short of the 2025 target on purpose.
+DEMO_PATH = {2016: 6.93, 2018: 8.4, 2020: 10.0, 2021: 10.9, 2022: 11.9, 2023: 12.9, 2024: 13.8,
+             2025: 14.7}
+CALIBRATION_TOL = 0.02   # percentage points; bisection stops when this close
+CALIBRATION_MAX_ROWS = 200_000  # larger samples calibrate on a fixed random subsample
+
+ITEMS_PER_DIMENSION = {"knowledge": 20, "method": 10, "spirit": 10, "application": 10}
+NON_CORE_EVERY = 5        # every 5th item is not core: 40 of 50 core
+GUESS = 0.25
+SKIP_SHARE = 0.03         # share of wrong answers left blank ("don't know")
+OCCUPATIONS = ("农民", "产业工人", "领导干部和公务员", "专业技术人员", "商业服务业人员", "学生",
+               "离退休人员", "无业或失业", "其他")
+PSU_SIZE = 20
+PSU_WEIGHT_SD = 0.25      # log-sd of the PSU factor in the design weight
+RESP_MALE_ODDS = 0.82     # non-response tilts: men, the young and the less educated answer less
+RESP_AGE_TILT = np.array([0.80, 0.90, 1.00, 1.10, 1.20])
+RESP_EDU_SHIFT = 0.05
+# Ability model (latent scale; the year intercept sets the level)
+B_EDU = np.array([-0.70, -0.30, 0.10, 0.45, 0.75])
+B_AGE_PER_YEAR = -0.011
+B_MALE = 0.22
+B_URBAN = 0.05
+B_OCC = np.array([-0.25, -0.05, 0.35, 0.30, 0.0, 0.25, 0.05, -0.15, 0.0])
+B_DIV = 0.12              # per SD of division urbanisation
+DIV_JITTER_SD = 0.06
+PSU_SD = 0.20
+NOISE_SD = 0.60
+DIM_OFFSET = {"knowledge": 0.0, "method": -0.15, "spirit": 0.35, "application": 0.05}
+DIM_SD = 0.30
+ITEM_A_RANGE = (0.35, 0.90)   # low discrimination: scores bunch around 50-60 as in the national survey
+ITEM_B_MEAN, ITEM_B_SD = 0.0, 0.8
+
+
+class SynthError(ValueError):
+    """The generator was asked for something it cannot make."""
+
+
+def _rngs(seed: int, year: int, k: int) -> list[np.random.Generator]:
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, year]).spawn(k)]
+
+
+def make_questionnaire(plan: Any, seed: int) -> pd.DataFrame:
+    """50 synthetic items (contract columns); keys never repeat more than 3 times in a row."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    points = plan_dimension_points(plan)
+    names = {str(d["id"]): d.get("name_zh", d["id"]) for d in plan.get("scoring.score.dimensions", [])}
+    rows = []
+    for dim in DIMENSIONS:
+        k = ITEMS_PER_DIMENSION[dim]
+        for j in range(k):
+            rows.append({"dimension": dim, "points": points[dim] / k,
+                         "text_zh": f"合成题目：{names.get(dim, dim)} 第{j + 1}题"})
+    keys: list[str] = []
+    while len(keys) < len(rows):
+        opt = OPTIONS[int(rng.integers(0, 4))]
+        if len(keys) >= 3 and keys[-1] == keys[-2] == keys[-3] == opt:
+            continue
+        keys.append(opt)
+    q = pd.DataFrame(rows)
+    q.insert(0, "item_id", [f"q{i + 1:02d}" for i in range(len(q))])
+    q.insert(3, "correct", keys)
+    q.insert(4, "core", [(i + 1) % NON_CORE_EVERY != 0 for i in range(len(q))])
+    return q
+
+
+def item_parameters(questionnaire: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(discrimination a, difficulty b) per item, fixed by the seed (the same every year)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    m = len(questionnaire)
+    return rng.uniform(*ITEM_A_RANGE, m), rng.normal(ITEM_B_MEAN, ITEM_B_SD, m)
+
+
+def target_rate(plan: Any, year: int) -> float:
+    published = plan.published_rates
+    if year in published:
+        return published[year]
+    path = {int(k): float(v) for k, v in (plan.get("survey.demo_rates") or DEMO_PATH).items()}
+    if year not in path:
+        raise SynthError(f"no target rate for {year}: not published in the plan and not in the demo path "
+                         f"{sorted(path)}")
+    return path[year]
+
+
+def _division_effects(st: pd.DataFrame, seed: int) -> dict[str, float]:
+    codes = sorted(st["division_code"].unique())
+    jitter = np.random.default_rng(np.random.SeedSequence([seed, 3])).normal(0, DIV_JITTER_SD, len(codes))
+    z = st.groupby("division_code")["div_z"].first()
+    return {c: B_DIV * float(z[c]) + float(j) for c, j in zip(codes, jitter, strict=True)}
+
+
+def _sample_design(st: pd.DataFrame, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Stratum, PSU and design weight for n respondents."""
+    n_h = _round_to_total(np.sqrt(st["population"].to_numpy(float)), n)
+    s_idx, psu_num, psu_global, weight = [], [], [], []
+    g = 0
+    for h, nh in enumerate(n_h):
+        if nh == 0:
+            continue
+        m = min(nh, max(2, int(round(nh / PSU_SIZE))))  # 2+ PSUs: variance estimation needs them
+        sizes = 1 + rng.multinomial(nh - m, _normalise(rng.gamma(30.0, size=m)))
+        factor = np.exp(rng.normal(0.0, PSU_WEIGHT_SD, len(sizes)))
+        f_resp = np.repeat(factor, sizes)
+        w = st["population"].iat[h] / nh * f_resp / f_resp.mean()
+        s_idx.append(np.full(nh, h))
+        psu_num.append(np.repeat(np.arange(1, len(sizes) + 1), sizes))
+        psu_global.append(np.repeat(np.arange(g, g + len(sizes)), sizes))
+        weight.append(w)
+        g += len(sizes)
+    return {"stratum_idx": np.concatenate(s_idx), "psu_num": np.concatenate(psu_num),
+            "psu_global": np.concatenate(psu_global), "design_weight": np.concatenate(weight),
+            "n_psu": np.array(g)}
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / x.sum()
+
+
+def _demographics(st: pd.DataFrame, s_idx: np.ndarray, p_male: float,
+                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+    n = len(s_idx)
+    urban = (st["urban_rural"].to_numpy() == URBAN)[s_idx]
+    div_z = st["div_z"].to_numpy(float)[s_idx]
+    odds = p_male / (1 - p_male) * RESP_MALE_ODDS
+    male = rng.random(n) < odds / (1 + odds)
+    age_group = np.empty(n, dtype=np.int64)
+    u = rng.random(n)
+    for ur, mask in ((URBAN, urban), (RURAL, ~urban)):
+        p = AGE_DIST[ur] * RESP_AGE_TILT
+        age_group[mask] = np.searchsorted(np.cumsum(p / p.sum())[:-1], u[mask], side="right")
+    lo = np.array([b[0] for b in AGE_BOUNDS])[age_group]
+    hi = np.array([b[1] for b in AGE_BOUNDS])[age_group]
+    age = lo + np.floor(rng.random(n) * (hi - lo + 1)).astype(np.int64)
+    mu = edu_latent_mean(urban, age_group, male, div_z) + RESP_EDU_SHIFT
+    edu = np.searchsorted(EDU_CUTS, mu + rng.normal(size=n))
+    occ = _occupation(urban, age, edu, male, rng)
+    return {"urban": urban, "male": male, "age": age, "age_group": age_group, "edu": edu, "occ": occ}
+
+
+def _occupation(urban, age, edu, male, rng) -> np.ndarray:
+    """Occupation by a multinomial logit on urban/rural, age, education and sex (Gumbel-max draw)."""
+    n = len(age)
+    rural = (~urban).astype(float)
+    e = edu.astype(float)
+    m = male.astype(float)
+    never = -50.0
+    util = np.column_stack([
+        0.6 + 1.8 * rural - 0.75 * e + 0.02 * (age - 40),                       # 农民
+        0.7 + 0.35 * m + 0.3 * ((edu == 1) | (edu == 2)) - 0.05 * np.maximum(age - 50, 0),  # 产业工人
+        np.where((age >= 25) & (age <= 60), -4.3 + 0.95 * e + 0.3 * m - 0.4 * rural, never),  # 领导干部和公务员
+        -2.6 + 0.85 * e - 0.3 * rural,                                          # 专业技术人员
+        0.4 + 0.6 * (1 - rural) + 0.1 * e,                                      # 商业服务业人员
+        np.where(age <= 24, 0.2 + 0.7 * e - 0.45 * (age - 18), never),          # 学生
+        np.where(age >= 55, -1.5 + 1.6 * (1 - rural) + 0.3 * e + 0.15 * (age - 55), never),  # 离退休人员
+        np.full(n, -1.6),                                                       # 无业或失业
+        np.full(n, -1.3),                                                       # 其他
+    ])
+    return np.argmax(util + rng.gumbel(size=util.shape), axis=1)
+
+
+def _thresholds(eta_dim: np.ndarray, dim_of_item: np.ndarray, a: np.ndarray, b: np.ndarray,
+                u: np.ndarray) -> np.ndarray:
+    """t[i, j]: item j is answered right iff the year intercept exceeds t[i, j] (3PL inverted)."""
+    t = np.empty(u.shape, dtype=np.float32)
+    for j in range(u.shape[1]):
+        uj = u[:, j].astype(np.float64)
+        p = np.clip((uj - GUESS) / (1 - GUESS), 1e-12, 1 - 1e-12)
+        tj = b[j] + np.log(p / (1 - p)) / a[j] - eta_dim[:, dim_of_item[j]]
+        t[:, j] = np.where(uj <= GUESS, -np.inf, tj)
+    return t
+
+
+def _scores_frame(correct: np.ndarray, pts: np.ndarray) -> pd.DataFrame:
+    dim_scores = correct.astype(np.float32) @ pts
+    dim_scores = np.round(dim_scores.astype(np.float64), 6)
+    out = pd.DataFrame({f"score_{d}": dim_scores[:, k] for k, d in enumerate(DIMENSIONS)})
+    out["score_total"] = np.round(dim_scores.sum(axis=1), 6)
+    return out
+
+
+def _weighted_rate(correct, pts, w, plan, year) -> float:
+    lit = classify(_scores_frame(correct, pts), plan, year)["literate"].to_numpy()
+    return float(100.0 * (w * lit).sum() / w.sum())
+
+
+def calibrate_intercept(t: np.ndarray, pts: np.ndarray, w: np.ndarray, plan: Any, year: int,
+                        target: float) -> tuple[float, float, int]:
+    """Bisection on the year intercept: (intercept, achieved rate, iterations)."""
+    lo, hi = -8.0, 8.0
+    best = (np.nan, np.inf)
+    it = 0
+    while it < 60:
+        it += 1
+        mid = (lo + hi) / 2
+        rate = _weighted_rate(t < mid, pts, w, plan, year)
+        if abs(rate - target) < abs(best[1] - target):
+            best = (mid, rate)
+        if abs(rate - target) <= CALIBRATION_TOL or hi - lo < 1e-7:
+            break
+        lo, hi = (mid, hi) if rate < target else (lo, mid)
+    return best[0], best[1], it
+
+
+def _fullwidth(s: str) -> str:
+    return s.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789"})
+
+
+def division_variants(plan: Any, code: str) -> list[str]:
+    """Ways a contractor might write a division other than its official name (from the plan)."""
+    d = next(x for x in plan.divisions if str(x["code"]) == code)
+    name = d["name_zh"]
+    out = [*map(str, d.get("aliases", [])), code, _fullwidth(code), str(d.get("name_en", "")),
+           f" {name}", f"{name} ", f"{name}\u3000", f" {code} "]
+    for z in plan.get("management_zones", []) or []:
+        if str(z["host_code"]) == code:
+            out += [z["name_zh"], *z.get("aliases", [])]
+    seen, result = set(), []
+    for v in out:
+        if v and v != name and v not in seen:
+            seen.add(v)
+            result.append(v)
+    return result
+
+
+def _longest_run(codes: np.ndarray) -> np.ndarray:
+    """Longest run of one non-blank option per row (codes 0-3 options, 4 blank)."""
+    n, m = codes.shape
+    run = np.zeros(n, dtype=np.int32)
+    best = np.zeros(n, dtype=np.int32)
+    for j in range(m):
+        same = (codes[:, j] < 4) & ((codes[:, j] == codes[:, j - 1]) if j else False)
+        run = np.where(same, run + 1, np.where(codes[:, j] < 4, 1, 0))
+        best = np.maximum(best, run)
+    return best
+
+
+def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.DataFrame | None = None,
+                    margins: pd.DataFrame | None = None, faults: bool = True
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(raw rows as docs/contracts.md, faults ground truth) for one survey year.
+
+    ``raw.attrs["calibration"]`` holds the intercept, target and achieved rate.
+    """
+    year = int(year)
+    if n < 50:
+        raise SynthError(f"n={n}: the generator needs at least 50 rows")
+    q = questionnaire if questionnaire is not None else make_questionnaire(plan, seed)
+    if margins is None:
+        margins = census_margins(plan)
+    st = strata_from_margins(margins)
+    target = target_rate(plan, year)
+    r_design, r_demo, r_ability, r_items, r_fault, r_misc = _rngs(seed, year, 6)
+    counts = {f: int(round(r * n)) for f, r in FAULT_RATES.items()} if faults else {}
+    n_base = n - counts.get("duplicate", 0)
+
+    design = _sample_design(st, n_base, r_design)
+    s_idx = design["stratum_idx"]
+    demo = _demographics(st, s_idx, _margin_male(margins), r_demo)
+
+    # ability and dimension traits (without the year intercept)
+    div_codes = st["division_code"].to_numpy()[s_idx]
+    div_eff = _division_effects(st, seed)
+    psu_eff = r_ability.normal(0, PSU_SD, int(design["n_psu"]))
+    eta = (B_EDU[demo["edu"]] + B_AGE_PER_YEAR * (demo["age"] - 18) + B_MALE * demo["male"]
+           + B_URBAN * demo["urban"] + B_OCC[demo["occ"]]
+           + pd.Series(div_codes).map(div_eff).to_numpy(float) + psu_eff[design["psu_global"]]
+           + r_ability.normal(0, NOISE_SD, n_base))
+    eta_dim = np.column_stack([eta + DIM_OFFSET[d] + r_ability.normal(0, DIM_SD, n_base) for d in DIMENSIONS])
+
+    dim_index = {d: k for k, d in enumerate(DIMENSIONS)}
+    dim_of_item = q["dimension"].map(dim_index).to_numpy()
+    pts = np.zeros((len(q), len(DIMENSIONS)), dtype=np.float32)
+    pts[np.arange(len(q)), dim_of_item] = q["points"].to_numpy(float)
+    a, b = item_parameters(q, seed)
+    u = r_items.random((n_base, len(q)), dtype=np.float32)
+    v = r_items.integers(0, 100, (n_base, len(q)), dtype=np.uint8)
+    t = _thresholds(eta_dim, dim_of_item, a, b, u)
+    del u
+
+    # faults: disjoint row sets among the base rows; duplicates copy clean rows
+    perm = r_fault.permutation(n_base)
+    fault_rows: dict[str, np.ndarray] = {}
+    k0 = 0
+    for f in ("age_out_of_range", "missing_items", "variant_division", "speeder", "straightline"):
+        k = counts.get(f, 0)
+        fault_rows[f] = np.sort(perm[k0:k0 + k])
+        k0 += k
+    clean_pool = perm[k0:]
+    k_dup = min(counts.get("duplicate", 0), len(clean_pool))
+    dup_src = r_fault.choice(clean_pool, k_dup, replace=False) if k_dup else np.array([], dtype=np.int64)
+
+    dropped = np.zeros(n_base, dtype=bool)
+    for f in DROPPING_FAULTS:
+        dropped[fault_rows.get(f, [])] = True
+    calib = np.flatnonzero(~dropped)
+    if len(calib) > CALIBRATION_MAX_ROWS:
+        calib = np.sort(r_misc.choice(calib, CALIBRATION_MAX_ROWS, replace=False))
+    w = design["design_weight"]
+    intercept, achieved, iters = calibrate_intercept(t[calib], pts, w[calib], plan, year, target)
+
+    # answers: 0-3 option index, 4 blank
+    key = q["correct"].map({o: k for k, o in enumerate(OPTIONS)}).to_numpy().astype(np.int8)
+    correct = t < intercept
+    del t
+    wrong = ((key[None, :] + 1 + (v % 3)) % 4).astype(np.int8)
+    codes = np.where(correct, key[None, :], np.where(v < int(SKIP_SHARE * 100), np.int8(4), wrong))
+    codes = codes.astype(np.int8)
+    del v, wrong, correct
+
+    min_dur = float(plan.get("survey.cleaning.min_duration_minutes", 8.0))
+    duration = np.clip(np.exp(r_misc.normal(np.log(24.0) + 0.004 * (demo["age"] - 40), 0.3, n_base)),
+                       min_dur + 2.0, 90.0)
+    psu_day = r_misc.integers(59, 320, int(design["n_psu"]))
+    day = np.minimum(psu_day[design["psu_global"]] + r_misc.integers(0, 4, n_base), 360)
+    county = st["division_code"].map(plan.division_names).to_numpy(dtype=object)[s_idx]
+    age = demo["age"].copy()
+    details: dict[str, list[str]] = {}
+
+    # -- inject the faults (each row one fault) --
+    rows = fault_rows.get("age_out_of_range", np.array([], int))
+    bad_ages = np.array([0, 16, 17, *range(70, 86), 999])
+    p_bad = np.array([0.08, 0.15, 0.15, *([0.52 / 16] * 16), 0.10])
+    age[rows] = r_fault.choice(bad_ages, len(rows), p=p_bad / p_bad.sum())
+    details["age_out_of_range"] = [f"age {x}" for x in age[rows]]
+
+    core_idx = np.flatnonzero(q["core"].to_numpy(bool))
+    rows = fault_rows.get("missing_items", np.array([], int))
+    k_blank = r_fault.integers(int(np.ceil(0.3 * len(core_idx))), len(core_idx) + 1, len(rows))
+    order = np.argsort(r_fault.random((len(rows), len(core_idx))), axis=1)
+    for r, k, o in zip(rows, k_blank, order, strict=True):
+        codes[r, core_idx[o[:k]]] = 4
+    details["missing_items"] = [f"{k} of {len(core_idx)} core items blank" for k in k_blank]
+
+    rows = fault_rows.get("variant_division", np.array([], int))
+    det = []
+    for r in rows:
+        code = div_codes[r]
+        cands = division_variants(plan, code)
+        county[r] = cands[int(r_fault.integers(0, len(cands)))]
+        det.append(f"county {county[r]!r} is {code} {plan.division_names[code]}")
+    details["variant_division"] = det
+
+    rows = fault_rows.get("speeder", np.array([], int))
+    duration[rows] = r_fault.uniform(1.5, min_dur - 0.5, len(rows))
+    duration = np.round(duration, 1)
+    details["speeder"] = [f"duration {d:.1f} min < {min_dur:g}" for d in duration[rows]]
+
+    max_run = int(plan.get("survey.cleaning.max_straightline_run", 15))
+    rows = fault_rows.get("straightline", np.array([], int))
+    m = len(q)
+    run_len = r_fault.integers(min(max(20, max_run + 5), m), m + 1, len(rows))
+    start = np.array([int(r_fault.integers(0, m - L + 1)) for L in run_len], dtype=np.int64)
+    opt = r_fault.integers(0, 4, len(rows))
+    det = []
+    for r, L, s0, o in zip(rows, run_len, start, opt, strict=True):
+        codes[r, s0:s0 + L] = o
+        det.append(f"{q['item_id'].iat[s0]}-{q['item_id'].iat[s0 + L - 1]} all {OPTIONS[o]} ({L} items)")
+    details["straightline"] = det
+
+    # -- assemble base rows --
+    id_width = max(6, len(str(n)))
+    ids = np.arange(n_base)
+    resp_id = _ids(f"R{year}-", ids, id_width)
+    name = _ids("受访者", ids, id_width)
+    phone = _ids("100-0000-", ids % 10000, 4)
+    dates = (np.datetime64(f"{year}-01-01") + day.astype("timedelta64[D]")).astype("datetime64[D]")
+    date_str = np.datetime_as_string(dates, unit="D").astype(object)
+    stratum = st["stratum"].to_numpy(dtype=object)[s_idx]
+    psu_w = max(3, len(str(int(design["psu_num"].max()))))
+    psu = _ids("", design["psu_num"], psu_w)
+    psu = np.array([f"{s}-{p}" for s, p in zip(stratum, psu, strict=True)], dtype=object) \
+        if n_base < 20_000 else (pd.Series(stratum, dtype="str") + "-" + pd.Series(psu, dtype="str")).to_numpy(object)
+    cols = {
+        "resp_id": resp_id, "name": name, "phone": phone, "county": county, "stratum": stratum, "psu": psu,
+        "design_weight": np.round(w, 4), "sex": np.where(demo["male"], "男", "女").astype(object),
+        "age": age.astype(np.int64),
+        "urban_rural": np.where(demo["urban"], URBAN, RURAL).astype(object),
+        "education": np.array(EDUCATION, dtype=object)[demo["edu"]],
+        "occupation": np.array(OCCUPATIONS, dtype=object)[demo["occ"]],
+        "duration_min": duration, "interview_date": date_str,
+    }
+
+    # -- duplicates: later copies --
+    kinds = r_fault.choice(["exact", "reentered", "new_id"], k_dup, p=[0.5, 0.3, 0.2])
+    src = np.asarray(dup_src, dtype=np.int64)
+    dup_cols = {c: v[src].copy() for c, v in cols.items()}
+    dup_codes = codes[src].copy()
+    new_ids = _ids(f"R{year}-", np.arange(n_base, n_base + k_dup), id_width)
+    for k in np.flatnonzero(kinds == "new_id"):
+        dup_cols["resp_id"][k] = new_ids[k]
+    re_rows = np.flatnonzero(kinds == "reentered")
+    for k in re_rows:
+        dup_cols["duration_min"][k] = round(float(dup_cols["duration_min"][k]) * float(r_fault.uniform(1.02, 1.2)), 1)
+        d = np.datetime64(dup_cols["interview_date"][k]) + int(r_fault.integers(1, 4))
+        dup_cols["interview_date"][k] = str(min(d, np.datetime64(f"{year}-12-31")))
+        items = r_fault.choice(m, int(r_fault.integers(1, 4)), replace=False)
+        for j in items:
+            cur = dup_codes[k, j]
+            dup_codes[k, j] = (cur + 1) % 4 if cur < 4 else int(r_fault.integers(0, 4))
+
+    # final order: each copy lands somewhere after its source
+    sort_key = np.concatenate([np.arange(n_base, dtype=np.float64),
+                               src + 0.5 + r_fault.random(k_dup) * (n_base - src - 0.5)])
+    order = np.argsort(sort_key, kind="stable")
+    pos = np.empty(n_base + k_dup, dtype=np.int64)
+    pos[order] = np.arange(n_base + k_dup)
+
+    frame = {c: np.concatenate([v, dup_cols[c]])[order] for c, v in cols.items()}
+    all_codes = np.concatenate([codes, dup_codes])[order]
+    raw = _frame(frame, all_codes, q)
+
+    recs = []
+    for f in ("age_out_of_range", "missing_items", "variant_division", "speeder", "straightline"):
+        for r, d in zip(fault_rows.get(f, []), details.get(f, []), strict=True):
+            recs.append((int(pos[r]), cols["resp_id"][r], f, d))
+    kind_text = {"exact": "exact copy of row {}", "reentered": "same resp_id as row {}, re-entered",
+                 "new_id": "copy of row {} under a new resp_id"}
+    for k in range(k_dup):
+        recs.append((int(pos[n_base + k]), dup_cols["resp_id"][k], "duplicate",
+                     kind_text[kinds[k]].format(int(pos[src[k]]))))
+    fl = pd.DataFrame(recs, columns=["row", "resp_id", "fault", "detail"]).sort_values("row", kind="stable")
+    fl = fl.reset_index(drop=True).astype({"row": np.int64, "resp_id": "str", "fault": "str", "detail": "str"})
+    raw.attrs["calibration"] = {"year": year, "rule": plan.scoring_rule(year), "target": target,
+                                "achieved": round(achieved, 4), "intercept": intercept,
+                                "iterations": iters, "calibration_rows": int(len(calib))}
+    return raw, fl
+
+
+def _margin_male(margins: pd.DataFrame) -> float:
+    sa = margins[margins["margin"] == "sex_age"]
+    tot = sa["population"].sum()
+    return float(sa.loc[sa["sex"] == "男", "population"].sum() / tot) if tot else 0.5
+
+
+def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    s = pd.Series(np.asarray(numbers), dtype="int64").astype("str").str.zfill(width)
+    return (prefix + s).to_numpy(dtype=object) if prefix else s.to_numpy(dtype=object)
+
+
+def _frame(cols: dict[str, np.ndarray], codes: np.ndarray, q: pd.DataFrame) -> pd.DataFrame:
+    out = {}
+    for c, v in cols.items():
+        if c in ("design_weight", "duration_min"):
+            out[c] = v.astype(np.float64)
+        elif c == "age":
+            out[c] = v.astype(np.int64)
+        else:
+            out[c] = pd.array(v, dtype="str")
+    opts = np.array([*OPTIONS, None], dtype=object)
+    for j, item in enumerate(q["item_id"]):
+        out[item] = pd.array(opts[codes[:, j]], dtype="str")
+    return pd.DataFrame(out)
