@@ -252,7 +252,7 @@ def draw_maps(plan, year: int, tab: pd.DataFrame, years_tab: pd.DataFrame, first
         if gdf[column].notna().any():
             fig = geo.choropleth(gdf, column, breaks[key], title=title, legend_title=legend,
                                  note=note, cmap=cmap, label_fmt="{:.1f}", center=center)
-            files[column] = save_figure(fig, fig_dir / f"map_{key_file[column]}.png")
+            files[key_file[column]] = save_figure(fig, fig_dir / f"map_{key_file[column]}.png")
 
     key_file = {"benchmarked": "estimate", "gap_to_target": "gap",
                 "change_since_baseline": "change", "fh_cv": "cv"}
