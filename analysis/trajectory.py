@@ -8,9 +8,12 @@ error, u_t ~ N(0, tau^2) the year's departure from the trend (model error).
 tau^2 is estimated by the DerSimonian–Laird moment estimator; the coefficients by
 weighted least squares (statsmodels WLS) with precision weights 1 / (s_t^2 + tau^2);
 their covariance is WLS's residual-scaled one, which with these weights is the
-Knapp–Hartung estimator, and intervals use t quantiles on n - k degrees of freedom
-(simulation in tests/test_trajectory.py: near-nominal coverage; the variant truncating
-the scale at 1 over-covered badly when tau is small). A forecast interval for the city's true
+Knapp–Hartung (KH) estimator, used with t quantiles on n - k degrees of freedom.
+With six or so years the KH scale is itself noisy and, when the residuals are small
+by chance, gives intervals narrower than the surveys' own errors allow; so each
+interval is the wider of the KH-t interval and the normal interval that takes the
+survey variances as known (simulations in tests/test_trajectory.py: 95% intervals
+cover at 0.94-0.98; truncating the KH scale at 1 instead over-covered badly). A forecast interval for the city's true
 share in year t is mean ± q sqrt(x' V x + tau^2): parameter uncertainty (which
 carries every year's survey error) plus model error. Alternatives: the same model
 in percentage points (linear), and the city's logit gap to the national series
@@ -78,7 +81,12 @@ def _quantile(level: float, df: int) -> float:
 
 @dataclass
 class TrendFit:
-    """A fitted linear trend on a link scale (logit or identity), possibly with an offset."""
+    """A fitted linear trend on a link scale (logit or identity), possibly with an offset.
+
+    `cov` is the Knapp–Hartung covariance (t on `df` degrees of freedom); `cov_known`
+    the covariance with the survey variances taken as known (normal), None for OLS.
+    Intervals and probabilities use whichever of the two is wider at the 95% level.
+    """
 
     link: str
     t0: float
@@ -90,34 +98,49 @@ class TrendFit:
     rule_dummy: bool = False
     offset: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = field(
         default=None, repr=False)
+    cov_known: np.ndarray | None = None
 
     @property
     def slope(self) -> float:
         return float(self.params[1])
 
     def slope_ci(self, level: float = LEVEL) -> tuple[float, float]:
-        q = _quantile(level, self.df)
-        h = q * float(np.sqrt(self.cov[1, 1]))
+        h = _quantile(level, self.df) * float(np.sqrt(self.cov[1, 1]))
+        if self.cov_known is not None:
+            h = max(h, _quantile(level, 0) * float(np.sqrt(self.cov_known[1, 1])))
         return self.slope - h, self.slope + h
 
-    def predict_link(self, years) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean, variance of the mean, variance of the true value (adds tau^2)."""
-        t = np.asarray(years, float)
+    def _x(self, t: np.ndarray) -> np.ndarray:
         cols = [np.ones_like(t), t - self.t0]
         if self.rule_dummy:
             cols.append(np.zeros_like(t))  # forecasts are on the current rule
-        x = np.column_stack(cols)
+        return np.column_stack(cols)
+
+    def predictive(self, years) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, sd and degrees of freedom (0: normal) of the true value on the link scale.
+
+        The sd adds tau^2 (the year's departure from the trend) and the offset's
+        variance to the parameter uncertainty.
+        """
+        t = np.asarray(years, float)
+        x = self._x(t)
         mean = x @ self.params
-        var = np.einsum("ij,jk,ik->i", x, self.cov, x)
+        extra = np.full_like(t, self.tau2)
         if self.offset is not None:
             om, ov = self.offset(t)
-            mean, var = mean + om, var + ov
-        return mean, var, var + self.tau2
+            mean, extra = mean + om, extra + ov
+        sd = np.sqrt(np.einsum("ij,jk,ik->i", x, self.cov, x) + extra)
+        df = np.full(t.shape, self.df)
+        if self.cov_known is not None:
+            sd_k = np.sqrt(np.einsum("ij,jk,ik->i", x, self.cov_known, x) + extra)
+            wider = _quantile(LEVEL, 0) * sd_k > _quantile(LEVEL, self.df) * sd
+            sd, df = np.where(wider, sd_k, sd), np.where(wider, 0, df)
+        return mean, sd, df
 
     def predict(self, years, level: float = LEVEL) -> pd.DataFrame:
         """Percent-scale prediction of the true share with a `level` interval."""
-        mean, _, vpred = self.predict_link(years)
-        h = _quantile(level, self.df) * np.sqrt(vpred)
+        mean, sd, df = self.predictive(years)
+        h = np.array([_quantile(level, int(d)) for d in df]) * sd
         return pd.DataFrame({
             "year": np.asarray(years, int),
             "estimate": _from_link(mean, self.link),
@@ -127,10 +150,10 @@ class TrendFit:
 
     def p_above(self, year: int, threshold_pct: float) -> float:
         """P(true share in `year` > threshold) under the predictive distribution."""
-        mean, _, vpred = self.predict_link([year])
+        mean, sd, df = self.predictive([year])
         thr = logit_pct(threshold_pct) if self.link == "logit" else threshold_pct
-        z = (float(thr) - mean[0]) / np.sqrt(vpred[0])
-        dist = stats.t(self.df) if self.df > 0 else stats.norm
+        z = (float(thr) - mean[0]) / sd[0]
+        dist = stats.t(int(df[0])) if df[0] > 0 else stats.norm
         return float(dist.sf(z))
 
 
@@ -174,18 +197,18 @@ def fit_trend(years, y, s=None, old_rule=None, link: str = "logit", t0: float | 
         if df < 1:
             raise TrajectoryError("a series without SEs needs more years than parameters")
         res = sm.OLS(y, x).fit()
-        cov, tau2 = np.asarray(res.cov_params()), float(res.scale)
+        cov, tau2, cov_known = np.asarray(res.cov_params()), float(res.scale), None
     else:
         s = np.asarray(s, float)
         if np.any(~np.isfinite(s)) or np.any(s <= 0):
             raise TrajectoryError(f"standard errors must be positive, got {s.tolist()}")
         tau2 = dl_tau2(x, y, s)
         res = sm.WLS(y, x, weights=1.0 / (s**2 + tau2)).fit()
-        scale = float(res.scale) if df > 0 else 1.0
-        cov = np.asarray(res.normalized_cov_params) * scale
+        cov_known = np.asarray(res.normalized_cov_params)
+        cov = cov_known * (float(res.scale) if df > 0 else 1.0)
     return TrendFit(link=link, t0=t0, params=np.asarray(res.params, float), cov=cov,
                     tau2=tau2, df=df, years=t.astype(int), rule_dummy=bool(dummy),
-                    offset=offset_fn)
+                    offset=offset_fn, cov_known=cov_known)
 
 
 # ---------------------------------------------------------------- national curve
@@ -210,9 +233,9 @@ def national_curve(national: pd.Series, fit_from: int = 2010) -> Callable:
     def curve(t):
         t = np.asarray(t, float)
         inside = (t >= yrs.min()) & (t <= yrs.max())
-        pm, _, pv = proj.predict_link(t)
+        pm, psd, _ = proj.predictive(t)
         mean = np.where(inside, np.interp(t, yrs, lg), pm)
-        var = np.where(inside, 0.0, pv)
+        var = np.where(inside, 0.0, psd**2)
         return mean, var
 
     return curve
