@@ -13,8 +13,9 @@ With six or so years the KH scale is itself noisy and, when the residuals are sm
 by chance, gives intervals narrower than the surveys' own errors allow; so each
 interval is the wider of the KH-t interval and the normal interval that takes the
 survey variances as known (simulations in tests/test_trajectory.py: 95% intervals
-cover at 0.94-0.98; truncating the KH scale at 1 instead over-covered badly). A forecast interval for the city's true
-share in year t is mean ± q sqrt(x' V x + tau^2): parameter uncertainty (which
+cover at 0.94-0.98; truncating the KH scale at 1 instead over-covered badly).
+A forecast interval for the city's true share in year t is
+mean ± q sqrt(x' V x + tau^2): parameter uncertainty (which
 carries every year's survey error) plus model error. Alternatives: the same model
 in percentage points (linear), and the city's logit gap to the national series
 modelled as a linear trend (the city then tracks the national curve; beyond the

@@ -161,6 +161,12 @@ def _group_block(est, fit_obs, target_year, level, plan) -> tuple[dict, list[pd.
     return out, series
 
 
+def _province_scope(bench: pd.DataFrame, plan: Plan) -> str | None:
+    """The one benchmark scope that is neither national nor the city itself, if unique."""
+    others = sorted(set(bench["scope"]) - {"national", plan.city})
+    return others[0] if len(others) == 1 else None
+
+
 def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
                    level: float = tr.LEVEL) -> dict:
     """Fit, compare and forecast the city's trend; decompose the change; write outputs."""
@@ -170,7 +176,7 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
     bench = bm.load_benchmarks(bench_path)
     inputs = [plan.path, bench_path, *inputs]
     national = bm.series(bench, "national")
-    province_scope = plan.get("trajectory.province_scope", "guangdong")
+    province_scope = plan.get("trajectory.province_scope") or _province_scope(bench, plan)
     province = bm.series(bench, province_scope)
     target, ty = plan.target, plan.target_year
 
@@ -297,6 +303,7 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
             "national_latest_year": nat_last,
             "national_latest": float(national.loc[nat_last]) if nat_last else None,
             "province_scope": province_scope,
+            "province_name_zh": plan.get("city.province_zh", province_scope),
             "province_latest_year": int(province.index.max()) if len(province) else None,
             "province_latest": float(province.iloc[-1]) if len(province) else None,
             "city_minus_national_latest_common_pp": next(
@@ -324,7 +331,8 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
                           "label_zh": "规划隐含路径（匀速增长）"}),
             pd.DataFrame({"year": [ty], "estimate": [target], "series": "city",
                           "kind": "target", "label_zh": "规划目标"})]
-    for scope, lab in ((("national", "全国"), (province_scope, "广东省"))):
+    province_zh = plan.get("city.province_zh", province_scope)
+    for scope, lab in (("national", "全国"), (province_scope, province_zh)):
         b = bench[bench["scope"] == scope]
         rows.append(pd.DataFrame({"year": b["year"], "estimate": b["value"], "series": scope,
                                   "kind": b["kind"], "label_zh": lab}))
