@@ -179,7 +179,9 @@ if (file.exists(demo_path)) {
   rdemo <- rake(ddemo, list(~du, ~sa, ~education), list(pop_du, pop_sa, pop_ed),
                 control = tight)
   dvars <- c("literate01", "score_total")
-  dbys <- c("division_code", "sex", "age_group")
+  demo$elderly <- ifelse(demo$age >= 60 & demo$age <= 69, "yes", "no")  # a key group
+  dbys <- c("division_code", "urban_rural", "sex", "age_group", "education", "occupation",
+            "elderly")
   add_case("demo_design", "demo_survey.csv", "psu", "stratum", "design_weight", "adjust",
            dvars, "literate01", dbys, des = ddemo)
   add_case("demo_raked", "demo_survey.csv", "psu", "stratum", "design_weight", "adjust",

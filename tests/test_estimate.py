@@ -34,6 +34,7 @@ def read_data(name: str) -> pd.DataFrame:
                                          "psu": "string", "stype": "string"})
     if "literate" in df.columns:  # the R script's literate01
         df["literate01"] = df["literate"].astype("string").isin(["True", "TRUE"]).astype(float)
+        df["elderly"] = np.where((df["age"] >= 60) & (df["age"] <= 69), "yes", "no")
     return df
 
 
@@ -171,3 +172,54 @@ def _true_share() -> float:
 
 
 TRUE_SHARE = _true_share()
+
+
+def test_disclosure_flags():
+    from analysis.disclosure import flag_cells, publishable
+    t = pd.DataFrame({"n": [10, 100, 100, 29, 30], "estimate": [0.2, 0.2, 0.0, 0.5, 0.5],
+                      "se": [0.01, 0.08, 0.0, 0.2, 0.15]})
+    t["cv"] = t["se"] / t["estimate"]
+    out = flag_cells(t, min_n=30, max_cv=0.3)
+    assert out["suppressed"].tolist() == [True, True, True, True, False]
+    assert out["suppress_reason"].tolist() == ["n<30", "cv>0.3", "cv undefined", "n<30; cv>0.3", ""]
+    pub = publishable(out)
+    assert pub["estimate"].isna().tolist() == [True, True, True, True, False]
+    assert pub["n"].tolist() == t["n"].tolist()
+
+
+def test_stage_table_matches_r_demo():
+    """The stage's tidy table (percent, key groups) carries R's numbers for the demo year."""
+    from analysis.config import load_plan
+    from analysis.estimate_stage import estimate_table
+
+    case = next(c for c in R["cases"] if c["name"] == "demo_raked")
+    df, design = design_for(case)
+    table = estimate_table(df, design, load_plan("zhanjiang"), 2020)
+    lit = table[table["indicator"] == "literate"].set_index(["domain", "level"])
+    names = {"division_code": "division", "urban_rural": "urban_rural", "education": "education",
+             "occupation": "occupation", "sex": "sex", "age_group": "age_group"}
+    checked = 0
+    for s in case["stats"]:
+        if s["variable"] != "literate01":
+            continue
+        if s["by"] is None:
+            key = ("city", "all")
+        elif s["by"] == "elderly":
+            if s["level"] != "yes":
+                continue
+            key = ("key_group", "elderly")
+        else:
+            key = (names[s["by"]], str(s["level"]))
+        row = lit.loc[key]
+        assert row["n"] == s["n"]
+        np.testing.assert_allclose([row["estimate"], row["se"]],
+                                   [100 * s["estimate"], 100 * s["se"]], rtol=RTOL)
+        if np.isfinite(num(s["ci_low"])):
+            np.testing.assert_allclose([row["ci_low"], row["ci_high"]],
+                                       [100 * s["ci_low"], 100 * s["ci_high"]], rtol=RTOL)
+        checked += 1
+    assert checked > 30
+    assert set(table["domain"]) == {"city", "division", "urban_rural", "sex", "age_group",
+                                    "education", "occupation", "key_group"}
+    small = table[table["n"] < 30]
+    assert small["suppressed"].all() and small["suppress_reason"].str.contains("n<30").all()

@@ -1,0 +1,258 @@
+"""Stage 02: calibrate weights and estimate every indicator by every domain for one year."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import Plan, processed_dir
+from .disclosure import disclosure_limits, flag_cells
+from .estimate import (
+    DEFAULT_LONELY_PSU,
+    Calibration,
+    Design,
+    confidence_interval,
+    domain_means,
+    estimate_domains,
+)
+from .weighting import calibrate, read_census_margins, weighting_settings
+
+STAGE = "02_weight_estimate"
+COLUMNS = ["year", "indicator", "domain", "level", "n", "estimate", "se", "ci_low", "ci_high",
+           "deff", "n_eff", "cv", "suppressed", "suppress_reason"]
+# Partition domains: domain name -> column of the clean table
+DOMAIN_COLUMNS = {"division": "division_code", "urban_rural": "urban_rural", "sex": "sex",
+                  "age_group": "age_group", "education": "education", "occupation": "occupation"}
+DOMAIN_NAMES_ZH = {"city": "全市", "division": "县（市、区）", "urban_rural": "城乡", "sex": "性别",
+                   "age_group": "年龄组", "education": "文化程度", "occupation": "职业",
+                   "key_group": "重点人群"}
+DIMENSION_FALLBACK = ("knowledge", "method", "spirit", "application")
+LEVEL_FALLBACK = ("advanced", "literate", "basic", "low")
+
+
+class EstimateStageError(ValueError):
+    """Stage 02 inputs are missing or do not follow the contract."""
+
+
+def indicator_names_zh(plan: Plan) -> dict[str, str]:
+    """Chinese names of the indicators for tables and figures."""
+    names = {"literate": plan.get("literacy.indicator_zh", "具备科学素质的比例"),
+             "mean_score_total": "平均总分"}
+    for lv in plan.get("scoring.score.levels", []):
+        names[f"level_{lv['id']}"] = f"{lv['name_zh']}比例"
+    for dim in plan.get("scoring.score.dimensions", []):
+        names[f"mean_score_{dim['id']}"] = f"{dim['name_zh']}平均得分"
+    return names
+
+
+def level_label_zh(plan: Plan, domain: str, level: str) -> str:
+    """Chinese label of a domain level (division name, key group name; others are Chinese already)."""
+    if domain == "city":
+        return plan.name_zh
+    if domain == "division":
+        return plan.division_names.get(str(level), str(level))
+    if domain == "key_group":
+        return {g["id"]: g["name_zh"] for g in plan.get("literacy.key_groups", [])}.get(level, level)
+    return str(level)
+
+
+def _indicators(df: pd.DataFrame, plan: Plan) -> list[tuple[str, np.ndarray, bool]]:
+    """(indicator id, values per row, is a share) for every indicator the table supports."""
+    out = []
+    if "literate" not in df.columns:
+        raise EstimateStageError("survey_clean has no 'literate' column")
+    lit = pd.to_numeric(df["literate"].astype("boolean"), errors="coerce").to_numpy(float, na_value=np.nan)
+    out.append(("literate", lit, True))
+    levels = [str(x["id"]) for x in plan.get("scoring.score.levels", [])] or list(LEVEL_FALLBACK)
+    if "level" in df.columns:
+        lv = df["level"].astype("string")
+        for lid in levels:
+            v = (lv == lid).astype("boolean").to_numpy(float, na_value=np.nan)
+            out.append((f"level_{lid}", v, True))
+    dims = [str(x["id"]) for x in plan.get("scoring.score.dimensions", [])] or list(DIMENSION_FALLBACK)
+    for col in ["score_total", *[f"score_{d}" for d in dims]]:
+        if col in df.columns:
+            out.append((f"mean_{col}", pd.to_numeric(df[col], errors="coerce").to_numpy(float), False))
+    return out
+
+
+def key_group_masks(df: pd.DataFrame, plan: Plan) -> dict[str, np.ndarray]:
+    """Membership of each key group of the plan (groups may overlap: elderly farmers)."""
+    masks = {}
+    for g in plan.get("literacy.key_groups", []):
+        rule = g.get("rule", {})
+        m = np.ones(len(df), bool)
+        if "occupation" in rule:
+            m &= (df["occupation"].astype("string") == str(rule["occupation"])).fillna(False).to_numpy(bool)
+        if "age_min" in rule or "age_max" in rule:
+            age = pd.to_numeric(df["age"], errors="coerce").to_numpy(float)
+            m &= (age >= float(rule.get("age_min", -np.inf))) & (age <= float(rule.get("age_max", np.inf)))
+        masks[str(g["id"])] = m
+    return masks
+
+
+def _rows(res: pd.DataFrame, year: int, indicator: str, domain: str, share: bool) -> pd.DataFrame:
+    res = res.copy()
+    if share:  # contract: shares in percent
+        for c in ("estimate", "se", "ci_low", "ci_high"):
+            res[c] = res[c] * 100
+    res["year"], res["indicator"], res["domain"] = year, indicator, domain
+    return res
+
+
+def estimate_table(df: pd.DataFrame, design: Design, plan: Plan, year: int) -> pd.DataFrame:
+    """Every indicator by every domain (tidy, contract columns), disclosure flags included."""
+    parts = []
+    groups = key_group_masks(df, plan)
+    for indicator, y, share in _indicators(df, plan):
+        if np.isnan(y).all():
+            continue
+        parts.append(_rows(estimate_domains(design, y, None, share), year, indicator, "city", share))
+        for domain, col in DOMAIN_COLUMNS.items():
+            if col in df.columns:
+                labels = df[col].astype("string").reset_index(drop=True)
+                res = estimate_domains(design, y, labels.fillna("<NA>"), share)
+                parts.append(_rows(res[res["level"] != "<NA>"], year, indicator, domain, share))
+        for gid, mask in groups.items():
+            codes = np.where(mask, 0, -1)
+            res = domain_means(design, y, codes, 1)
+            res.insert(0, "level", [gid])
+            res["ci_low"], res["ci_high"] = confidence_interval(res["estimate"], res["se"],
+                                                                res["df"], share)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                res["n_eff"] = res["n"] / res["deff"]
+                res["cv"] = res["se"] / res["estimate"].abs()
+            parts.append(_rows(res, year, indicator, "key_group", share))
+    table = pd.concat(parts, ignore_index=True)
+    min_n, max_cv = disclosure_limits(plan)
+    table = flag_cells(table, min_n, max_cv)
+    table["n"] = table["n"].astype("int64")
+    table["year"] = table["year"].astype("int64")
+    table["level"] = table["level"].astype(str)
+    return table[COLUMNS]
+
+
+def design_for(df: pd.DataFrame, weights: np.ndarray, plan: Plan, codes: list[np.ndarray],
+               method: str) -> Design:
+    """The sample design with the final weights and the calibration the variance accounts for."""
+    lonely = plan.get("survey.variance.lonely_psu", DEFAULT_LONELY_PSU)
+    cal = None
+    if plan.get("survey.variance.calibration", True):
+        if method == "rake":
+            cal = Calibration("raking", tuple(codes))
+        elif method == "poststratify":
+            cal = Calibration("poststratify", tuple(codes),
+                              design_weights=df["design_weight"].to_numpy(float))
+    return Design.from_frame(df, weights, "stratum", "psu", lonely_psu=lonely, calibration=cal)
+
+
+def plot_by_group(table: pd.DataFrame, plan: Plan, year: int, path: Path) -> Path:
+    """Share 具备科学素质 by group with 95% intervals; suppressed cells greyed and marked."""
+    from .plotting import plt, save_figure, use_cjk_font
+
+    use_cjk_font()
+    t = table[(table["indicator"] == "literate") & (table["domain"] != "city")]
+    city = table[(table["indicator"] == "literate") & (table["domain"] == "city")].iloc[0]
+    domains = [d for d in DOMAIN_NAMES_ZH if d in set(t["domain"])]
+    heights = [max(2, (t["domain"] == d).sum()) for d in domains]
+    fig, axes = plt.subplots(len(domains), 1, figsize=(7.5, 0.32 * sum(heights) + 1.2 * len(domains)),
+                             gridspec_kw={"height_ratios": heights}, sharex=True)
+    axes = np.atleast_1d(axes)
+    for ax, dom in zip(axes, domains, strict=True):
+        part = t[t["domain"] == dom].reset_index(drop=True)
+        labels = [level_label_zh(plan, dom, lv) for lv in part["level"]]
+        ypos = np.arange(len(part))[::-1]
+        ok = ~part["suppressed"].to_numpy(bool)
+        err = np.vstack([part["estimate"] - part["ci_low"], part["ci_high"] - part["estimate"]])
+        err = np.nan_to_num(err)
+        ax.barh(ypos[ok], part["estimate"][ok], color="#3b6ea5", height=0.6)
+        ax.errorbar(part["estimate"][ok], ypos[ok], xerr=err[:, ok], fmt="none", ecolor="black",
+                    capsize=2, lw=0.8)
+        ax.barh(ypos[~ok], part["estimate"][~ok], color="#cccccc", height=0.6, hatch="//")
+        ax.set_yticks(ypos, [f"{lb}{'（不发布）' if not k else ''}" for lb, k in zip(labels, ok, strict=True)],
+                      fontsize=8)
+        ax.axvline(city["estimate"], color="#c0392b", ls="--", lw=0.9)
+        ax.set_title(DOMAIN_NAMES_ZH[dom], fontsize=9, loc="left")
+    axes[-1].set_xlabel("具备科学素质的比例（%），横线为95%置信区间，虚线为全市")
+    fig.suptitle(f"{plan.name_zh}{year}年公民具备科学素质的比例：分群体估计", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def run_estimate(plan: Plan, year: int, processed_root: Path | None = None) -> dict[str, Any]:
+    """Weight and estimate one survey year; write weights, diagnostics, estimates, figure, manifest."""
+    from .provenance import write_manifest
+
+    out_dir = processed_dir(plan.city, year, processed_root)
+    clean_path = out_dir / "survey_clean.parquet"
+    if not clean_path.exists():
+        raise EstimateStageError(f"{clean_path} not found: run stage 01 (clean) for {year} first")
+    df = pd.read_parquet(clean_path).reset_index(drop=True)
+    need = ["resp_key", "stratum", "psu", "design_weight", "division_code", "urban_rural", "sex",
+            "age_group", "education"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise EstimateStageError(f"{clean_path}: missing column(s) {missing}")
+    settings = weighting_settings(plan)
+    margins_path = plan.census_margins_path
+    margins = read_census_margins(margins_path, settings["margins"])
+    result, diag = calibrate(df, margins, settings)
+    diag["year"] = year
+    diag["census_margins"] = str(margins_path)
+    weights = result.weights
+    design = design_for(df, weights, plan, result.codes, result.method)
+    diag["variance"] = {"method": "Taylor linearisation, ultimate clusters with replacement",
+                        "lonely_psu": design.lonely_psu,
+                        "calibration_adjustment": design.calibration is not None,
+                        "strata": design.n_strata, "psus": design.n_psu,
+                        "single_psu_strata": int((design.psu_per_stratum == 1).sum()),
+                        "matches_r": "survey::svydesign(ids=~psu, strata=~stratum, nest=TRUE) + "
+                                     "rake()/postStratify(); svyby, svyciprop(method='logit')"}
+    table = estimate_table(df, design, plan, year)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"weights": out_dir / "weights.parquet",
+             "diagnostics": out_dir / "weighting_diagnostics.json",
+             "estimates": out_dir / "estimates.parquet",
+             "figure": out_dir / "figures" / "estimates_by_group.png"}
+    pd.DataFrame({"resp_key": df["resp_key"], "design_weight": df["design_weight"].astype(float),
+                  "weight": weights}).to_parquet(paths["weights"], index=False)
+    paths["diagnostics"].write_text(json.dumps(diag, ensure_ascii=False, indent=2, default=float),
+                                    encoding="utf-8")
+    table.to_parquet(paths["estimates"], index=False)
+    plot_by_group(table, plan, year, paths["figure"])
+    params = {"city": plan.city, "year": year, **{f"weighting_{k}": v for k, v in settings.items()},
+              "lonely_psu": design.lonely_psu,
+              "min_n": disclosure_limits(plan)[0], "max_cv": disclosure_limits(plan)[1]}
+    manifest = write_manifest(out_dir, STAGE, [clean_path, margins_path, plan.path],
+                              list(paths.values()), params)
+    city = table[(table["indicator"] == "literate") & (table["domain"] == "city")].iloc[0]
+    return {"year": year, "n": len(df), "estimates": table, "diagnostics": diag,
+            "literate": {k: float(city[k]) for k in ("estimate", "se", "ci_low", "ci_high", "deff")},
+            "paths": {k: str(v) for k, v in paths.items()}, "manifest": str(manifest)}
+
+
+def load_estimates(plan: Plan, processed_root: Path | None = None,
+                   years: list[int] | None = None) -> pd.DataFrame:
+    """estimates.parquet of every year that has one, stacked (the cross-year comparison)."""
+    years = years if years is not None else plan.survey_years
+    parts, looked = [], []
+    for y in years:
+        p = processed_dir(plan.city, y, processed_root) / "estimates.parquet"
+        looked.append(str(p))
+        if p.exists():
+            parts.append(pd.read_parquet(p))
+    if not parts:
+        raise EstimateStageError(f"no estimates.parquet found; looked in {looked}: run stage 02")
+    return pd.concat(parts, ignore_index=True).sort_values(["indicator", "domain", "level", "year"],
+                                                           ignore_index=True)
+
+
+def compare_years(table: pd.DataFrame, indicator: str = "literate", domain: str = "city") -> pd.DataFrame:
+    """One indicator for one domain across years, wide by level (estimate, CI, suppressed)."""
+    t = table[(table["indicator"] == indicator) & (table["domain"] == domain)]
+    return t.pivot_table(index="level", columns="year", values="estimate", aggfunc="first")
