@@ -430,3 +430,72 @@ def save_figures(out_dir, year, by_group, by_unit, by_year, ind, specs) -> list:
         "progress_indicators_division.png": plot_indicators_division(ind, specs, year),
     }
     return [save_figure(fig, out_dir / name) for name, fig in figs.items()]
+
+
+# --------------------------------------------------------------------------- Chinese tables
+
+def group_table_zh(by_group: pd.DataFrame) -> pd.DataFrame:
+    """progress_by_group in Chinese, for the notebook and the report."""
+    return pd.DataFrame({
+        "类别": by_group["kind"], "行动/工程": by_group["group_name"],
+        "措施数": by_group["n_measures"], "已完成": by_group["n_completed"],
+        "推进中": by_group["n_in_progress"], "未启动": by_group["n_not_started"],
+        "部分年度未完成": by_group["n_partial"], "未报送": by_group["n_not_reported"],
+        "逾期": by_group["n_overdue"], "完成率（%）": by_group["completed_share"].round(1),
+        "平均完成度（%）": by_group["mean_completion"].round(1),
+    })
+
+
+def unit_table_zh(by_unit: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "牵头单位": by_unit["unit"], "已报送": by_unit["returned"].map({True: "是", False: "否"}),
+        "牵头措施数": by_unit["n_measures"], "已完成": by_unit["n_completed"],
+        "逾期": by_unit["n_overdue"], "未报送": by_unit["n_not_reported"],
+        "完成率（%）": by_unit["completed_share"].round(1),
+        "平均完成度（%）": by_unit["mean_completion"].round(1),
+    })
+
+
+def overdue_table_zh(measures: pd.DataFrame) -> pd.DataFrame:
+    d = measures[measures["overdue"]]
+    done = [f"{int(a)}/{int(b)}" if pd.notna(b) else "" for a, b in
+            zip(d["years_done"].astype("Float64").fillna(0), d["years_due"], strict=True)]
+    return pd.DataFrame({
+        "措施编号": d["measure_id"], "主要工作任务": d["task_name"],
+        "牵头单位": d["lead_units"].str.replace(";", "、"), "完成时限": d["deadline"],
+        "截至报告年状态": d["category"], "已完成年数/应完成年数": done,
+    }).reset_index(drop=True)
+
+
+def indicator_table_zh(ind: pd.DataFrame) -> pd.DataFrame:
+    """City-level indicator values by year against targets."""
+    d = ind[ind["scope"] == "city"]
+    met = d["met"].astype(object).map({True: "达标", False: "未达标"}).where(d["met"].notna(), "—")
+    met = met.where(d["due"], "未到考核年")
+    return pd.DataFrame({
+        "指标": d["name_zh"], "年度": d["year"], "数值": d["value"].round(2),
+        "目标": [f"{_cmp_zh(c)}{t:g}" for c, t in zip(d["comparison"], d["target"], strict=True)],
+        "计量单位": d["unit"].replace({"percent": "%"}),
+        "考核年": d["due"].map({True: "是", False: "否"}), "是否达标": met, "说明": d["note"],
+    }).reset_index(drop=True)
+
+
+def problems_table_zh(problems: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "文件": problems["file"], "工作表": problems["sheet"], "单元格": problems["cell"],
+        "问题": problems["problem"],
+        "级别": problems["severity"].map({"error": "错误", "warning": "提示"}),
+    }).reset_index(drop=True)
+
+
+def _cmp_zh(c: str) -> str:
+    return {">=": "≥", "<=": "≤", ">": "＞", "<": "＜"}.get(c, c)
+
+
+def annual_table_zh(by_year: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "年度": by_year["year"], "每年实施措施数": by_year["n_measures"],
+        "已完成": by_year["n_done"], "推进中": by_year["n_in_progress"],
+        "未启动": by_year["n_not_started"], "未报送": by_year["n_not_reported"],
+        "完成率（%）": by_year["done_share"].round(1),
+    })
