@@ -198,8 +198,9 @@ def clean(df: pd.DataFrame, config: CleaningConfig, core_items: list[str] | None
 
     fire("missing_id", key.isna().to_numpy(), lambda m: "resp_id empty")
 
-    first_row = pd.Series(df["row"].to_numpy(), index=df.index).groupby(key.to_numpy(), sort=False,
-                                                                        dropna=True).transform("first")
+    first_row = (pd.Series(df["row"].to_numpy(), index=df.index)
+                 .groupby(key.to_numpy(), sort=False, dropna=True).transform("first")
+                 .fillna(-1).astype("int64"))
     dup_id = key.notna().to_numpy() & key.duplicated(keep="first").to_numpy()
     fire("duplicate_id", dup_id,
          lambda m: _fmt(first_row.to_numpy()[m], "same resp_id as row {}"))
