@@ -95,6 +95,27 @@ def key_group_masks(df: pd.DataFrame, plan: Plan) -> dict[str, np.ndarray]:
     return masks
 
 
+def level_order(plan: Plan) -> dict[str, list[str]]:
+    """Natural order of the levels of each domain (plan order of divisions, dictionary order)."""
+    order = {"city": ["all"], "division": list(plan.division_names),
+             "key_group": [str(g["id"]) for g in plan.get("literacy.key_groups", [])]}
+    try:
+        from .dictionary import load_dictionary
+        d = load_dictionary()
+        for dom, col in DOMAIN_COLUMNS.items():
+            if dom not in order and d.allowed(col):
+                order[dom] = list(d.allowed(col))
+    except (ImportError, OSError, KeyError):  # ordering is cosmetic; fall back to sorted
+        pass
+    return order
+
+
+def _level_rank(table: pd.DataFrame, plan: Plan) -> np.ndarray:
+    order = level_order(plan)
+    return np.array([order.get(d, []).index(lv) if lv in order.get(d, []) else 999
+                     for d, lv in zip(table["domain"], table["level"].astype(str), strict=True)])
+
+
 def _rows(res: pd.DataFrame, year: int, indicator: str, domain: str, share: bool) -> pd.DataFrame:
     res = res.copy()
     if share:  # contract: shares in percent
@@ -128,6 +149,10 @@ def estimate_table(df: pd.DataFrame, design: Design, plan: Plan, year: int) -> p
                 res["cv"] = res["se"] / res["estimate"].abs()
             parts.append(_rows(res, year, indicator, "key_group", share))
     table = pd.concat(parts, ignore_index=True)
+    table = table.iloc[np.lexsort((_level_rank(table, plan), table["domain"].map(
+        {d: i for i, d in enumerate(DOMAIN_NAMES_ZH)}).to_numpy(),
+        table["indicator"].map({k: i for i, k in enumerate(dict.fromkeys(
+            p[0] for p in _indicators(df, plan)))}).to_numpy()))].reset_index(drop=True)
     min_n, max_cv = disclosure_limits(plan)
     table = flag_cells(table, min_n, max_cv)
     table["n"] = table["n"].astype("int64")
@@ -159,7 +184,7 @@ def plot_by_group(table: pd.DataFrame, plan: Plan, year: int, path: Path) -> Pat
     city = table[(table["indicator"] == "literate") & (table["domain"] == "city")].iloc[0]
     domains = [d for d in DOMAIN_NAMES_ZH if d in set(t["domain"])]
     heights = [max(2, (t["domain"] == d).sum()) for d in domains]
-    fig, axes = plt.subplots(len(domains), 1, figsize=(7.5, 0.32 * sum(heights) + 1.2 * len(domains)),
+    fig, axes = plt.subplots(len(domains), 1, figsize=(7.5, 0.26 * sum(heights) + 0.9 * len(domains)),
                              gridspec_kw={"height_ratios": heights}, sharex=True)
     axes = np.atleast_1d(axes)
     for ax, dom in zip(axes, domains, strict=True):
@@ -172,14 +197,15 @@ def plot_by_group(table: pd.DataFrame, plan: Plan, year: int, path: Path) -> Pat
         ax.barh(ypos[ok], part["estimate"][ok], color="#3b6ea5", height=0.6)
         ax.errorbar(part["estimate"][ok], ypos[ok], xerr=err[:, ok], fmt="none", ecolor="black",
                     capsize=2, lw=0.8)
-        ax.barh(ypos[~ok], part["estimate"][~ok], color="#cccccc", height=0.6, hatch="//")
-        ax.set_yticks(ypos, [f"{lb}{'（不发布）' if not k else ''}" for lb, k in zip(labels, ok, strict=True)],
-                      fontsize=8)
+        for yy in ypos[~ok]:  # suppressed cells are not published, not even as a bar
+            ax.text(0.5, yy, "样本不足或抽样误差过大，不发布", va="center", fontsize=7, color="#777777")
+        ax.set_yticks(ypos, labels, fontsize=8)
+        ax.set_ylim(-0.6, len(part) - 0.4)
         ax.axvline(city["estimate"], color="#c0392b", ls="--", lw=0.9)
         ax.set_title(DOMAIN_NAMES_ZH[dom], fontsize=9, loc="left")
     axes[-1].set_xlabel("具备科学素质的比例（%），横线为95%置信区间，虚线为全市")
     fig.suptitle(f"{plan.name_zh}{year}年公民具备科学素质的比例：分群体估计", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     return save_figure(fig, path)
 
 
