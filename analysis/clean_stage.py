@@ -187,4 +187,23 @@ def run_clean(plan: Plan, year: int, processed_root: Path | None = None, *,
                             scoring_summary=summary_json, outputs=written)
 
 
-__all__ = ["IngestError", "CleanStageResult", "run_clean", "process", "scoring_summary"]
+__all__ = ["IngestError", "CleanStageResult", "cleaning_table_zh", "process", "run_clean",
+           "scoring_summary", "scoring_table_zh"]
+
+
+def cleaning_table_zh(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary by rule with Chinese headers, for the notebook and the report."""
+    out = summary[["order", "label_zh", "rule", "threshold", "n", "share_pct"]].copy()
+    return out.rename(columns={"order": "顺序", "label_zh": "规则", "rule": "规则代码", "threshold": "阈值",
+                               "n": "行数", "share_pct": "占输入行数（%）"})
+
+
+def scoring_table_zh(summary: dict[str, Any], plan: Plan) -> pd.DataFrame:
+    """Unweighted shares by level and literacy flags with Chinese labels."""
+    names = {str(x["id"]): x["name_zh"] for x in plan.get("scoring.score.levels", [])}
+    rows = [("具备科学素质（当年规则：" + {"score": "百分制", "three_dimension": "三维度"}.get(
+        summary["rule"], summary["rule"]) + "）", summary["literate_pct"]),
+            ("具备科学素质（百分制规则）", summary["literate_score_rule_pct"]),
+            ("具备科学素质（三维度规则）", summary["literate_three_dim_pct"])]
+    rows += [(names.get(k, k), v) for k, v in summary["level_pct"].items()]
+    return pd.DataFrame(rows, columns=["指标", "未加权比例（%）"])
