@@ -18,7 +18,14 @@ with the calibrated weights of each year.
    the rest, averaged over b = b_B and b = b_A to avoid the index-number choice.
    Composition is split by factor k in proportion to (mean X_Bk - mean X_Ak) b_k.
    With an intercept, weighted logit fits reproduce each year's weighted share, so
-   the parts add up to the observed change.
+   the parts add up to the observed change. When the factors' weighted margins do
+   not differ between the years (as when both years are calibrated to the same
+   census margins) the split is undefined; the composition part, which then comes
+   only from changes in the factors' joint distribution, is reported as `joint`.
+
+Calibration caveat: weights raked to the same census margins in both years make
+each factor's marginal distribution identical, so composition can only act through
+the joint distribution; year-specific margins are needed to see marginal shifts.
 """
 
 from __future__ import annotations
@@ -28,7 +35,10 @@ import pandas as pd
 import statsmodels.api as sm
 
 FACTORS = ("education", "age_group", "urban_rural")
-FACTOR_LABELS_ZH = {"education": "受教育程度", "age_group": "年龄结构", "urban_rural": "城镇人口比重"}
+FACTOR_LABELS_ZH = {"education": "受教育程度", "age_group": "年龄结构", "urban_rural": "城镇人口比重",
+                    "joint": "各因素的联合分布"}
+MIN_YUN_DENOM = 1e-6  # logit units: below this the factors' margins did not move
+MARGIN_TOL = 1e-6     # shares: a factor whose weighted margin moved less is "fixed"
 
 
 class DecompositionError(ValueError):
@@ -56,6 +66,14 @@ def _check(df: pd.DataFrame, name: str, factors, outcome: str, weight: str) -> p
 def weighted_share(df: pd.DataFrame, outcome: str = "literate", weight: str = "weight") -> float:
     w = df[weight].to_numpy(float)
     return float(100 * np.sum(w * df[outcome].to_numpy(float)) / np.sum(w))
+
+
+def margin_shift(a: pd.DataFrame, b: pd.DataFrame, factor: str, weight: str = "weight") -> float:
+    """Largest absolute change in a factor's weighted level shares between the years."""
+    sa = a.groupby(factor, observed=True)[weight].sum() / a[weight].sum()
+    sb = b.groupby(factor, observed=True)[weight].sum() / b[weight].sum()
+    return float((sa - sb).abs().max() if sa.index.equals(sb.index) else
+                 sa.sub(sb, fill_value=0).abs().max())
 
 
 def shift_share(a: pd.DataFrame, b: pd.DataFrame, factors=FACTORS, outcome: str = "literate",
@@ -124,15 +142,18 @@ def oaxaca_logit(a: pd.DataFrame, b: pd.DataFrame, factors=FACTORS, outcome: str
     bb = _logit_fit(xb, b[outcome].to_numpy(), wb)
     groups = xa.attrs["groups"]
     dxbar = (np.average(xb, axis=0, weights=wb) - np.average(xa, axis=0, weights=wa))
-    comp_f = dict.fromkeys(factors, 0.0)
+    comp_f = dict.fromkeys([*factors, "joint"], 0.0)
     comp_total = 0.0
     for beta in (bb, ba):
         comp = _mean_pred(xb, beta, wb) - _mean_pred(xa, beta, wa)
         contrib = dxbar * beta
         denom = contrib.sum()
-        for j, col in enumerate(xa.columns):
-            if groups[col] != "const" and denom != 0:
-                comp_f[groups[col]] += 0.5 * comp * contrib[j] / denom
+        if abs(denom) < MIN_YUN_DENOM:  # margins unchanged: Yun weights are 0/0
+            comp_f["joint"] += 0.5 * comp
+        else:
+            for j, col in enumerate(xa.columns):
+                if groups[col] != "const":
+                    comp_f[groups[col]] += 0.5 * comp * contrib[j] / denom
         comp_total += 0.5 * comp
     start, end = _mean_pred(xa, ba, wa), _mean_pred(xb, bb, wb)
     return {"start_fitted": start, "end_fitted": end, "total_pp": end - start,
@@ -149,6 +170,7 @@ def decompose_change(a: pd.DataFrame, b: pd.DataFrame, start_year: int, end_year
     start, end = weighted_share(a, outcome, weight), weighted_share(b, outcome, weight)
     total = end - start
     ss_comp, ss_within = float(cells["composition_pp"].sum()), float(cells["within_pp"].sum())
+    moved = {f: margin_shift(a, b, f, weight) for f in factors}
 
     def row(method, component, factor, value):
         return {"method": method, "component": component, "factor": factor,
@@ -177,6 +199,8 @@ def decompose_change(a: pd.DataFrame, b: pd.DataFrame, start_year: int, end_year
         "within_share_of_change": ss_within / total if total else None,
         "cells": int(len(cells)),
         "oaxaca": {k: v for k, v in ob.items() if k not in ("start_fitted", "end_fitted")},
-        "factor_labels_zh": {f: FACTOR_LABELS_ZH.get(f, f) for f in factors},
+        "factor_labels_zh": {f: FACTOR_LABELS_ZH.get(f, f) for f in [*factors, "joint"]},
+        "margin_shift": moved,
+        "factors_fixed_by_weighting": [f for f, v in moved.items() if v < MARGIN_TOL],
     }
     return table, summary

@@ -130,6 +130,8 @@ def _group_block(est, fit_obs, target_year, level, plan) -> tuple[dict, list[pd.
             o = o.assign(old_rule=o["year"].map(old_rule).astype(bool))
             entry: dict = {"label_zh": names.get(lev, lev), "years": o["year"].tolist(),
                            "observed": {str(int(r.year)): r.estimate for r in o.itertuples()}}
+            if o.empty:
+                entry["note_zh"] = "各年估计均因样本量或变异系数未达发布标准而未发布"
             if len(o) >= 3:
                 f = tr.fit_model("logit_linear", o)
                 p = f.predict([int(o["year"].min()), int(o["year"].max()), target_year], level)
@@ -484,8 +486,11 @@ def groups_table_zh(res: dict) -> pd.DataFrame:
                          "年均变化（百分点）": g.get("avg_change_pp_per_year"),
                          f"{res['target_year']}年趋势值（%）": g.get("forecast_target_year"),
                          "差距变化": gap.get("verdict_zh"),
-                         "差距年均变化（百分点）": gap.get("slope_pp_per_year")})
-    return pd.DataFrame(rows)
+                         "差距年均变化（百分点）": gap.get("slope_pp_per_year"),
+                         "说明": g.get("note_zh", "")})
+    out = pd.DataFrame(rows)
+    out["最新年份"] = out["最新年份"].astype("Int64")
+    return out
 
 
 def decomposition_table_zh(res: dict) -> pd.DataFrame:

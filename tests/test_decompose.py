@@ -110,3 +110,21 @@ def test_bad_input_is_named():
     bad.loc[3, "weight"] = 0.0
     with pytest.raises(dc.DecompositionError, match="end year: 1 rows .* index 3"):
         dc.shift_share(a, bad)
+
+
+def test_same_margins_in_both_years_leave_only_the_joint_distribution():
+    """Calibrating both years to the same census margins fixes each factor's margin;
+    composition can then act only through the joint distribution, and the Yun split
+    (0/0) is replaced by a `joint` part."""
+    keys = [(e, "30-39", u) for e in EDU[:2] for u in ("城镇", "乡村")]
+    rates = dict(zip(keys, [0.30, 0.05, 0.10, 0.12], strict=True))  # interaction
+    sa = dict(zip(keys, [0.3, 0.2, 0.2, 0.3], strict=True))
+    sb = dict(zip(keys, [0.4, 0.1, 0.1, 0.4], strict=True))  # same margins, other joint
+    _, summary = dc.decompose_change(_cells(rates, sa), _cells(rates, sb), 2020, 2025)
+    assert summary["factors_fixed_by_weighting"] == ["education", "age_group", "urban_rural"]
+    assert summary["within_pp"] == pytest.approx(0, abs=1e-12)
+    assert summary["composition_pp"] == pytest.approx(100 * (0.1 * 0.30 - 0.1 * 0.05
+                                                             - 0.1 * 0.10 + 0.1 * 0.12))
+    by = summary["oaxaca"]["composition_by_factor_pp"]
+    assert by["education"] == by["urban_rural"] == by["age_group"] == 0.0
+    assert by["joint"] == pytest.approx(summary["oaxaca"]["composition_pp"], abs=1e-12)
