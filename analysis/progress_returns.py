@@ -469,6 +469,9 @@ def _read_measures(ws, plan, tasks, unit, col: _Collector) -> list[dict]:
                 status = str(status).strip()
         evidence = _read_text(vals.get("evidence"), addr.get("evidence"), sheet, col, "佐证材料")
         note = _read_text(vals.get("note"), addr.get("note"), sheet, col, "备注")
+        if status is None and evidence is None and note is None and not any(
+                p["cell"] in addr.values() for p in col.rows):
+            continue  # a prefilled row nobody filled in: not a report
         if (mid, year) in seen:
             col.add(sheet, addr["measure_id"], "duplicate",
                     f"措施 {mid} {year} 年重复填报（首次在 {seen[(mid, year)]}），以首次为准", mid)

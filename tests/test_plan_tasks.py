@@ -51,6 +51,9 @@ def test_counts_match_the_annex(tasks):
     assert per_group["tasks"].sum() == 39
     assert len(tasks) == 61
     assert tasks["deadline"].value_counts().to_dict() == {"2025年底": 38, "每年实施": 23}
+    by_kind = pd.crosstab(tasks["kind"], tasks["deadline"])
+    assert by_kind.loc["提升行动"].to_dict() == {"2025年底": 11, "每年实施": 16}
+    assert by_kind.loc["重点工程"].to_dict() == {"2025年底": 27, "每年实施": 7}
 
 
 def test_group_and_task_names(tasks):

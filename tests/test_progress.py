@@ -186,7 +186,7 @@ def test_demo_returns_round_trip(zj, demo):
                                         row.evidence, None)
            for row in r.measures.itertuples() if isinstance(row.status, str)}
     assert got == expected
-    assert len(r.measures) == len(mine) * 5  # blank (not reported) rows are read as empty
+    assert len(r.measures) == len(expected)  # rows left blank are not reports
     ind = {(row.indicator_id, row.division_code, row.year): (row.value, row.evidence)
            for row in r.indicators.itertuples()}
     assert ind == {k: (float(v[0]), v[1]) for k, v in values.items() if k[0] == "tutors_trained"}
@@ -306,6 +306,11 @@ def test_run_progress_on_the_mini_plan(mini, tmp_path):
     (raw / "progress").mkdir()
     shutil.copy(FIX / "mini-yi-malformed.xlsx", raw / "progress")
     plan = load_plan("mini", raw_dir=raw)
+    est = tmp_path / "proc" / "mini" / "2023"
+    est.mkdir(parents=True)
+    pd.DataFrame({"year": [2023, 2023], "indicator": ["literate", "literate"],
+                  "domain": ["city", "sex"], "level": ["all", "男"], "estimate": [12.5, 11.0]}
+                 ).to_parquet(est / "estimates.parquet")
     h = run_progress(plan, 2023, processed_root=tmp_path / "proc")
     out = tmp_path / "proc" / "mini" / "2023"
     assert json.loads((out / "progress.json").read_text(encoding="utf-8")) == h
@@ -324,3 +329,7 @@ def test_run_progress_on_the_mini_plan(mini, tmp_path):
     manifest = json.loads((out / "manifest-05_plan_progress.json").read_text(encoding="utf-8"))
     assert any(k.endswith("mini-yi-malformed.xlsx") for k in manifest["inputs"])
     assert (out / "templates" / "mini-jia-template.xlsx").exists()
+    lit = {i["id"]: i for i in h["indicators"]}["literacy_rate"]
+    assert (lit["status"], lit["value"], lit["value_year"]) == ("met", 12.5, 2023)
+    # literacy and halls (both divisions have one in 2023) met; tutors and bases: 单位甲 missing
+    assert h["indicators_met"] == 2 and h["indicators_no_data"] == 2
