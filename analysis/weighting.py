@@ -42,15 +42,29 @@ class Margin:
         missing = [c for c in self.columns if c not in df.columns]
         if missing:
             raise WeightingError(f"margin {self.name}: survey has no column(s) {missing}")
-        keys = _cell_keys(df, self.columns)
+        # factorize column by column and look up only the distinct combinations (fast at 1M rows)
+        combo = np.zeros(len(df), dtype=np.int64)
+        uniques = []
+        for c in self.columns:
+            f, u = pd.factorize(df[c], use_na_sentinel=True)
+            combo = combo * (len(u) + 1) + (f + 1)
+            uniques.append(["<NA>", *(str(x) for x in u)])
+        distinct, inverse = np.unique(combo, return_inverse=True)
         lookup = {k: i for i, k in enumerate(self.totals.index)}
-        codes = keys.map(lookup)
-        if codes.isna().any():
-            row = int(np.flatnonzero(codes.isna().to_numpy())[0])
-            raise WeightingError(
-                f"margin {self.name}: row {row} has {dict(zip(self.columns, keys.iloc[row], strict=True))}, "
-                f"a cell the census margins do not have (cells: {list(self.totals.index)[:12]}...)")
-        return codes.to_numpy(np.int64)
+        cell_of = np.empty(len(distinct), dtype=np.int64)
+        for j, value in enumerate(distinct):
+            parts, v = [], int(value)
+            for u in reversed(uniques):
+                v, r = divmod(v, len(u))
+                parts.append(u[r])
+            key = tuple(reversed(parts))
+            if key not in lookup:
+                row = int(np.flatnonzero(inverse == j)[0])
+                raise WeightingError(
+                    f"margin {self.name}: row {row} has {dict(zip(self.columns, key, strict=True))}, "
+                    f"a cell the census margins do not have (cells: {list(self.totals.index)[:12]}...)")
+            cell_of[j] = lookup[key]
+        return cell_of[inverse.ravel()]
 
 
 def _cell_keys(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
