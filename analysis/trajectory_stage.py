@@ -434,6 +434,10 @@ def group_chart(series: pd.DataFrame, res: dict, path: Path) -> Path:
                         fmt="o", ms=4, color=color, capsize=2, label=g["label_zh"].iloc[0])
             if len(f):
                 ax.plot(f["year"], f["estimate"], color=color, lw=1.2)
+        years = sorted(sub["year"].unique())
+        city = series[(series["series"] == "city") & (series["kind"] == "observed")
+                      & series["year"].isin(years)]
+        ax.plot(city["year"], city["estimate"], ls="--", color="0.4", lw=1, label="全市")
         ax.axhline(res["target"], ls=":", color="tab:red", lw=1)
         ax.set_title(titles.get(domain, domain))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
