@@ -314,7 +314,8 @@ def plot_by_unit(by_unit: pd.DataFrame, year: int):
     use_cjk_font()
     df = by_unit.sort_values("completed_share", ascending=False)
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(df) + 1.5))
-    ax.barh(df["unit"], df["completed_share"], color="#1565c0")
+    labels = [u if r else f"{u}（未报送）" for u, r in zip(df["unit"], df["returned"], strict=True)]
+    ax.barh(labels, df["completed_share"], color="#1565c0")
     for i, (s, n, c) in enumerate(zip(df["completed_share"], df["n_measures"], df["n_completed"],
                                       strict=True)):
         ax.text(s + 1, i, f"{c}/{n}", va="center", fontsize=8)
@@ -393,29 +394,38 @@ def plot_indicators_stock(ind: pd.DataFrame, specs: list[dict]):
 
 
 def plot_indicators_division(ind: pd.DataFrame, specs: list[dict], year: int):
-    """Per-division counts in the report year and the city share against its target."""
+    """Per-division counts by year (a table of coloured cells) and the city share by year."""
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
 
     use_cjk_font()
     div = [s for s in specs if s["input"] == "count_by_division"]
-    fig, axes = plt.subplots(1, max(len(div), 1), figsize=(7 * max(len(div), 1), 3.8),
+    fig, axes = plt.subplots(1, max(len(div), 1), figsize=(7.5 * max(len(div), 1), 4.6),
                              squeeze=False)
     for ax, spec in zip(axes[0], div, strict=False):
-        d = ind[(ind["indicator_id"] == spec["id"]) & (ind["scope"] == "division")
-                & (ind["year"] == year)]
-        city = ind[(ind["indicator_id"] == spec["id"]) & (ind["scope"] == "city")
-                   & (ind["year"] == year)]
+        d = ind[(ind["indicator_id"] == spec["id"]) & (ind["scope"] == "division")]
+        city = ind[(ind["indicator_id"] == spec["id"]) & (ind["scope"] == "city")]
+        names = list(dict.fromkeys(d["level_name"]))
+        years = sorted(set(d["year"]))
+        grid = d.pivot_table(index="level_name", columns="year", values="value",
+                             aggfunc="first", dropna=False).reindex(index=names, columns=years)
         thr = spec.get("threshold", 1)
-        colors = ["#2e7d32" if v >= thr else "#c62828" if v == v else "#9e9e9e"
-                  for v in d["value"]]
-        ax.bar(d["level_name"], d["value"].fillna(0), color=colors)
-        ax.set_ylabel(f"{spec['input_name_zh']}（{spec['input_unit']}）")
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        share = city["value"].iloc[0] if len(city) else np.nan
-        share_txt = "无数据" if pd.isna(share) else f"{share:.1f}%"
-        ax.set_title(f"{year}年各县（市、区）{spec['input_name_zh']}：达标比例 {share_txt}"
-                     f"（{_target_label(spec)}%）", loc="left", fontsize=10)
-        ax.tick_params(axis="x", labelrotation=45)
+        state = np.where(grid.isna(), 0, np.where(grid >= thr, 2, 1))
+        cmap = ListedColormap(["#e0e0e0", "#ffcdd2", "#a5d6a7"])
+        ax.imshow(state, cmap=cmap, vmin=0, vmax=2, aspect="auto")
+        for i in range(len(names)):
+            for j in range(len(years)):
+                v = grid.iat[i, j]
+                ax.text(j, i, "未报送" if pd.isna(v) else f"{v:g}", ha="center", va="center",
+                        fontsize=9)
+        shares = city.set_index("year")["value"].reindex(years)
+        ax.set_xticks(range(len(years)),
+                      [f"{y}\n{'—' if pd.isna(v) else f'{v:.0f}%'}" for y, v in shares.items()])
+        ax.set_yticks(range(len(names)), names)
+        ax.set_title(f"各县（市、区）{spec['input_name_zh']}（{spec['input_unit']}，截至各年年底）\n"
+                     f"横轴下为达到{thr:g}{spec['input_unit']}以上的县（市、区）比例，"
+                     f"{spec['deadline']}年{_target_label(spec)}%", loc="left", fontsize=10)
+        ax.tick_params(length=0)
     return fig
 
 

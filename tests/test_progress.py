@@ -85,6 +85,7 @@ def test_template_dropdown_protection_and_rows(zj, tmp_path):
     assert dv.formula1 == '"已完成,推进中,未启动"'
     assert dv.formula1.strip('"').split(",") == list(STATUSES)
     assert dv.showErrorMessage and dv.allow_blank
+    assert not dv.showDropDown  # openpyxl inverts it: True would hide the arrow
     for r in range(FIRST_ROW, FIRST_ROW + n_rows):
         assert _in_sqref(dv.sqref, status_col, r)
     assert not _in_sqref(dv.sqref, status_col, 3)  # not the header
