@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .scoring import DIMENSIONS, OPTIONS, classify, plan_dimension_points
 from .synth_census import (
@@ -405,9 +407,10 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
 
     rows = fault_rows.get("variant_division", np.array([], int))
     det = []
+    variants = {c: division_variants(plan, c) for c in plan.division_names}
     for r in rows:
         code = div_codes[r]
-        cands = division_variants(plan, code)
+        cands = variants[code]
         county[r] = cands[int(r_fault.integers(0, len(cands)))]
         det.append(f"county {county[r]!r} is {code} {plan.division_names[code]}")
     details["variant_division"] = det
@@ -429,44 +432,38 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
         det.append(f"{q['item_id'].iat[s0]}-{q['item_id'].iat[s0 + L - 1]} all {OPTIONS[o]} ({L} items)")
     details["straightline"] = det
 
-    # -- assemble base rows --
+    # -- assemble base rows (unique strings built in Arrow: no million Python objects) --
     id_width = max(6, len(str(n)))
     ids = np.arange(n_base)
-    resp_id = _ids(f"R{year}-", ids, id_width)
-    name = _ids("受访者", ids, id_width)
-    phone = _ids("100-0000-", ids % 10000, 4)
     dates = (np.datetime64(f"{year}-01-01") + day.astype("timedelta64[D]")).astype("datetime64[D]")
-    date_str = np.datetime_as_string(dates, unit="D").astype(object)
     stratum = st["stratum"].to_numpy(dtype=object)[s_idx]
     psu_w = max(3, len(str(int(design["psu_num"].max()))))
-    psu = _ids("", design["psu_num"], psu_w)
-    psu = np.array([f"{s}-{p}" for s, p in zip(stratum, psu, strict=True)], dtype=object) \
-        if n_base < 20_000 else (pd.Series(stratum, dtype="str") + "-" + pd.Series(psu, dtype="str")).to_numpy(object)
-    cols = {
-        "resp_id": resp_id, "name": name, "phone": phone, "county": county, "stratum": stratum, "psu": psu,
+    cols: dict[str, Any] = {
+        "resp_id": _ids(f"R{year}-", ids, id_width), "name": _ids("受访者", ids, id_width),
+        "phone": _ids("100-0000-", ids % 10000, 4), "county": county, "stratum": stratum,
+        "psu": pc.binary_join_element_wise(pa.array(stratum, pa.string()),
+                                           _ids("", design["psu_num"], psu_w), "-"),
         "design_weight": np.round(w, 4), "sex": np.where(demo["male"], "男", "女").astype(object),
         "age": age.astype(np.int64),
         "urban_rural": np.where(demo["urban"], URBAN, RURAL).astype(object),
         "education": np.array(EDUCATION, dtype=object)[demo["edu"]],
         "occupation": np.array(OCCUPATIONS, dtype=object)[demo["occ"]],
-        "duration_min": duration, "interview_date": date_str,
+        "duration_min": duration, "interview_date": pc.cast(pa.array(dates), pa.string()),
     }
 
     # -- duplicates: later copies --
     kinds = r_fault.choice(["exact", "reentered", "new_id"], k_dup, p=[0.5, 0.3, 0.2])
     src = np.asarray(dup_src, dtype=np.int64)
-    dup_cols = {c: v[src].copy() for c, v in cols.items()}
+    dup_cols = {c: _take(v, src) for c, v in cols.items()}
     dup_codes = codes[src].copy()
-    new_ids = _ids(f"R{year}-", np.arange(n_base, n_base + k_dup), id_width)
+    new_ids = _ids(f"R{year}-", np.arange(n_base, n_base + k_dup), id_width).to_pylist()
     for k in np.flatnonzero(kinds == "new_id"):
         dup_cols["resp_id"][k] = new_ids[k]
-    re_rows = np.flatnonzero(kinds == "reentered")
-    for k in re_rows:
+    for k in np.flatnonzero(kinds == "reentered"):
         dup_cols["duration_min"][k] = round(float(dup_cols["duration_min"][k]) * float(r_fault.uniform(1.02, 1.2)), 1)
         d = np.datetime64(dup_cols["interview_date"][k]) + int(r_fault.integers(1, 4))
         dup_cols["interview_date"][k] = str(min(d, np.datetime64(f"{year}-12-31")))
-        items = r_fault.choice(m, int(r_fault.integers(1, 4)), replace=False)
-        for j in items:
+        for j in r_fault.choice(m, int(r_fault.integers(1, 4)), replace=False):
             cur = dup_codes[k, j]
             dup_codes[k, j] = (cur + 1) % 4 if cur < 4 else int(r_fault.integers(0, 4))
 
@@ -477,14 +474,16 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
     pos = np.empty(n_base + k_dup, dtype=np.int64)
     pos[order] = np.arange(n_base + k_dup)
 
-    frame = {c: np.concatenate([v, dup_cols[c]])[order] for c, v in cols.items()}
+    frame = {c: _concat_take(v, dup_cols[c], order) for c, v in cols.items()}
     all_codes = np.concatenate([codes, dup_codes])[order]
+    del codes, dup_codes
     raw = _frame(frame, all_codes, q)
 
     recs = []
     for f in ("age_out_of_range", "missing_items", "variant_division", "speeder", "straightline"):
-        for r, d in zip(fault_rows.get(f, []), details.get(f, []), strict=True):
-            recs.append((int(pos[r]), cols["resp_id"][r], f, d))
+        rows = fault_rows.get(f, np.array([], np.int64))
+        for r, rid, d in zip(rows, _take(cols["resp_id"], rows), details.get(f, []), strict=True):
+            recs.append((int(pos[r]), rid, f, d))
     kind_text = {"exact": "exact copy of row {}", "reentered": "same resp_id as row {}, re-entered",
                  "new_id": "copy of row {} under a new resp_id"}
     for k in range(k_dup):
@@ -504,12 +503,27 @@ def _margin_male(margins: pd.DataFrame) -> float:
     return float(sa.loc[sa["sex"] == "男", "population"].sum() / tot) if tot else 0.5
 
 
-def _ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
-    s = pd.Series(np.asarray(numbers), dtype="int64").astype("str").str.zfill(width)
-    return (prefix + s).to_numpy(dtype=object) if prefix else s.to_numpy(dtype=object)
+def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    """prefix + zero-padded numbers, as an Arrow string array."""
+    s = pc.utf8_lpad(pc.cast(pa.array(np.asarray(numbers, dtype=np.int64)), pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, s, "") if prefix else s
 
 
-def _frame(cols: dict[str, np.ndarray], codes: np.ndarray, q: pd.DataFrame) -> pd.DataFrame:
+def _take(v: Any, idx: np.ndarray) -> np.ndarray:
+    """Rows idx of a column as a small, editable NumPy array."""
+    idx = np.asarray(idx, dtype=np.int64)
+    if isinstance(v, pa.Array):
+        return np.array(v.take(pa.array(idx)).to_pylist(), dtype=object)
+    return v[idx].copy()
+
+
+def _concat_take(base: Any, extra: np.ndarray, order: np.ndarray) -> Any:
+    if isinstance(base, pa.Array):
+        return pa.concat_arrays([base, pa.array(list(extra), type=base.type)]).take(pa.array(order))
+    return np.concatenate([base, extra])[order]
+
+
+def _frame(cols: dict[str, Any], codes: np.ndarray, q: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for c, v in cols.items():
         if c in ("design_weight", "duration_min"):
@@ -517,8 +531,9 @@ def _frame(cols: dict[str, np.ndarray], codes: np.ndarray, q: pd.DataFrame) -> p
         elif c == "age":
             out[c] = v.astype(np.int64)
         else:
-            out[c] = pd.array(v, dtype="str")
-    opts = np.array([*OPTIONS, None], dtype=object)
+            out[c] = pd.array(v if isinstance(v, pa.Array) else pa.array(v, type=pa.string()), dtype="str")
+    # answers: take from a 5-entry Arrow array (A-D, null), far faster than object arrays
+    opts = pa.array([*OPTIONS, None], type=pa.string())
     for j, item in enumerate(q["item_id"]):
-        out[item] = pd.array(opts[codes[:, j]], dtype="str")
+        out[item] = pd.array(opts.take(pa.array(codes[:, j])), dtype="str")
     return pd.DataFrame(out)
