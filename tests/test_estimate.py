@@ -223,3 +223,79 @@ def test_stage_table_matches_r_demo():
                                     "education", "occupation", "key_group"}
     small = table[table["n"] < 30]
     assert small["suppressed"].all() and small["suppress_reason"].str.contains("n<30").all()
+
+
+def _stage_setup(tmp_path, method: str = "rake"):
+    import shutil
+
+    import yaml
+
+    from analysis.config import RAW, load_plan
+
+    raw = tmp_path / "raw"
+    (raw / "plan").mkdir(parents=True)
+    (raw / "census").mkdir()
+    plan_data = yaml.safe_load((RAW / "plan" / "zhanjiang.yml").read_text(encoding="utf-8"))
+    plan_data["survey"]["weighting"]["method"] = method
+    (raw / "plan" / "zhanjiang.yml").write_text(yaml.safe_dump(plan_data, allow_unicode=True),
+                                                encoding="utf-8")
+    plan = load_plan("zhanjiang", raw_dir=raw)
+    shutil.copy(FIX / "demo_margins.csv", plan.census_margins_path)
+    df = read_data("demo_survey.csv").drop(columns=["literate01", "elderly"])
+    df["resp_key"] = [f"{i:064x}" for i in range(len(df))]
+    df["literate"] = df["literate"].astype("string") == "True"
+    out = tmp_path / "processed" / "zhanjiang" / "2020"
+    out.mkdir(parents=True)
+    df.to_parquet(out / "survey_clean.parquet", index=False)
+    return plan, tmp_path / "processed", df
+
+
+def test_run_estimate_writes_contract_outputs(tmp_path):
+    from analysis.estimate_stage import COLUMNS, load_estimates, run_estimate
+
+    plan, root, df = _stage_setup(tmp_path)
+    res = run_estimate(plan, 2020, processed_root=root)
+    out = root / "zhanjiang" / "2020"
+    w = pd.read_parquet(out / "weights.parquet")
+    assert list(w.columns) == ["resp_key", "design_weight", "weight"]
+    # the stage stops at the plan's tolerance (1e-8 on margins), R's fixture ran to 1e-14
+    np.testing.assert_allclose(w["weight"], R["raked_weights"]["demo"], rtol=1e-7)
+    est = pd.read_parquet(out / "estimates.parquet")
+    assert list(est.columns) == COLUMNS
+    assert not est.duplicated(["year", "indicator", "domain", "level"]).any()
+    r_city = next(s for c in R["cases"] if c["name"] == "demo_raked" for s in c["stats"]
+                  if s["variable"] == "literate01" and s["by"] is None)
+    city = est[(est["indicator"] == "literate") & (est["domain"] == "city")].iloc[0]
+    np.testing.assert_allclose([city["estimate"], city["se"]],
+                               [100 * r_city["estimate"], 100 * r_city["se"]], rtol=1e-7)
+    # the four level shares add up to 100% in the city
+    levels = est[est["indicator"].str.startswith("level_") & (est["domain"] == "city")]
+    assert levels["estimate"].sum() == pytest.approx(100.0)
+    diag = json.loads((out / "weighting_diagnostics.json").read_text(encoding="utf-8"))
+    assert diag["converged"] and diag["method"] == "rake"
+    assert diag["variance"]["single_psu_strata"] == 1 and diag["variance"]["lonely_psu"] == "adjust"
+    assert (out / "manifest-02_weight_estimate.json").exists()
+    assert (out / "figures" / "estimates_by_group.png").stat().st_size > 10_000
+    stacked = load_estimates(plan, root)
+    assert set(stacked["year"]) == {2020} and len(stacked) == len(est)
+    assert res["literate"]["estimate"] == pytest.approx(city["estimate"])
+
+
+def test_run_estimate_poststratify(tmp_path):
+    from analysis.estimate_stage import run_estimate
+
+    plan, root, df = _stage_setup(tmp_path, method="poststratify")
+    res = run_estimate(plan, 2020, processed_root=root)
+    diag = res["diagnostics"]
+    assert diag["method"] == "poststratify" and diag["margins"] == ["division_urban"]
+    table = pd.DataFrame(diag["margins_before_after"])
+    du = table[table["margin"] == "division_urban"]
+    np.testing.assert_allclose(du["after"], du["census"], rtol=1e-12)
+
+
+def test_run_estimate_missing_input(tmp_path):
+    from analysis.estimate_stage import EstimateStageError, run_estimate
+
+    plan, root, _ = _stage_setup(tmp_path)
+    with pytest.raises(EstimateStageError, match="2021.*survey_clean.parquet not found|survey_clean.parquet not found"):
+        run_estimate(plan, 2021, processed_root=root)
