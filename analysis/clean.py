@@ -33,9 +33,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import Plan
 from .dictionary import ITEM_RE
+from .harmonise import ITEM_OPTIONS, arrow_of
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +127,34 @@ def answer_codes(df: pd.DataFrame, items: list[str]) -> np.ndarray:
     """(rows, items) int8 array: A..D -> 0..3, missing -> -1."""
     out = np.full((len(df), len(items)), -1, dtype=np.int8)
     for j, col in enumerate(items):
+        arr = arrow_of(df[col])
+        if arr is not None:
+            idx = pc.fill_null(pc.index_in(arr, value_set=ITEM_OPTIONS), -1)
+            if isinstance(idx, pa.ChunkedArray):
+                idx = idx.combine_chunks()
+            out[:, j] = idx.to_numpy(zero_copy_only=False)
+            continue
         codes, uniques = pd.factorize(df[col], use_na_sentinel=True)
         table = np.array([{"A": 0, "B": 1, "C": 2, "D": 3}.get(u, -1) for u in uniques] + [-1],
                          dtype=np.int8)
         out[:, j] = table[codes]
     return out
+
+
+def content_hash(df: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
+    """64-bit hash per row of the demographics and the answers (answer codes as bytes)."""
+    n = len(df)
+    h = np.zeros(n, dtype=np.uint64)
+    parts = [pd.factorize(df[c], use_na_sentinel=True)[0].astype(np.int64)
+             for c in DEMOGRAPHICS if c in df.columns]
+    width = -(-codes.shape[1] // 8) * 8
+    padded = np.zeros((n, width), dtype=np.int8)
+    padded[:, : codes.shape[1]] = codes
+    parts += list(np.ascontiguousarray(padded).view(np.int64).T)
+    for k, part in enumerate(parts):
+        mixed = pd.util.hash_array(np.ascontiguousarray(part) + np.int64(k))
+        h = (h * np.uint64(1099511628211)) ^ mixed
+    return h
 
 
 def longest_run(codes: np.ndarray) -> np.ndarray:
@@ -205,8 +231,7 @@ def clean(df: pd.DataFrame, config: CleaningConfig, core_items: list[str] | None
     fire("duplicate_id", dup_id,
          lambda m: _fmt(first_row.to_numpy()[m], "same resp_id as row {}"))
 
-    content_cols = [c for c in DEMOGRAPHICS if c in df.columns] + items
-    h = pd.util.hash_pandas_object(df[content_cols], index=False).to_numpy()
+    h = content_hash(df, codes)
     eligible = n_answered >= config.duplicate_min_answered_share * max(len(items), 1)
     pos = np.flatnonzero(eligible)
     dup_content = np.zeros(n, dtype=bool)

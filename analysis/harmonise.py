@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import Plan
 from .dictionary import AGE_GROUPS, ITEM_RE
@@ -82,6 +84,7 @@ OCCUPATION = _keys(
     ("其他", ["其它", "其他从业人员", "办事人员", "办事人员和有关人员", "军人", "other", "9"]),
 )
 ITEM = _keys(("A", ["1"]), ("B", ["2"]), ("C", ["3"]), ("D", ["4"]))
+ITEM_OPTIONS = pa.array(["A", "B", "C", "D"])
 CATEGORIES = {"sex": SEX, "urban_rural": URBAN_RURAL, "education": EDUCATION, "occupation": OCCUPATION}
 
 
@@ -104,8 +107,28 @@ def map_values(df: pd.DataFrame, column: str, func: Callable[[Any], Any], expect
         if m is _BAD:
             pos = int(np.flatnonzero(codes == i)[0])
             raise _fail(source, df, pos, column, uniques[i], expected)
+    if dtype == "str":  # build through Arrow: no Python object per row
+        idx = np.where(codes < 0, len(mapped), codes)
+        values = pc.take(pa.array([*mapped, None], type=pa.large_string()), pa.array(idx))
+        return pd.Series(pd.array(values, dtype="str"), index=df.index, name=column)
     table = np.array([*mapped, None], dtype=object)
     return pd.Series(table[codes], index=df.index, dtype=dtype, name=column)
+
+
+def arrow_of(s: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """The Arrow array behind a pandas string column (None for object/numpy columns)."""
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow":
+        return pa.array(s.array)
+    return None
+
+
+def clean_items(s: pd.Series) -> bool:
+    """True when every non-missing value is already exactly A, B, C or D (nothing to map)."""
+    arr = arrow_of(s)
+    if arr is None:
+        return False
+    idx = pc.index_in(arr, value_set=ITEM_OPTIONS)
+    return idx.null_count == arr.null_count
 
 
 def _category(lookup: dict[str, str]) -> Callable[[Any], Any]:
@@ -277,7 +300,10 @@ def harmonise(df: pd.DataFrame, plan: Plan, source: Source | None = None) -> pd.
         out["interview_date"] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[us]")
     item_f = _category(ITEM)
     for col in sorted(c for c in df.columns if ITEM_RE.match(c)):
-        out[col] = map_values(df, col, item_f, "an answer A, B, C or D (or empty)", source)
+        if clean_items(df[col]):
+            out[col] = df[col]
+        else:
+            out[col] = map_values(df, col, item_f, "an answer A, B, C or D (or empty)", source)
     n_unknown = int(out["division_code"].isna().sum() - out["county"].isna().sum())
     if n_unknown:
         log.warning("%d row(s) with a division the plan does not know", n_unknown)

@@ -9,7 +9,7 @@ every year and every run, so later linkage stays possible without the ids.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import logging
 import os
 import secrets
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import ROOT
 from .dictionary import load_dictionary
@@ -48,11 +50,32 @@ def pseudonym_key(path: Path | None = None) -> bytes:
 
 
 def resp_keys(ids: pd.Series, key: bytes) -> pd.Series:
-    """HMAC-SHA256 hex digest of each id (missing stays missing)."""
+    """HMAC-SHA256 hex digest of each id (missing stays missing).
+
+    HMAC is computed from copies of the pre-keyed inner and outer SHA-256
+    states (RFC 2104), which is about twice as fast as hmac.digest per call.
+    """
+    block = 64
+    k = hashlib.sha256(key).digest() if len(key) > block else key
+    k = k.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in k))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in k))
     values = ids.to_numpy(dtype=object, na_value=None)
-    out = np.array([None if v is None else hmac.digest(key, str(v).encode("utf-8"), "sha256").hex()
-                    for v in values], dtype=object)
-    return pd.Series(out, index=ids.index, dtype="str", name="resp_key")
+    missing = np.array([v is None for v in values], dtype=bool)
+    digests = []
+    for v in values:
+        h = inner.copy()
+        h.update(b"" if v is None else str(v).encode("utf-8"))
+        o = outer.copy()
+        o.update(h.digest())
+        digests.append(o.digest())
+    hexed = b"".join(digests).hex().encode("ascii")
+    n = len(values)
+    offsets = np.arange(0, 64 * n + 1, 64, dtype=np.int64)
+    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(hexed))
+    if missing.any():
+        arr = pc.if_else(pa.array(missing), pa.scalar(None, pa.large_string()), arr)
+    return pd.Series(pd.array(arr, dtype="str"), index=ids.index, name="resp_key")
 
 
 def pseudonymise(df: pd.DataFrame, key: bytes) -> pd.DataFrame:
