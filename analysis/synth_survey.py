@@ -432,7 +432,7 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
     w = design["design_weight"]
     # calibrate on the weights the estimate will use: design weights raked to the census margins
     names = [m for m in plan.get("survey.weighting.margins", list(MARGIN_CELLS)) if m in MARGIN_CELLS]
-    cells = {k: v[calib] for k, v in _sample_cells(st, s_idx, demo).items()}
+    cells = _sample_cells(st, s_idx[calib], {k: v[calib] for k, v in demo.items()})
     bounds = plan.get("survey.weighting.bounds", [0.2, 5.0])
     w_cal = rake_weights(w[calib], cells, margins, names, tuple(bounds) if bounds else None)
     intercept, achieved, iters = calibrate_intercept(t[calib], pts, w_cal, plan, year, target)

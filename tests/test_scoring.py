@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.config import Plan, PlanError, load_plan
 from analysis.scoring import (
@@ -211,3 +213,27 @@ def test_vectorised_speed(plan, q16):
     assert time.perf_counter() - t0 < 2.0
     # expected mean: each item right with probability 1/5
     assert s["score_total"].mean() == pytest.approx(20.0, abs=0.2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["A", "B", "C", "D", ""]), min_size=16, max_size=16),
+                min_size=1, max_size=30))
+def test_scoring_properties(answers):
+    plan = load_plan("zhanjiang")
+    q = load_questionnaire(FIX / "questionnaire-16.csv", plan)
+    df = pd.DataFrame(answers, columns=[f"q{i:02d}" for i in range(1, 17)], dtype="str")
+    s = score_items(df, q)
+    c = classify(s, plan, 2020)
+    dims = s[["score_knowledge", "score_method", "score_spirit", "score_application"]]
+    np.testing.assert_allclose(dims.sum(axis=1), s["score_total"])
+    assert (dims.le([40, 20, 20, 20]).all(axis=1) & dims.ge(0).all(axis=1)).all()
+    assert (c["literate_score_rule"] == (s["score_total"] >= 70)).all()
+    assert (c["literate_three_dim"] == ((s["score_knowledge"] >= 28) & (s["score_method"] >= 14)
+                                         & (s["score_spirit"] >= 12))).all()
+    # levels are ordered bands of the total
+    rank = c["level"].map({"low": 0, "basic": 1, "literate": 2, "advanced": 3})
+    order = np.argsort(s["score_total"].to_numpy(), kind="stable")
+    assert np.all(np.diff(rank.to_numpy()[order]) >= 0)
+    # a blank answer is never right: blanks count as missing and score nothing
+    blank = (df == "").to_numpy()
+    assert (s["n_items_missing"].to_numpy() == blank.sum(axis=1)).all()

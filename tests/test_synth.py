@@ -68,6 +68,16 @@ def test_same_seed_same_bytes(plan, demo, tmp_path):
     assert not (other["q01"].fillna("").to_numpy() == first["q01"].to_numpy()).all()
 
 
+def test_generate_survey_matches_the_written_file(plan, demo, tmp_path):
+    # the defaults of generate_survey (questionnaire, margins) are the ones build_demo writes
+    _, written = demo
+    raw, faults = generate_survey(plan, 2020, 3000, seed=20210601)
+    raw.to_csv(tmp_path / "a.csv", index=False, encoding="utf-8", lineterminator="\n")
+    faults.to_csv(tmp_path / "f.csv", index=False, encoding="utf-8", lineterminator="\n")
+    assert (tmp_path / "a.csv").read_bytes() == written["survey"][1].read_bytes()
+    assert (tmp_path / "f.csv").read_bytes() == written["faults"][1].read_bytes()
+
+
 def test_paths_follow_the_plan(plan, demo):
     root, written = demo
     assert written["questionnaire"] == [root / "survey" / "questionnaire-synthetic.csv"]
