@@ -38,7 +38,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("02_weight_estimate", "survey_year", ("01_clean",)),
     Stage("03_trajectory", "report_year", ("02_weight_estimate",)),
     Stage("04_county_gaps", "report_year", ("02_weight_estimate",)),
-    Stage("05_plan_progress", "report_year"),
+    Stage("05_plan_progress", "report_year", ("02_weight_estimate",)),  # reads the literacy estimate
 )
 
 

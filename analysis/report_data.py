@@ -1,0 +1,135 @@
+"""Everything the report prints, read from data/processed (never computed from raw data here)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import PROCESSED, Plan, processed_dir
+
+
+class ReportDataError(FileNotFoundError):
+    """A result the report needs is missing: the message names the file and the notebook that writes it."""
+
+
+WRITERS = {
+    "estimates.parquet": "02_weight_estimate", "weighting_diagnostics.json": "02_weight_estimate",
+    "cleaning_summary.csv": "01_clean", "scoring_summary.json": "01_clean",
+    "trajectory.json": "03_trajectory", "trajectory_series.parquet": "03_trajectory",
+    "sae.parquet": "04_county_gaps", "county_gaps.json": "04_county_gaps",
+    "progress.json": "05_plan_progress",
+}
+
+
+@dataclass
+class ReportData:
+    plan: Plan
+    year: int
+    lang: str = "zh"
+    processed_root: Path = PROCESSED
+
+    def path(self, name: str, year: int | None = None) -> Path:
+        path = processed_dir(self.plan.city, year or self.year, self.processed_root) / name
+        if not path.exists():
+            writer = WRITERS.get(name.split("/")[-1], "the pipeline")
+            raise ReportDataError(f"{path} is missing: run notebook {writer} "
+                                  f"(python -m analysis run --year {self.year})")
+        return path
+
+    def json(self, name: str, year: int | None = None) -> dict[str, Any]:
+        return json.loads(self.path(name, year).read_text(encoding="utf-8"))
+
+    def figure(self, name: str) -> Path:
+        return self.path(f"figures/{name}")
+
+    @cached_property
+    def survey_years(self) -> list[int]:
+        """Survey years up to the report year that have estimates."""
+        base = processed_dir(self.plan.city, None, self.processed_root)
+        years = sorted(int(p.parent.name) for p in base.glob("*/estimates.parquet")
+                       if p.parent.name.isdigit() and int(p.parent.name) <= self.year)
+        if not years:
+            raise ReportDataError(f"no estimates.parquet under {base}: run the pipeline first")
+        return years
+
+    @cached_property
+    def estimates(self) -> pd.DataFrame:
+        return pd.concat([pd.read_parquet(self.path("estimates.parquet", y)) for y in self.survey_years],
+                         ignore_index=True)
+
+    def estimate(self, year: int, domain: str = "city", level: str = "all",
+                 indicator: str = "literate") -> pd.Series:
+        e = self.estimates
+        row = e[(e.year == year) & (e.domain == domain) & (e.level == level) & (e.indicator == indicator)]
+        if len(row) != 1:
+            raise ReportDataError(f"estimates: expected one row for {year}/{domain}/{level}/{indicator}, "
+                                  f"found {len(row)}")
+        return row.iloc[0]
+
+    @cached_property
+    def trajectory(self) -> dict[str, Any]:
+        return self.json("trajectory.json")
+
+    @cached_property
+    def county(self) -> dict[str, Any]:
+        return self.json("county_gaps.json")
+
+    @cached_property
+    def sae(self) -> pd.DataFrame:
+        sae = pd.read_parquet(self.path("sae.parquet"))
+        return sae[sae["year"] == sae["year"].max()].reset_index(drop=True)
+
+    @cached_property
+    def progress(self) -> dict[str, Any]:
+        return self.json("progress.json")
+
+    def progress_table(self, name: str) -> pd.DataFrame:
+        return pd.read_parquet(self.path(f"progress_{name}.parquet"))
+
+    @cached_property
+    def cleaning(self) -> pd.DataFrame:
+        """Rows in, kept and dropped per survey year (from each year's cleaning summary)."""
+        rows = []
+        for y in self.survey_years:
+            s = pd.read_csv(self.path("cleaning_summary.csv", y))
+            totals = s.set_index("rule")["n"]
+            rows.append({"year": y, "input": int(totals["input"]), "kept": int(totals["kept"]),
+                         "dropped": int(totals["dropped"])})
+        return pd.DataFrame(rows)
+
+    def cleaning_summary(self, year: int | None = None) -> pd.DataFrame:
+        return pd.read_csv(self.path("cleaning_summary.csv", year))
+
+    def weighting(self, year: int | None = None) -> dict[str, Any]:
+        return self.json("weighting_diagnostics.json", year)
+
+    def scoring(self, year: int | None = None) -> dict[str, Any]:
+        return self.json("scoring_summary.json", year)
+
+    @cached_property
+    def manifests(self) -> list[dict[str, Any]]:
+        """Stage manifests of the survey years and the report year, oldest stage first."""
+        found = []
+        for y in sorted(set(self.survey_years) | {self.year}):
+            d = processed_dir(self.plan.city, y, self.processed_root)
+            found += [json.loads(p.read_text(encoding="utf-8")) | {"year_dir": y}
+                      for p in sorted(d.glob("manifest-*.json"))]
+        return found
+
+    def manifest_parameter(self, stage: str, name: str, year: int | None = None) -> Any:
+        year = year or self.year
+        for m in self.manifests:
+            if m["stage"] == stage and m["year_dir"] == year:
+                if name not in m["parameters"]:
+                    raise ReportDataError(f"manifest of {stage} ({year}) has no parameter {name!r}")
+                return m["parameters"][name]
+        raise ReportDataError(f"no manifest of {stage} for {year}")
+
+    @cached_property
+    def synthetic(self) -> bool:
+        return any("synthetic" in name for m in self.manifests for name in m["inputs"])
