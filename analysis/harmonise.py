@@ -271,10 +271,10 @@ def harmonise(df: pd.DataFrame, plan: Plan, source: Source | None = None) -> pd.
     """Canonical types and categories; adds division_code and age_group. Input is not changed."""
     out = pd.DataFrame({"row": df["row"].astype("int64")}, index=df.index)
     ids = df["resp_id"]
-    if ids.dtype == object:
+    if arrow_of(ids) is not None:  # text already: vectorised NFKC and trim
+        ids = ids.str.normalize("NFKC").str.strip().replace("", None)
+    else:  # object or numeric (SPSS/Excel ids like 1001.0 become "1001")
         ids = map_values(df, "resp_id", norm_text, "a respondent id", source)
-    else:
-        ids = ids.astype("str").str.normalize("NFKC").str.strip().replace("", None)
     out["resp_id"] = ids
     for col in ("name", "phone", "id_card", "address"):
         if col in df:

@@ -211,32 +211,72 @@ def _drop_blank(df: pd.DataFrame) -> pd.DataFrame:
 
 # --- readers -----------------------------------------------------------------------------
 
+def _arrow_csv(data: bytes, skip: int, positions: list[int], n_fields: int) -> pd.DataFrame | None:
+    """Fast path: pyarrow's parser on UTF-8 bytes. None when the file needs the careful parser
+    (blank lines, ragged rows, line breaks inside values), so that row numbers stay exact."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [f"c{i}" for i in range(n_fields)]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(skip_rows=skip, column_names=names),
+            parse_options=pacsv.ParseOptions(ignore_empty_lines=False, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=[names[p] for p in positions],
+                column_types={names[p]: pa.string() for p in positions},
+                strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+    return table.to_pandas()
+
+
 def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataFrame, Source]:
     dictionary = dictionary or load_dictionary()
     data = Path(path).read_bytes()
     encoding = detect_encoding(data, path)
     text = data.decode(encoding)
-    del data
     source = Source(path=Path(path), format="csv", encoding=encoding)
-    head = list(csv.reader(io.StringIO("\n".join(text.splitlines()[:HEADER_SCAN_ROWS]))))
+    reader = io.StringIO(text)
+    head_text = "".join(reader.readline() for _ in range(HEADER_SCAN_ROWS))
+    del reader
+    head = list(csv.reader(io.StringIO(head_text)))
     idx, parent, mapping = locate_header(head, dictionary)
     source.header_rows = ([idx] if parent is not None else []) + [idx + 1]
     source.first_data_row = idx + 2
     headers = head[idx] if idx >= 0 else []
     _check_mapping(source, headers, mapping, dictionary)
-    try:
-        raw = pd.read_csv(io.StringIO(text), skiprows=idx + 1, header=None, dtype=str,
-                          keep_default_na=False, na_values=[""], skip_blank_lines=False,
-                          usecols=sorted(mapping))
-    except pd.errors.ParserError as err:
-        m = re.search(r"line (\d+), saw (\d+)", str(err))
-        line = int(m.group(1)) + idx + 1 if m else None
-        raise IngestError(path, "row has more fields than the header",
-                          row=None if line is None else f"{line} (file line)",
-                          value=None if m is None else f"{m.group(2)} fields",
-                          expected=f"{len(headers)} fields") from None
+    positions = sorted(mapping)
+    utf8 = data[3:] if encoding == "utf-8-sig" else data if encoding == "utf-8" else text.encode("utf-8")
+    del data
+    raw = _arrow_csv(utf8, idx + 1, positions, len(headers))
+    del utf8
+    if raw is None:
+        log.info("%s: parsing line by line (blank lines, ragged rows or line breaks in values)",
+                 Path(path).name)
+        try:
+            raw = pd.read_csv(io.StringIO(text), skiprows=idx + 1, header=None, dtype=str,
+                              keep_default_na=False, na_values=[""], skip_blank_lines=False)
+        except pd.errors.ParserError as err:
+            m = re.search(r"line (\d+), saw (\d+)", str(err))
+            line = int(m.group(1)) if m else None  # pandas counts file lines, skipped ones included
+            raise IngestError(path, "row has more fields than the header",
+                              row=None if line is None else f"{line} (file line)",
+                              value=None if m is None else f"{m.group(2)} fields",
+                              expected=f"{len(headers)} fields") from None
+        if raw.shape[1] > len(headers):
+            extra = raw.iloc[:, len(headers):].notna().any(axis=1).to_numpy()
+            if extra.any():
+                first = int(extra.argmax())
+                raise source.error("row has more fields than the header", data_row=first,
+                                   value=f"{int(raw.iloc[first].notna().sum())} fields",
+                                   expected=f"{len(headers)} fields")
+        raw = raw.iloc[:, positions]
+    del text
     df = _frame(raw.set_axis(range(raw.shape[1]), axis=1),
-                {i: mapping[p] for i, p in enumerate(sorted(mapping))})
+                {i: mapping[p] for i, p in enumerate(positions)})
     return _drop_blank(df), source
 
 

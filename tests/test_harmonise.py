@@ -204,6 +204,19 @@ def test_resp_key_is_hmac_sha256():
     assert resp_keys(pd.Series(["R001"]), b"other")[0] != keys[0]
 
 
+def test_resp_key_long_key_and_unicode_ids():
+    key = b"x" * 100  # longer than the SHA-256 block: hashed first, as RFC 2104 says
+    ids = pd.Series(["受访者001", "R2"])
+    assert resp_keys(ids, key).tolist() == [hmac.new(key, v.encode(), "sha256").hexdigest() for v in ids]
+
+
+def test_numeric_ids_become_text():
+    df = frame(resp_id=[1001.0, 1002.0], county=["赤坎区"] * 2, stratum=["s"] * 2, psu=["p"] * 2,
+               design_weight=[1, 1], sex=["男", "女"], age=[30, 30], urban_rural=["城镇"] * 2,
+               education=["初中"] * 2, occupation=["农民"] * 2, q01=["A", "B"])
+    assert harmonise(df, PLAN)["resp_id"].tolist() == ["1001", "1002"]
+
+
 def test_pseudonymise_drops_pii_and_id():
     df = pd.DataFrame({"row": [0], "resp_id": ["R1"], "name": ["张三"], "phone": ["138"],
                        "id_card": ["44"], "address": ["x"], "sex": ["男"]})

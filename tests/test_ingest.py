@@ -198,3 +198,20 @@ def test_ids_and_codes_stay_text(tmp_path):
     df, source = read_survey(path)
     h = harmonise(df, PLAN, source)
     assert h["resp_id"].iloc[0] == "0012" and h["division_code"].iloc[0] == "440882"
+
+
+@pytest.mark.parametrize("lines, line_no", [
+    (["1,赤坎区,s,p,1,男,30,城镇,初中,农民,A", "2,赤坎区,s,p,1,男,30,城镇,初中,农民,A,extra"], 3),
+    (["1,赤坎区,s,p,1,男,30,城镇,初中,农民,A,extra", "2,赤坎区,s,p,1,男,30,城镇,初中,农民,A"], 2),
+])
+def test_row_with_extra_fields_stops(tmp_path, lines, line_no):
+    path = _csv(tmp_path, GOOD_HEADER + "\n".join(lines) + "\n")
+    with pytest.raises(IngestError, match=rf"row {line_no} .*more fields than the header.*12 fields.*11 fields"):
+        read_survey(path)
+
+
+def test_fast_and_careful_parsers_agree(tmp_path):
+    body = "".join(f"{i},霞山区,s,p,1,女,{20 + i},乡村,高中,其他,{'ABCD'[i % 4]}\n" for i in range(50))
+    fast = read_survey(_csv(tmp_path, GOOD_HEADER + body, "fast.csv"))[0]
+    careful = read_survey(_csv(tmp_path, GOOD_HEADER + body + ",,,,,,,,,,\n", "careful.csv"))[0]
+    pd.testing.assert_frame_equal(fast, careful)
