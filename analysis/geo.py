@@ -93,7 +93,7 @@ def class_breaks(values, k: int = 5, scheme: str = "FisherJenks",
     step = 10.0 ** -decimals
     bins = sorted({round(float(b), decimals) for b in bins})
     if bins[-1] < hi:
-        bins[-1] = float(np.ceil(hi / step) * step)
+        bins[-1] = round(float(np.ceil(hi / step) * step), decimals)
     return [float(b) for b in bins]
 
 
@@ -105,14 +105,20 @@ def classify(values, bins: list[float]) -> np.ndarray:
     return np.where(np.isnan(v), -1, idx)
 
 
+def _num(fmt: str, x: float) -> str:
+    """Formatted number with a true minus sign (a hyphen reads badly beside a range dash)."""
+    return fmt.format(x).replace("-", "\u2212")
+
+
 def class_labels(bins: list[float], fmt: str = "{:.1f}", lower: float | None = None) -> list[str]:
+    """Legend labels: '≤ b0', then 'b0～b1', ... (upper bounds inclusive)."""
     lows = [lower] + bins[:-1]
     labels = []
     for i, (a, b) in enumerate(zip(lows, bins, strict=True)):
         if i == 0 and a is None:
-            labels.append(f"≤ {fmt.format(b)}")
+            labels.append(f"≤ {_num(fmt, b)}")
         else:
-            labels.append(f"{fmt.format(a)} – {fmt.format(b)}")
+            labels.append(f"{_num(fmt, a)}～{_num(fmt, b)}")
     return labels
 
 
@@ -176,7 +182,7 @@ def _label_divisions(ax, gdf, column, cls, label_fmt, small_share: float = 0.03)
         pt = row.geometry.representative_point()
         text = row["name_zh"]
         if label_fmt is not None and c >= 0:
-            text += "\n" + label_fmt.format(row[column])
+            text += "\n" + _num(label_fmt, row[column])
         texts.append(text)
         points.append((pt.x, pt.y))
     order = sorted(np.flatnonzero(small), key=lambda i: -points[i][1])

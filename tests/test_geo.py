@@ -84,3 +84,8 @@ def test_source_note_names_plan_source(plan):
     note = geo.source_note(plan)
     assert plan.get("map.boundary_source") in note and geo.boundary_version() in note
     assert json.dumps(note)  # plain text for the report
+
+
+def test_class_labels_use_minus_and_ranges():
+    assert geo.class_labels([-5.6, -1.3, 0.0, 3.7]) == ["≤ −5.6", "−5.6～−1.3", "−1.3～0.0", "0.0～3.7"]
+    assert geo.class_labels([0.1, 0.25], fmt="{:.2f}") == ["≤ 0.10", "0.10～0.25"]
