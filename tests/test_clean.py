@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from analysis.clean import RULE_IDS, CleaningConfig, clean, longest_run
 from analysis.clean_stage import process, run_clean
-from analysis.config import Plan, load_plan
+from analysis.config import RAW, Plan, load_plan
 from analysis.harmonise import harmonise
 from analysis.ingest import IngestError
 from analysis.pseudonymise import pseudonymise
@@ -282,17 +282,34 @@ def test_demo_faults_recall_and_precision(year):
 
 @pytest.fixture(scope="module")
 def demo_raw(tmp_path_factory) -> Path:
-    """A raw_dir with the plan, a questionnaire and a 2025 survey of 400 rows (synthetic)."""
+    """A raw_dir as build_demo writes it (plan, questionnaire, 600-row surveys for 2016 and 2025, faults)."""
     synth = pytest.importorskip("analysis.synth")
     raw_dir = tmp_path_factory.mktemp("raw")
-    (raw_dir / "plan").mkdir()
-    (raw_dir / "plan" / "zhanjiang.yml").write_bytes(PLAN.path.read_bytes())
-    (raw_dir / "survey").mkdir()
-    q = synth.make_questionnaire(PLAN, 1)
-    q.to_csv(raw_dir / "survey" / "questionnaire-synthetic.csv", index=False)
-    raw, _ = synth.generate_survey(PLAN, 2025, 400, 7, questionnaire=q)
-    raw.to_csv(raw_dir / "survey" / "zhanjiang-2025-synthetic.csv", index=False)
+    for rel in ("plan/zhanjiang.yml", "census/zhanjiang-population-published.csv"):
+        (raw_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (raw_dir / rel).write_bytes((RAW / rel).read_bytes())
+    synth.build_demo(load_plan("zhanjiang", raw_dir), n_per_year=600, years=[2016, 2025])
     return raw_dir
+
+
+@pytest.mark.parametrize("year", [2016, 2025])
+def test_stage_ledger_against_the_faults_file(demo_raw, tmp_path, year):
+    """Recall and precision of stage 01 against <city>-<year>-synthetic-faults.csv as written."""
+    plan = load_plan("zhanjiang", demo_raw)
+    res = run_clean(plan, year, tmp_path, key=b"k")
+    ledger = pd.read_parquet(res.outputs["ledger.parquet"])
+    faults = pd.read_csv(demo_raw / "survey" / f"zhanjiang-{year}-synthetic-faults.csv")
+    led = ledger.merge(faults[["row", "fault"]], on="row", how="left")
+    for fault, rules in FAULT_RULES.items():
+        sub = led[led["fault"] == fault]
+        assert len(sub) > 0 and sub["rule"].isin(rules).all(), (fault, sub["rule"].value_counts())
+    variant = led[led["fault"] == "variant_division"]
+    assert len(variant) == 30 and (variant["status"] == "kept").all()
+    kept = res.clean.set_index(ledger.loc[ledger["status"] == "kept", "row"].to_numpy())
+    assert (kept.loc[variant["row"], "division_code"] == kept.loc[variant["row"], "stratum"].str[:6]).all()
+    dropped = led["status"] == "dropped"
+    precision = (dropped & led["fault"].isin(list(FAULT_RULES))).sum() / dropped.sum()
+    assert precision >= 0.98
 
 
 def test_run_clean_writes_the_contract(demo_raw, tmp_path):
@@ -308,7 +325,7 @@ def test_run_clean_writes_the_contract(demo_raw, tmp_path):
     assert list(clean_t.columns) == clean_columns(items)
     assert not {"name", "phone", "resp_id", "row"} & set(clean_t.columns)
     assert list(ledger.columns) == ["row", "resp_key", "status", "rule", "detail"]
-    assert len(ledger) == 400 == len(clean_t) + int((ledger["status"] == "dropped").sum())
+    assert len(ledger) == 600 == len(clean_t) + int((ledger["status"] == "dropped").sum())
     counts = ledger["rule"].value_counts()
     for r in summary.itertuples():
         if r.rule in RULE_IDS:
