@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -128,7 +129,8 @@ def main(argv=None):
     out, py = python_run(df, margins, a.domains)
     print(f"python: rake {py['rake_s']:.2f} s ({py['iterations']} iterations), domain estimates "
           f"{py['domains_s']:.2f} s, total {py['total_s']:.2f} s, peak traced memory "
-          f"{py['peak_mb']:.0f} MB")
+          f"{py['peak_mb']:.0f} MB (process max RSS incl. data generation "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
     if a.no_r:
         return
     r = r_run(df, margins, a.r_timeout)
