@@ -11,6 +11,12 @@ from pathlib import Path
 from .config import PROCESSED, RAW, PlanError, load_plan
 
 
+def default_city(raw_dir: Path = RAW) -> str | None:
+    """The plan id when data/raw/plan holds exactly one plan file; otherwise --city is required."""
+    plans = sorted(p.stem for p in (raw_dir / "plan").glob("*.yml"))
+    return plans[0] if len(plans) == 1 else None
+
+
 def _demo(args: argparse.Namespace) -> int:
     from . import synth, synth_progress
 
@@ -66,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--city", default="zhanjiang", help="plan id: data/raw/plan/<city>.yml")
+        city = default_city()
+        sp.add_argument("--city", default=city, required=city is None,
+                        help="plan id: data/raw/plan/<city>.yml (default: the only plan there)")
         sp.add_argument("--raw-dir", type=Path, default=RAW, help="folder of raw inputs (default data/raw)")
         sp.add_argument("--processed-root", type=Path, default=PROCESSED,
                         help="folder of outputs (default data/processed)")

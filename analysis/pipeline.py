@@ -182,13 +182,14 @@ def _source_cell_number(executed: str, index: int) -> int:
 
 def run_pipeline(plan: Plan, year: int, executor: Executor | None = None,
                  processed_root: Path | None = None, force: bool = False,
-                 only: set[str] | None = None, echo: Callable[[str], None] | None = None) -> list[Task]:
+                 only: set[str] | None = None, echo: Callable[[str], None] | None = None,
+                 executed_root: Path | None = None) -> list[Task]:
     """Run the notebooks for a report year in dependency order; returns the tasks that ran."""
     executor = executor or SerialExecutor()
     processed_root = Path(processed_root or PROCESSED)
     echo = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     tasks, deps = plan_tasks(plan, year, only=only)
-    executed_root = REPORTS / "executed" / plan.city / str(year)
+    executed_root = Path(executed_root or REPORTS / "executed") / plan.city / str(year)
     params_of = {t: {"city": plan.city, "year": t.year, "raw_dir": str(plan.raw_dir),
                      "processed_root": str(processed_root)} for t in tasks}
     keys = {t: task_key(plan, t, params_of[t]) for t in tasks}

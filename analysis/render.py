@@ -65,7 +65,7 @@ def report_metadata(plan: Plan, year: int, lang: str, processed_root: Path) -> d
         subtitle = f"{city['plan_document']} 实施情况{'总结评估' if final else '年度监测'}"
         issuer = city.get("lead_agency_zh")
         notice = ("本报告使用合成数据（synthetic data）演示评估方法，所有调查数字均由确定性合成数据生成器产生，"
-                  "不是湛江市的真实调查结果，不得作为政策依据引用。").replace("湛江市", city["name_zh"]) if synthetic else None
+                  f"不是{city['name_zh']}的真实调查结果，不得作为政策依据引用。") if synthetic else None
         when = f"{date.today().year}年{date.today().month}月"
     else:
         title = city["report_title_en"] if final else f"{city['name_en']} Civic Scientific Literacy Monitoring Report {year}"
