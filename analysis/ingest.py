@@ -24,7 +24,8 @@ from .dictionary import Dictionary, load_dictionary
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = (".csv", ".xlsx", ".xlsm", ".sav", ".zsav", ".dta")
+DELIMITERS = (",", "\t", ";", "|")
+SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".sav", ".zsav", ".dta")
 HEADER_SCAN_ROWS = 30
 MIN_HEADER_MATCHES = 3
 
@@ -62,6 +63,7 @@ class Source:
     headers: dict[str, str] = field(default_factory=dict)  # canonical -> header as delivered
     dropped_columns: list[str] = field(default_factory=list)
     value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
+    delimiter: str | None = None
 
     def file_row(self, data_row: int) -> int:
         return self.first_data_row + int(data_row)
@@ -211,7 +213,8 @@ def _drop_blank(df: pd.DataFrame) -> pd.DataFrame:
 
 # --- readers -----------------------------------------------------------------------------
 
-def _arrow_csv(data: bytes, skip: int, positions: list[int], n_fields: int) -> pd.DataFrame | None:
+def _arrow_csv(data: bytes, skip: int, positions: list[int], n_fields: int,
+               delimiter: str = ",") -> pd.DataFrame | None:
     """Fast path: pyarrow's parser on UTF-8 bytes. None when the file needs the careful parser
     (blank lines, ragged rows, line breaks inside values), so that row numbers stay exact."""
     import pyarrow as pa
@@ -222,7 +225,8 @@ def _arrow_csv(data: bytes, skip: int, positions: list[int], n_fields: int) -> p
         table = pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(skip_rows=skip, column_names=names),
-            parse_options=pacsv.ParseOptions(ignore_empty_lines=False, newlines_in_values=False),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False,
+                                             newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 include_columns=[names[p] for p in positions],
                 column_types={names[p]: pa.string() for p in positions},
@@ -242,7 +246,14 @@ def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
     reader = io.StringIO(text)
     head_text = "".join(reader.readline() for _ in range(HEADER_SCAN_ROWS))
     del reader
-    head = list(csv.reader(io.StringIO(head_text)))
+    # Delimiter: the one under which the header is found best (Excel's "Unicode text"
+    # export is tab-separated UTF-16; some exports use semicolons).
+    found = []
+    for delim in DELIMITERS:
+        head = list(csv.reader(io.StringIO(head_text), delimiter=delim))
+        found.append((len(locate_header(head, dictionary)[2]), -DELIMITERS.index(delim), delim, head))
+    _, _, delimiter, head = max(found)
+    source.delimiter = delimiter
     idx, parent, mapping = locate_header(head, dictionary)
     source.header_rows = ([idx] if parent is not None else []) + [idx + 1]
     source.first_data_row = idx + 2
@@ -251,13 +262,13 @@ def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
     positions = sorted(mapping)
     utf8 = data[3:] if encoding == "utf-8-sig" else data if encoding == "utf-8" else text.encode("utf-8")
     del data
-    raw = _arrow_csv(utf8, idx + 1, positions, len(headers))
+    raw = _arrow_csv(utf8, idx + 1, positions, len(headers), delimiter)
     del utf8
     if raw is None:
         log.info("%s: parsing line by line (blank lines, ragged rows or line breaks in values)",
                  Path(path).name)
         try:
-            raw = pd.read_csv(io.StringIO(text), skiprows=idx + 1, header=None, dtype=str,
+            raw = pd.read_csv(io.StringIO(text), sep=delimiter, skiprows=idx + 1, header=None, dtype=str,
                               keep_default_na=False, na_values=[""], skip_blank_lines=False)
         except pd.errors.ParserError as err:
             m = re.search(r"line (\d+), saw (\d+)", str(err))
@@ -355,7 +366,7 @@ def read_survey(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.Da
     """Read any supported survey file: (frame of canonical columns as delivered + `row`, Source)."""
     path = find_raw_file(Path(path))
     ext = path.suffix.lower()
-    if ext == ".csv":
+    if ext in (".csv", ".tsv", ".txt"):
         df, source = read_csv(path, dictionary)
     elif ext in (".xlsx", ".xlsm"):
         df, source = read_excel(path, dictionary)

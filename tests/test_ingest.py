@@ -215,3 +215,13 @@ def test_fast_and_careful_parsers_agree(tmp_path):
     fast = read_survey(_csv(tmp_path, GOOD_HEADER + body, "fast.csv"))[0]
     careful = read_survey(_csv(tmp_path, GOOD_HEADER + body + ",,,,,,,,,,\n", "careful.csv"))[0]
     pd.testing.assert_frame_equal(fast, careful)
+
+
+@pytest.mark.parametrize("codec, sep", [("utf-16", "\t"), ("gbk", ";"), ("utf-8", "\t")])
+def test_unicode_text_export_and_other_delimiters(tmp_path, codec, sep):
+    rows = [GOOD_HEADER.strip().split(","), "1,赤坎区,s,p,1,男,30,城镇,初中,农民,A".split(",")]
+    path = tmp_path / "export.txt"
+    path.write_bytes("\r\n".join(sep.join(r) for r in rows).encode(codec))
+    df, source = read_survey(path)
+    assert (source.encoding, source.delimiter) == (codec, sep)
+    assert df[["resp_id", "county", "q01"]].iloc[0].tolist() == ["1", "赤坎区", "A"]
