@@ -188,6 +188,19 @@ if (file.exists(demo_path)) {
            dvars, "literate01", dbys,
            calibration = list(kind = "raking", margins_from = "demo_margins.csv"), des = rdemo)
   demo_raked_weights <- num(weights(rdemo))
+  # A single-PSU stratum on the demo year: the PSUs of the first stratum merged into one.
+  demo1 <- demo
+  first <- sort(unique(demo1$stratum))[1]
+  demo1$psu[demo1$stratum == first] <- "merged"
+  for (lonely in c("adjust", "average", "certainty")) {
+    options(survey.lonely.psu = lonely)
+    d1 <- svydesign(ids = ~psu, strata = ~stratum, weights = ~design_weight, data = demo1,
+                    nest = TRUE)
+    add_case(paste0("demo_lonely_", lonely), "demo_survey.csv", "psu", "stratum",
+             "design_weight", lonely, dvars, "literate01", c("division_code", "urban_rural"),
+             calibration = list(merge_first_stratum_psus = TRUE), des = d1)
+  }
+  options(survey.lonely.psu = "fail")
 }
 
 out <- list(
