@@ -16,6 +16,10 @@ r/make_survey_fixtures.R) to 1e-8 relative:
   ``kind="poststratify"`` that of ``postStratify()``; without a calibration it is the
   variance of a design that simply carries the final weights.
 
+Written with numpy/scipy rather than svy or samplics: the estimator is a few bincounts
+and one sparse product, domains need no copies of the data, and the R agreement is
+tested directly (benchmarks/bench_estimate.py: 1M rows, 100 domains in well under a second).
+
 Strata with a single PSU follow R's ``options(survey.lonely.psu = ...)``:
 ``certainty`` and ``remove`` (the stratum adds nothing), ``adjust`` (its PSU total is
 centred at the overall mean, zero, rather than the stratum mean: conservative) and
