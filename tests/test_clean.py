@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from analysis.clean import RULE_IDS, CleaningConfig, clean, longest_run
 from analysis.clean_stage import process, run_clean
 from analysis.config import RAW, Plan, load_plan
+from analysis.dictionary import ITEM_RE, load_dictionary
 from analysis.harmonise import harmonise
 from analysis.ingest import IngestError
 from analysis.pseudonymise import pseudonymise
@@ -324,6 +325,8 @@ def test_run_clean_writes_the_contract(demo_raw, tmp_path):
     items = [f"q{i:02d}" for i in range(1, 51)]
     assert list(clean_t.columns) == clean_columns(items)
     assert not {"name", "phone", "resp_id", "row"} & set(clean_t.columns)
+    documented = load_dictionary().by_name
+    assert [c for c in clean_t.columns if c not in documented and not ITEM_RE.match(c)] == []
     assert list(ledger.columns) == ["row", "resp_key", "status", "rule", "detail"]
     assert len(ledger) == 600 == len(clean_t) + int((ledger["status"] == "dropped").sum())
     counts = ledger["rule"].value_counts()
