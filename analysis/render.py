@@ -114,7 +114,7 @@ def render(plan: Plan, year: int, lang: str = "zh", processed_root: Path | None 
     stem = f"{plan.city}-{year}-evaluation{'' if lang == 'zh' else '-' + lang}"
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"city": plan.city, "year": int(year), "lang": lang, "processed_root": str(processed_root),
-              "raw_dir": str(plan.raw_dir)}
+              "raw_dir": str(plan.raw_dir), "workbook": str(out_dir / f"{stem}-tables.xlsx")}
     t0 = time.perf_counter()
     if use_quarto:
         files = _render_quarto(Path(qmd), params, meta, out_dir, stem)
@@ -183,4 +183,47 @@ def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any]
     except Exception as exc:  # typst raises its own error type carrying the diagnostics
         raise RenderError(f"typst failed on {typ}: {exc}") from exc
     os.replace(tmp, pdf)
-    return {"pdf": pdf}
+    files = {"pdf": pdf}
+    html = out_dir / f"{stem}.html"
+    files["html"] = _html(md, meta, html)
+    workbook = Path(params["workbook"])
+    if workbook.exists():
+        files["xlsx"] = workbook
+    return files
+
+
+HTML_CSS = """
+body { font-family: 'Noto Serif CJK SC', 'Noto Sans CJK SC', serif; max-width: 60em; margin: 2em auto;
+       line-height: 1.7; padding: 0 1em; color: #222; }
+h1, h2, h3, header .title { font-family: 'Noto Sans CJK SC', sans-serif; }
+header .title { color: #9b1c1c; text-align: center; font-size: 1.8em; }
+.notice { border: 1px solid #9b1c1c; background: #fdf2f2; color: #9b1c1c; padding: .8em; margin: 1em 0; }
+table { border-collapse: collapse; font-size: .85em; margin: 1em auto; }
+th { border-top: 2px solid #333; border-bottom: 1px solid #333; padding: .2em .6em; }
+td { padding: .15em .6em; } caption { font-weight: bold; padding: .4em; }
+figure { text-align: center; } img { max-width: 100%; } figcaption { font-size: .9em; }
+"""
+
+
+def _html(md: str, meta: dict[str, Any], path: Path) -> Path:
+    """A self-contained HTML version of the same Markdown (images embedded)."""
+    import pypandoc
+
+    from .report_format import number_crossrefs
+
+    notice = f'<div class="notice">{meta["notice"]}</div>\n\n' if meta.get("notice") else ""
+    header = f"{notice}"
+    css = path.parent / ".report.css"
+    css.write_text(HTML_CSS, encoding="utf-8")
+    body = number_crossrefs(absolute_image_paths(md), meta["lang"])
+    html = pypandoc.convert_text(
+        header + body, "html5", format="markdown-citations",
+        extra_args=["--standalone", "--embed-resources", f"--css={css}",
+                    f"--metadata=title:{meta['title']}", f"--metadata=subtitle:{meta['subtitle']}",
+                    f"--metadata=lang:{'zh-CN' if meta['lang'] == 'zh' else 'en'}",
+                    "--toc", "--toc-depth=2", "--number-sections"],
+        outputfile=str(path.with_suffix(".tmp.html")))
+    del html
+    css.unlink()
+    os.replace(path.with_suffix(".tmp.html"), path)
+    return path
