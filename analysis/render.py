@@ -221,7 +221,7 @@ def _html(md: str, meta: dict[str, Any], path: Path) -> Path:
         extra_args=["--standalone", "--embed-resources", f"--css={css}",
                     f"--metadata=title:{meta['title']}", f"--metadata=subtitle:{meta['subtitle']}",
                     f"--metadata=lang:{'zh-CN' if meta['lang'] == 'zh' else 'en'}",
-                    "--toc", "--toc-depth=2", "--number-sections"],
+                    "--toc", "--toc-depth=2", "--number-sections", "--quiet"],
         outputfile=str(path.with_suffix(".tmp.html")))
     del html
     css.unlink()
