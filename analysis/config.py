@@ -77,7 +77,11 @@ class Plan:
 
     @property
     def survey_years(self) -> list[int]:
-        return sorted(int(y) for y in self.data["survey"]["demo_years"])
+        survey = self.data["survey"]
+        years = survey.get("years", survey.get("demo_years"))
+        if not years:
+            raise PlanError(f"{self.path}: survey.years lists no survey year")
+        return sorted(int(y) for y in years)
 
     def scoring_rule(self, year: int) -> str:
         rules = {int(k): v for k, v in self.data["scoring"]["rule_by_year"].items()}
