@@ -23,7 +23,9 @@ def _demo(args: argparse.Namespace) -> int:
     plan = load_plan(args.city, args.raw_dir)
     survey_present = all(plan.raw_survey_path(y).exists() for y in plan.survey_years)
     progress_present = any((plan.raw_dir / "progress").glob(f"{plan.city}-*-synthetic.xlsx"))
-    if args.if_absent and survey_present and plan.census_margins_path.exists() and progress_present:
+    inputs_present = (survey_present and plan.census_margins_path.exists() and plan.questionnaire_path.exists()
+                      and progress_present)
+    if args.if_absent and inputs_present:
         print(f"demo inputs present under {plan.raw_dir} (synthetic); not rebuilt")
         return 0
     t0 = time.perf_counter()

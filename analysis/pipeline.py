@@ -197,7 +197,9 @@ def run_pipeline(plan: Plan, year: int, executor: Executor | None = None,
     ran: list[Task] = []
     for t in tasks:
         stamp = _stamp_path(plan, t, processed_root)
-        if not force and stamp.exists() and json.loads(stamp.read_text())["key"] == keys[t]:
+        manifest = stamp.parent / f"manifest-{t.stage}.json"
+        if (not force and stamp.exists() and manifest.exists()
+                and json.loads(stamp.read_text())["key"] == keys[t]):
             done.add(t)
     total = len(tasks)
     if done:

@@ -101,8 +101,12 @@ def absolute_image_paths(markdown: str) -> str:
 
 
 def render(plan: Plan, year: int, lang: str = "zh", processed_root: Path | None = None,
-           out_dir: Path | None = None, engine: str = "auto", qmd: Path = REPORT_QMD) -> dict[str, Path]:
-    """Render the report (reports/evaluation.qmd) for (city, year, lang); returns the files by format."""
+           out_dir: Path | None = None, engine: str = "auto", qmd: Path = REPORT_QMD,
+           work_dir: Path | None = None) -> dict[str, Path]:
+    """Render the report (reports/evaluation.qmd) for (city, year, lang); returns the files by format.
+
+    Intermediate files go under work_dir (default build/, executed copies in reports/executed/).
+    """
     processed_root = Path(processed_root or PROCESSED)
     out_dir = Path(out_dir or REPORTS / "output")
     if engine not in {"auto", "quarto", "offline"}:
@@ -115,43 +119,60 @@ def render(plan: Plan, year: int, lang: str = "zh", processed_root: Path | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"city": plan.city, "year": int(year), "lang": lang, "processed_root": str(processed_root),
               "raw_dir": str(plan.raw_dir), "workbook": str(out_dir / f"{stem}-tables.xlsx")}
+    Path(params["workbook"]).unlink(missing_ok=True)  # never hand back an earlier run's workbook
+    work = Path(work_dir) if work_dir else ROOT / "build"
+    executed = Path(work_dir) / "executed" if work_dir else REPORTS / "executed"
     t0 = time.perf_counter()
     if use_quarto:
-        files = _render_quarto(Path(qmd), params, meta, out_dir, stem)
+        files = _render_quarto(Path(qmd), params, meta, out_dir, stem, work)
     else:
-        files = _render_offline(Path(qmd), params, meta, out_dir, stem)
+        files = _render_offline(Path(qmd), params, meta, out_dir, stem, work, executed)
     log.info("rendered %s in %.1f s", ", ".join(str(p) for p in files.values()), time.perf_counter() - t0)
     return files
 
 
-def _render_quarto(qmd: Path, params: dict[str, Any], meta: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
-    build = ROOT / "build" / "quarto"
+def _render_quarto(qmd: Path, params: dict[str, Any], meta: dict[str, Any], out_dir: Path, stem: str,
+                   work: Path) -> dict[str, Path]:
+    build = work / "quarto"
     build.mkdir(parents=True, exist_ok=True)
     meta_file = build / f"{stem}-meta.yml"
     meta_file.write_text(yaml.safe_dump({k: v for k, v in meta.items() if k != "synthetic"},
                                         allow_unicode=True), encoding="utf-8")
-    cmd = ["quarto", "render", str(qmd), "--to", "typst", "--output", f"{stem}.pdf",
-           "--metadata-file", str(meta_file), "-M", f"font-paths:{typst_font_dir()}"]
-    for k, v in params.items():
-        cmd += ["-P", f"{k}:{v}"]
-    log.info("quarto: %s", " ".join(cmd))
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RenderError(f"quarto render failed:\n{res.stderr[-4000:]}")
-    produced = qmd.parent / f"{stem}.pdf"
-    target = out_dir / f"{stem}.pdf"
-    shutil.move(str(produced), target)
-    return {"pdf": target}
+    files: dict[str, Path] = {}
+    for fmt, ext in (("typst", "pdf"), ("html", "html")):
+        cmd = ["quarto", "render", str(qmd), "--to", fmt, "--output", f"{stem}.{ext}",
+               "--metadata-file", str(meta_file), "-M", f"font-paths:{typst_font_dir()}"]
+        if ext == "html":
+            cmd += ["-M", "embed-resources:true"]
+        for k, v in params.items():
+            cmd += ["-P", f"{k}:{v}"]
+        log.info("quarto: %s", " ".join(cmd))
+        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RenderError(f"quarto render --to {fmt} failed:\n{res.stderr[-4000:]}")
+        # the project's output-dir (_quarto.yml) or, for a file outside the project, beside the .qmd
+        produced = next((p for p in (ROOT / "reports" / "output" / f"{stem}.{ext}", qmd.parent / f"{stem}.{ext}")
+                         if p.exists()), None)
+        if produced is None:
+            raise RenderError(f"quarto reported success but wrote no {stem}.{ext}")
+        target = out_dir / f"{stem}.{ext}"
+        if produced.resolve() != target.resolve():
+            shutil.move(str(produced), target)
+        files[ext] = target
+    if Path(params["workbook"]).exists():
+        files["xlsx"] = Path(params["workbook"])
+    return files
 
 
-def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
+def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any], out_dir: Path, stem: str,
+                    work: Path, executed: Path) -> dict[str, Path]:
     import papermill as pm
     import pypandoc
     import typst
     from papermill.exceptions import PapermillExecutionError
 
     qmd = parse_qmd(qmd_path)
-    executed_dir = REPORTS / "executed" / params["city"] / str(params["year"])
+    executed_dir = executed / params["city"] / str(params["year"])
     executed_dir.mkdir(parents=True, exist_ok=True)
     source_nb = executed_dir / f"{stem}-source.ipynb"
     executed_nb = executed_dir / f"{stem}.ipynb"
@@ -166,11 +187,11 @@ def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any]
     except PapermillExecutionError as exc:
         raise RenderError(f"report cell {exc.cell_index} failed: {exc.ename}: {exc.evalue} "
                           f"(executed copy: {executed_nb})") from exc
-    build = ROOT / "build" / "offline" / stem
+    build = work / "offline" / stem
     if build.exists():
         shutil.rmtree(build)
     build.mkdir(parents=True)
-    md = notebook_to_markdown(nb, qmd.front_matter, build / "assets", f"/build/offline/{stem}/assets")
+    md = notebook_to_markdown(nb, qmd.front_matter, build / "assets", str((build / "assets").resolve()))
     (build / f"{stem}.md").write_text(md, encoding="utf-8")
     md = absolute_image_paths(md)
     body = pypandoc.convert_text(typst_crossrefs(md), "typst", format="markdown-citations+raw_attribute")

@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 import pytest
 from pypdf import PdfReader
@@ -40,13 +41,14 @@ def rendered(tmp_path_factory):
     lines: list[str] = []
     ran = run_pipeline(plan, 2025, executor=LocalExecutor(2), processed_root=processed,
                        executed_root=tmp / "executed", echo=lines.append)
-    files = render(plan, 2025, processed_root=processed, out_dir=tmp / "out", engine="offline")
-    return plan, processed, files, ran, lines
+    files = render(plan, 2025, processed_root=processed, out_dir=tmp / "out", engine="offline",
+                   work_dir=tmp / "work")
+    return plan, processed, files, ran, lines, tmp / "work"
 
 
 @pytest.mark.slow
 def test_every_notebook_ran_and_progress_was_shown(rendered):
-    plan, processed, files, ran, lines = rendered
+    plan, processed, files, ran, lines, _ = rendered
     assert len(ran) == 2 * len(plan.survey_years) + 3
     assert sum("done" in ln for ln in lines) == len(ran)
     for year in plan.survey_years:
@@ -59,7 +61,7 @@ def test_every_notebook_ran_and_progress_was_shown(rendered):
 
 @pytest.mark.slow
 def test_pdf_states_synthetic_and_headline_numbers_from_processed(rendered):
-    plan, processed, files, _, _ = rendered
+    plan, processed, files, _, _, _ = rendered
     text = pdf_text(files["pdf"])
     flat = re.sub(r"\s+", "", text)
     title = re.sub(r"\s+", "", plan.data["city"]["report_title_zh"])
@@ -78,10 +80,26 @@ def test_pdf_states_synthetic_and_headline_numbers_from_processed(rendered):
 
 @pytest.mark.slow
 def test_every_figure_is_embedded(rendered):
-    plan, processed, files, _, _ = rendered
-    md = Path(__file__).parents[1] / "build" / "offline" / "zhanjiang-2025-evaluation" / "zhanjiang-2025-evaluation.md"
+    plan, processed, files, _, _, work = rendered
+    md = work / "offline" / "zhanjiang-2025-evaluation" / "zhanjiang-2025-evaluation.md"
     refs = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", md.read_text(encoding="utf-8"))
     assert len(refs) >= 9
     assert all(Path(r).is_file() and Path(r).is_relative_to(processed) for r in refs)
     images = sum(len(page.images) for page in PdfReader(str(files["pdf"])).pages)
     assert images == len(refs)
+
+
+@pytest.mark.slow
+def test_html_and_workbook_carry_the_same_results(rendered):
+    plan, processed, files, _, _, _ = rendered
+    html = files["html"].read_text(encoding="utf-8")
+    traj = json.loads((processed / "zhanjiang" / "2025" / "trajectory.json").read_text(encoding="utf-8"))
+    assert "合成数据" in html and pct(traj["latest_estimate"]) in html
+    assert html.count("<img") >= 9 and 'src="data:image/png;base64,' in html  # self-contained
+    assert "@fig-" not in html and "@tbl-" not in html
+    book = openpyxl.load_workbook(files["xlsx"], read_only=True)
+    assert book.sheetnames[0] == "说明" and len(book.sheetnames) >= 10
+    first = next(n for n in book.sheetnames if n.startswith("表1 "))
+    rows = list(book[first].iter_rows(values_only=True))
+    years = [r[0] for r in rows[1:]]
+    assert years == plan.survey_years

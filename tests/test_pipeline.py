@@ -74,10 +74,12 @@ def test_runner_runs_in_order_skips_up_to_date_and_names_failing_cell(plan_with_
     nbdir = tmp_path / "notebooks"
     nbdir.mkdir()
     writer = ("out = pathlib.Path(processed_root) / city / str(year)\nout.mkdir(parents=True, exist_ok=True)\n"
-              "(out / 'a.json').write_text(json.dumps({'year': year}))")
+              "(out / 'a.json').write_text(json.dumps({'year': year}))\n"
+              "(out / 'manifest-a_first.json').write_text('{}')")
     _notebook(nbdir / "a_first.ipynb", writer)
     _notebook(nbdir / "b_second.ipynb", "years = sorted(int(p.parent.name) for p in "
-              "(pathlib.Path(processed_root) / city).glob('*/a.json'))\nassert years == [2016, 2020], years")
+              "(pathlib.Path(processed_root) / city).glob('*/a.json'))\nassert years == [2016, 2020], years\n"
+              "(pathlib.Path(processed_root) / city / str(year) / 'manifest-b_second.json').write_text('{}')")
     monkeypatch.setattr(pipeline, "NOTEBOOKS", nbdir)
     monkeypatch.setattr(pipeline, "STAGES", TWO_STAGES)
     monkeypatch.setattr(pipeline, "REPORTS", tmp_path / "reports")
@@ -100,6 +102,10 @@ def test_runner_runs_in_order_skips_up_to_date_and_names_failing_cell(plan_with_
     assert run_pipeline(plan_with_raw, 2020, executor=SerialExecutor(), processed_root=processed,
                         echo=lines.append) == []
     assert "3 of 3 notebook runs are up to date" in lines[0]
+
+    (processed / "zhanjiang" / "2016" / "manifest-a_first.json").unlink()  # lost output: that task reruns
+    assert [t.id for t in run_pipeline(plan_with_raw, 2020, executor=SerialExecutor(), processed_root=processed,
+                                       echo=lines.append)] == ["a_first[2016]", "b_second[2020]"]
 
     (code / "stage.py").write_text("X = 2\n")  # a code change reruns everything
     assert len(run_pipeline(plan_with_raw, 2020, executor=SerialExecutor(), processed_root=processed,
