@@ -18,7 +18,8 @@ from analysis.plan_tasks import (
 )
 from analysis.progress_returns import indicator_specs
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "zhanjiang-plan-2021-2025.txt"
+# the plan's text as published (湛府〔2022〕40号), kept beside the plan file it was transcribed into
+SEED = Path(__file__).resolve().parents[1] / "data" / "raw" / "plan" / "zhanjiang-plan-2021-2025.txt"
 
 
 @pytest.fixture(scope="module")
