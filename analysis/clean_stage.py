@@ -10,7 +10,6 @@ file stops the run with one IngestError and leaves the output folder as it was.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -28,6 +27,7 @@ from .config import Plan, processed_dir
 from .dictionary import ITEM_RE
 from .harmonise import harmonise
 from .ingest import IngestError, Source, find_raw_file, read_survey
+from .jsonio import dumps
 from .provenance import write_manifest
 from .pseudonymise import pseudonym_key, pseudonymise
 from .schema import SCORES, clean_columns, clean_schema, first_failure
@@ -134,7 +134,7 @@ def _write_all(out_dir: Path, files: dict[str, Any]) -> dict[str, Path]:
             elif name.endswith(".csv"):
                 obj.to_csv(path, index=False, encoding="utf-8")
             else:
-                path.write_text(json.dumps(obj, ensure_ascii=False, indent=2), encoding="utf-8")
+                path.write_text(dumps(obj), encoding="utf-8")
         out_dir.mkdir(parents=True, exist_ok=True)
         written = {}
         for name in files:

@@ -7,7 +7,6 @@ figures/map_*.png and manifest-04_county_gaps.json into processed_dir(city, year
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,17 @@ import pandas as pd
 
 from . import geo, inequality, sae
 from .config import PlanError, processed_dir
+from .estimate_stage import (
+    ESTIMATE_REQUIRED,
+    EstimateStageError,
+    load_estimates_with_paths,
+    read_estimates_file,
+)
+from .jsonio import to_jsonable, write_json
+from .labels import domain_label_zh
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
+from .weighting import WeightingError, read_census_table
 
 STAGE = "04_county_gaps"
 INDICATOR = "literate"
@@ -27,7 +35,7 @@ DEFAULT_COVARIATES = ("urban_share", "upper_secondary_share", "age_50plus_share"
 UPPER_SECONDARY = ("高中", "大专", "本科及以上")
 OLDER_AGE_GROUPS = ("50-59", "60-69")
 GROUP_DOMAINS = ("urban_rural", "sex", "age_group", "education", "occupation")
-ESTIMATE_COLUMNS = ("year", "indicator", "domain", "level", "n", "estimate", "se", "suppressed")
+ESTIMATE_COLUMNS = ESTIMATE_REQUIRED
 Z95 = 1.959963984540054
 
 
@@ -38,14 +46,13 @@ class CountyGapsError(ValueError):
 # ---------------------------------------------------------------- inputs
 
 def read_margins(path: Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise CountyGapsError(f"census margins file not found: {path}")
-    df = pd.read_csv(path, dtype={"division_code": str})
-    need = {"margin", "division_code", "population"}
-    if missing := need - set(df.columns):
-        raise CountyGapsError(f"{path}: missing columns {sorted(missing)}")
-    df["division_code"] = df["division_code"].str.strip().replace("", pd.NA)
+    """The census margins table (weighting.read_census_table), errors as CountyGapsError."""
+    try:
+        df = read_census_table(path)
+    except WeightingError as err:
+        raise CountyGapsError(str(err)) from err
+    if "division_code" not in df.columns:
+        raise CountyGapsError(f"census margins file {path}: missing column 'division_code'")
     return df
 
 
@@ -94,18 +101,11 @@ def group_populations(margins: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def read_estimates(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise CountyGapsError(f"estimates not found: {path} (run stage 02 for this year first)")
-    df = pd.read_parquet(path)
-    if missing := set(ESTIMATE_COLUMNS) - set(df.columns):
-        raise CountyGapsError(f"{path}: missing columns {sorted(missing)}")
-    df = df.copy()
-    df["level"] = df["level"].astype(str)
-    return df
-
-
-def _estimates_path(plan, year: int, root) -> Path:
-    return processed_dir(plan.city, year, root) / "estimates.parquet"
+    """One estimates.parquet (estimate_stage.read_estimates_file), errors as CountyGapsError."""
+    try:
+        return read_estimates_file(path)
+    except EstimateStageError as err:
+        raise CountyGapsError(str(err)) from err
 
 
 # ---------------------------------------------------------------- model
@@ -285,30 +285,26 @@ def draw_maps(plan, year: int, tab: pd.DataFrame, years_tab: pd.DataFrame, first
 
 # ---------------------------------------------------------------- stage
 
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return None if math.isnan(o) else float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def _clean_nan(o):
-    if isinstance(o, float) and math.isnan(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _clean_nan(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_clean_nan(v) for v in o]
-    return o
-
-
 def _division_records(df: pd.DataFrame, cols: list[str]) -> list[dict[str, Any]]:
-    return _clean_nan(df[cols].to_dict(orient="records"))
+    return to_jsonable(df[cols].to_dict(orient="records"))
+
+
+def likely_below_cutoff(plan) -> float:
+    """P(below target) from which a division counts as very likely below (plan report.p_likely_below)."""
+    p = plan.get("report.p_likely_below", 0.9)
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        p = math.nan
+    if not 0.5 <= p < 1:
+        raise PlanError(f"{plan.path}: report.p_likely_below is {plan.get('report.p_likely_below')!r}; "
+                        "expected a probability in [0.5, 1)")
+    return p
+
+
+def largest_gaps(tab: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """The k divisions furthest below target (gap_to_target < 0 only; none when all reach it)."""
+    return tab[tab["gap_to_target"] < 0].nsmallest(k, "gap_to_target")
 
 
 def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, seed: int = 20251) -> dict:
@@ -335,13 +331,13 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
             covars[c] = extra[c].astype(float)
 
     start, end = plan.period
-    years = [y for y in plan.survey_years
-             if y <= year and y >= min(plan.baseline_year, start)
-             and _estimates_path(plan, y, processed_root).is_file()]
-    if year not in years:
-        raise CountyGapsError(f"estimates not found: {_estimates_path(plan, year, processed_root)} "
-                              f"(run stage 02 for {year} first)")
-    est_by_year = {y: read_estimates(_estimates_path(plan, y, processed_root)) for y in years}
+    try:
+        est_all, est_files = load_estimates_with_paths(
+            plan, processed_root, up_to=year, since=min(plan.baseline_year, start), require=[year])
+    except EstimateStageError as err:
+        raise CountyGapsError(str(err)) from err
+    years = sorted(int(y) for y in est_all["year"].unique())
+    est_by_year = {y: est_all[est_all["year"] == y].reset_index(drop=True) for y in years}
     tabs, fits = [], {}
     for y in years:
         t, s = fit_year(plan, y, est_by_year[y], covars[["population", *names]], names)
@@ -395,6 +391,7 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
     fig_files, breaks = draw_maps(plan, year, tab, years_tab, first_year, fig_dir)
 
     below = tab[tab["benchmarked"] <= plan.target].sort_values("gap_to_target")
+    p_likely = likely_below_cutoff(plan)
     rec_cols = ["division_code", "name_zh", "benchmarked", "gap_to_target", "p_below_target"]
     summary = {
         "city": plan.city, "year": year, "indicator": INDICATOR, "unit": "percent",
@@ -409,9 +406,10 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
         },
         "fits_by_year": {str(y): s for y, s in fits.items()},
         "divisions_below_target": _division_records(below, rec_cols),
+        "p_likely_below": p_likely,
         "divisions_likely_below_target": _division_records(
-            tab[tab["p_below_target"] >= 0.9].sort_values("p_below_target", ascending=False), rec_cols),
-        "largest_gaps": _division_records(tab.nsmallest(3, "gap_to_target"), rec_cols),
+            tab[tab["p_below_target"] >= p_likely].sort_values("p_below_target", ascending=False), rec_cols),
+        "largest_gaps": _division_records(largest_gaps(tab), rec_cols),
         "inequality": ineq,
         "imbalance_improved": {
             "measure": "mean_abs_gap",
@@ -449,10 +447,8 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
     json_path = out_dir / "county_gaps.json"
     tab.to_parquet(sae_path, index=False)
     years_tab.to_parquet(years_path, index=False)
-    json_path.write_text(json.dumps(_clean_nan(summary), ensure_ascii=False, indent=2,
-                                    default=_json_default), encoding="utf-8")
-    inputs = [plan.path, plan.census_margins_path,
-              *(_estimates_path(plan, y, processed_root) for y in years),
+    write_json(json_path, summary)
+    inputs = [plan.path, plan.census_margins_path, *est_files,
               *(geo.boundary_path(c) for c in codes)]
     outputs = [sae_path, years_path, json_path, *fig_files.values()]
     manifest = write_manifest(out_dir, STAGE, inputs, outputs,
@@ -471,8 +467,8 @@ DIVISION_TABLE_ZH = {
     "benchmarked": "基准化估计（%）", "gap_to_target": "与目标差距（百分点）",
     "change_since_baseline": "较基线变化（百分点）", "p_below_target": "低于目标的概率",
 }
-DOMAIN_ZH = {"divisions": "县（市、区）", "urban_rural": "城乡", "sex": "性别", "age_group": "年龄组",
-             "education": "文化程度", "occupation": "职业"}
+DOMAIN_ZH = {"divisions": domain_label_zh("divisions"),
+             **{d: domain_label_zh(d) for d in GROUP_DOMAINS}}  # keys of county_gaps.json
 VERDICT_ZH = {"improved": "明显改善", "worsened": "明显扩大", "no_clear_change": "无明显变化"}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,8 @@ from .estimate import (
     domain_means,
     estimate_domains,
 )
+from .jsonio import write_json
+from .labels import DOMAIN_NAMES_ZH, indicator_names_zh, level_label_zh  # noqa: F401 (re-exported)
 from .weighting import calibrate, read_census_margins, weighting_settings
 
 STAGE = "02_weight_estimate"
@@ -27,37 +28,12 @@ COLUMNS = ["year", "indicator", "domain", "level", "n", "estimate", "se", "ci_lo
 # Partition domains: domain name -> column of the clean table
 DOMAIN_COLUMNS = {"division": "division_code", "urban_rural": "urban_rural", "sex": "sex",
                   "age_group": "age_group", "education": "education", "occupation": "occupation"}
-DOMAIN_NAMES_ZH = {"city": "全市", "division": "县（市、区）", "urban_rural": "城乡", "sex": "性别",
-                   "age_group": "年龄组", "education": "文化程度", "occupation": "职业",
-                   "key_group": "重点人群"}
 DIMENSION_FALLBACK = ("knowledge", "method", "spirit", "application")
 LEVEL_FALLBACK = ("advanced", "literate", "basic", "low")
 
 
 class EstimateStageError(ValueError):
     """Stage 02 inputs are missing or do not follow the contract."""
-
-
-def indicator_names_zh(plan: Plan) -> dict[str, str]:
-    """Chinese names of the indicators for tables and figures."""
-    names = {"literate": plan.get("literacy.indicator_zh", "具备科学素质的比例"),
-             "mean_score_total": "平均总分"}
-    for lv in plan.get("scoring.score.levels", []):
-        names[f"level_{lv['id']}"] = f"{lv['name_zh']}比例"
-    for dim in plan.get("scoring.score.dimensions", []):
-        names[f"mean_score_{dim['id']}"] = f"{dim['name_zh']}平均得分"
-    return names
-
-
-def level_label_zh(plan: Plan, domain: str, level: str) -> str:
-    """Chinese label of a domain level (division name, key group name; others are Chinese already)."""
-    if domain == "city":
-        return plan.name_zh
-    if domain == "division":
-        return plan.division_names.get(str(level), str(level))
-    if domain == "key_group":
-        return {g["id"]: g["name_zh"] for g in plan.get("literacy.key_groups", [])}.get(level, level)
-    return str(level)
 
 
 def _indicators(df: pd.DataFrame, plan: Plan) -> list[tuple[str, np.ndarray, bool]]:
@@ -247,8 +223,7 @@ def run_estimate(plan: Plan, year: int, processed_root: Path | None = None) -> d
              "figure": out_dir / "figures" / "estimates_by_group.png"}
     pd.DataFrame({"resp_key": df["resp_key"], "design_weight": df["design_weight"].astype(float),
                   "weight": weights}).to_parquet(paths["weights"], index=False)
-    paths["diagnostics"].write_text(json.dumps(diag, ensure_ascii=False, indent=2, default=float),
-                                    encoding="utf-8")
+    write_json(paths["diagnostics"], diag)
     table.to_parquet(paths["estimates"], index=False)
     plot_by_group(table, plan, year, paths["figure"])
     params = {"city": plan.city, "year": year, **{f"weighting_{k}": v for k, v in settings.items()},
@@ -262,20 +237,90 @@ def run_estimate(plan: Plan, year: int, processed_root: Path | None = None) -> d
             "paths": {k: str(v) for k, v in paths.items()}, "manifest": str(manifest)}
 
 
-def load_estimates(plan: Plan, processed_root: Path | None = None,
-                   years: list[int] | None = None) -> pd.DataFrame:
-    """estimates.parquet of every year that has one, stacked (the cross-year comparison)."""
-    years = years if years is not None else plan.survey_years
-    parts, looked = [], []
-    for y in years:
+# Columns every reader of estimates.parquet relies on (docs/contracts.md)
+ESTIMATE_REQUIRED = ("year", "indicator", "domain", "level", "n", "estimate", "se", "suppressed")
+
+
+def estimate_files(plan: Plan, processed_root: Path | None = None, years: list[int] | None = None,
+                   up_to: int | None = None, since: int | None = None) -> dict[int, Path]:
+    """Existing estimates.parquet per survey year (plan.survey_years or `years`, within since..up_to)."""
+    years = plan.survey_years if years is None else years
+    out = {}
+    for y in sorted(int(y) for y in years):
+        if (up_to is not None and y > up_to) or (since is not None and y < since):
+            continue
         p = processed_dir(plan.city, y, processed_root) / "estimates.parquet"
-        looked.append(str(p))
-        if p.exists():
-            parts.append(pd.read_parquet(p))
-    if not parts:
-        raise EstimateStageError(f"no estimates.parquet found; looked in {looked}: run stage 02")
-    return pd.concat(parts, ignore_index=True).sort_values(["indicator", "domain", "level", "year"],
-                                                           ignore_index=True)
+        if p.is_file():
+            out[y] = p
+    return out
+
+
+def read_estimates_file(path: Path, year: int | None = None,
+                        need: tuple[str, ...] = ESTIMATE_REQUIRED) -> pd.DataFrame:
+    """One estimates.parquet, checked: columns `need` present, `year` int (= year if given), level str."""
+    path = Path(path)
+    if not path.is_file():
+        raise EstimateStageError(f"{path} not found: run stage 02 (weight and estimate) first")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise EstimateStageError(f"{path}: not a readable parquet file ({err})") from err
+    if missing := [c for c in dict.fromkeys(("year", "level", *need)) if c not in df.columns]:
+        raise EstimateStageError(f"{path}: missing column(s) {missing} (expected the stage 02 "
+                                 "contract, docs/contracts.md)")
+    yrs = pd.to_numeric(df["year"], errors="coerce")
+    if yrs.isna().any():
+        row = int(np.flatnonzero(yrs.isna().to_numpy())[0])
+        raise EstimateStageError(f"{path}: row {row}, column 'year': value {df['year'].iloc[row]!r} "
+                                 "is not a year")
+    df["year"] = yrs.astype("int64")
+    if year is not None and (bad := df["year"] != int(year)).any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise EstimateStageError(f"{path}: row {row}, column 'year': value {int(df['year'].iloc[row])} "
+                                 f"in the file of survey year {year}")
+    df["level"] = df["level"].astype(str)
+    return df
+
+
+def load_estimates(plan: Plan, processed_root: Path | None = None, years: list[int] | None = None,
+                   up_to: int | None = None, since: int | None = None, indicator: str | None = None,
+                   require: list[int] | tuple[int, ...] = (),
+                   need: tuple[str, ...] = ESTIMATE_REQUIRED) -> pd.DataFrame:
+    """estimates.parquet of every year that has one, stacked (the cross-year comparison).
+
+    years: candidate survey years (default plan.survey_years), kept within since..up_to;
+    indicator: keep one indicator only; require: years whose file must exist;
+    need: columns every file must have (default the contract columns readers rely on).
+    The paths read are `estimate_files(...)` with the same arguments (for manifests).
+    """
+    return load_estimates_with_paths(plan, processed_root, years, up_to, since, indicator, require,
+                                     need)[0]
+
+
+def load_estimates_with_paths(plan: Plan, processed_root: Path | None = None,
+                              years: list[int] | None = None, up_to: int | None = None,
+                              since: int | None = None, indicator: str | None = None,
+                              require: list[int] | tuple[int, ...] = (),
+                              need: tuple[str, ...] = ESTIMATE_REQUIRED
+                              ) -> tuple[pd.DataFrame, list[Path]]:
+    """load_estimates and the files it read (inputs of a stage manifest)."""
+    files = estimate_files(plan, processed_root, years, up_to, since)
+    for y in require:
+        if int(y) not in files:
+            p = processed_dir(plan.city, int(y), processed_root) / "estimates.parquet"
+            raise EstimateStageError(f"{p} not found: run stage 02 for {int(y)} first")
+    if not files:
+        where = processed_dir(plan.city, None, processed_root)
+        span = f" <= {up_to}" if up_to is not None else ""
+        raise EstimateStageError(f"no estimates.parquet for {plan.city} in survey years{span} under "
+                                 f"{where}: run stage 02 first")
+    parts = []
+    for y, p in files.items():
+        d = read_estimates_file(p, y, need)
+        parts.append(d[d["indicator"] == indicator] if indicator is not None else d)
+    table = pd.concat(parts, ignore_index=True)
+    return (table.sort_values(["indicator", "domain", "level", "year"], ignore_index=True),
+            list(files.values()))
 
 
 def compare_years(table: pd.DataFrame, indicator: str = "literate", domain: str = "city") -> pd.DataFrame:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .config import Plan, processed_dir
+from .estimate_stage import EstimateStageError, estimate_files, load_estimates_with_paths
+from .jsonio import to_jsonable, write_json
 from .plan_tasks import lead_units, load_tasks, load_units, tasks_path, units_path
 from .progress import (
     annual_by_year,
@@ -24,45 +24,54 @@ from .progress_returns import indicator_specs, read_returns, write_templates
 from .provenance import write_manifest
 
 STAGE = "05_plan_progress"
+SURVEY_COLUMNS = ("year", "indicator", "domain", "level", "estimate")  # of estimates.parquet
+
+
+class ProgressStageError(ValueError):
+    """Stage 05 inputs are missing."""
+
+
+def returns_dir(plan: Plan) -> Path:
+    """Folder of the filled returns: <raw_dir>/<tasks.returns_dir> (default progress)."""
+    return plan.raw_dir / plan.get("tasks.returns_dir", "progress")
 
 
 def find_returns(plan: Plan) -> list[Path]:
     """Filled returns: every .xlsx under <raw_dir>/progress/ except templates and Excel lock files."""
-    folder = plan.raw_dir / plan.get("tasks.returns_dir", "progress")
-    return sorted(p for p in folder.glob("*.xlsx")
+    return sorted(p for p in returns_dir(plan).glob("*.xlsx")
                   if not p.name.startswith("~$") and not p.stem.endswith("-template"))
+
+
+def require_returns(plan: Plan) -> list[Path]:
+    """find_returns, or a clear error when there is none (never falls back to synthetic returns)."""
+    paths = find_returns(plan)
+    if not paths:
+        folder = returns_dir(plan)
+        raise ProgressStageError(
+            f"no filled progress returns (*.xlsx, not *-template.xlsx) in {folder}"
+            f"{'' if folder.is_dir() else ' (the folder does not exist)'}: put the lead units' returns "
+            f"there (folder set by tasks.returns_dir in {plan.path}); for the synthetic demo run "
+            f"`python -m analysis demo`, which builds demo returns marked as synthetic")
+    return paths
 
 
 def survey_literacy(plan: Plan, year: int, processed_root: Path | None = None
                     ) -> tuple[pd.DataFrame | None, list[Path]]:
     """City share literate per survey year <= year from stage 02's estimates, when present."""
-    rows, inputs = [], []
-    for y in plan.survey_years:
-        path = processed_dir(plan.city, y, processed_root) / "estimates.parquet"
-        if y > year or not path.exists():
-            continue
-        est = pd.read_parquet(path)
-        hit = est[(est["indicator"] == "literate") & (est["domain"] == "city")]
-        if "year" in hit.columns:
-            hit = hit[hit["year"] == y]
-        if len(hit):
-            rows.append({"year": y, "value": float(hit["estimate"].iloc[0])})
-            inputs.append(path)
-    return (pd.DataFrame(rows) if rows else None), inputs
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if np.isnan(obj) else round(float(obj), 4)
-    if obj is pd.NA:
-        return None
-    return obj
+    try:
+        est, inputs = load_estimates_with_paths(plan, processed_root, up_to=year, indicator="literate",
+                                                need=SURVEY_COLUMNS)
+    except EstimateStageError as err:
+        if estimate_files(plan, processed_root, up_to=year):
+            raise ProgressStageError(str(err)) from err  # files exist but are unusable
+        return None, []
+    city = est[est["domain"] == "city"].drop_duplicates("year").sort_values("year")
+    if city.empty:
+        return None, []
+    rows = pd.DataFrame({"year": city["year"].astype(int).to_numpy(),
+                         "value": city["estimate"].astype(float).to_numpy()})
+    used = set(rows["year"])
+    return rows, [p for p in inputs if int(p.parent.name) in used]
 
 
 def run_progress(plan: Plan, year: int, processed_root: Path | None = None,
@@ -73,7 +82,7 @@ def run_progress(plan: Plan, year: int, processed_root: Path | None = None,
     """
     units = load_units(plan)
     tasks = load_tasks(plan, units)
-    paths = find_returns(plan)
+    paths = require_returns(plan)
     ret = read_returns(paths, plan, tasks, units)
     reports = ret.measures[ret.measures["year"] <= year]
     values = ret.indicators[ret.indicators["year"] <= year]
@@ -148,9 +157,8 @@ def run_progress(plan: Plan, year: int, processed_root: Path | None = None,
         "indicators_no_data": counts["no_data"] + counts["incomplete"],
         "outputs": [str(p.relative_to(out)) for p in outputs],
     }
-    headline = _jsonable(headline)
-    jpath = out / "progress.json"
-    jpath.write_text(json.dumps(headline, ensure_ascii=False, indent=2), encoding="utf-8")
+    headline = to_jsonable(headline, 4)
+    jpath = write_json(out / "progress.json", headline)
     outputs.append(jpath)
     write_manifest(
         out, STAGE,

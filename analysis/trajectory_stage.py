@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,9 @@ from . import benchmarks as bm
 from . import decompose as dc
 from . import trajectory as tr
 from .config import Plan, processed_dir
+from .estimate_stage import EstimateStageError, load_estimates_with_paths
+from .jsonio import to_jsonable, write_json
+from .labels import DOMAIN_NAMES_ZH, level_label_zh
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
 
@@ -23,44 +24,17 @@ GROUP_DOMAINS = ("key_group", "urban_rural")
 
 
 def _r(x, nd: int = 4):
-    """Round floats for JSON (None for NaN)."""
-    if x is None:
-        return None
-    if isinstance(x, dict):
-        return {k: _r(v, nd) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_r(v, nd) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return None if math.isnan(x) else round(float(x), nd)
-    return x
+    """JSON-ready with floats rounded (None for NaN)."""
+    return to_jsonable(x, nd)
 
 
 def load_estimates(plan: Plan, year: int, processed_root: Path | None = None
                    ) -> tuple[pd.DataFrame, list[Path]]:
-    """estimates.parquet of every survey year <= year that exists (indicator `literate`)."""
-    frames, paths = [], []
-    for y in plan.survey_years:
-        if y > year:
-            continue
-        p = processed_dir(plan.city, y, processed_root) / "estimates.parquet"
-        if p.exists():
-            d = pd.read_parquet(p)
-            need = {"year", "indicator", "domain", "level", "estimate", "se", "suppressed"}
-            if missing := need - set(d.columns):
-                raise tr.TrajectoryError(f"{p}: missing columns {sorted(missing)}")
-            frames.append(d[d["indicator"] == INDICATOR])
-            paths.append(p)
-    if not frames:
-        raise tr.TrajectoryError(
-            f"no estimates.parquet for {plan.city} in survey years <= {year} under "
-            f"{processed_dir(plan.city, None, processed_root)}; run stage 02 first")
-    est = pd.concat(frames, ignore_index=True)
-    est["year"] = est["year"].astype(int)
-    return est, paths
+    """estimates.parquet of every survey year <= year that exists (indicator `literate`), and the files."""
+    try:
+        return load_estimates_with_paths(plan, processed_root, up_to=year, indicator=INDICATOR)
+    except EstimateStageError as err:
+        raise tr.TrajectoryError(str(err)) from err
 
 
 def domain_obs(est: pd.DataFrame, domain: str, level: str) -> pd.DataFrame:
@@ -116,8 +90,6 @@ def _group_block(est, fit_obs, target_year, level, plan) -> tuple[dict, list[pd.
     current = [y for y in fit_years if not old_rule[y]]
     city = domain_obs(est, "city", "all")
     city = city[city["year"].isin(current)]
-    names = {g["id"]: g.get("name_zh", g["id"])
-             for g in plan.get("literacy.key_groups", []) or []}
     out: dict = {}
     series = []
     for domain in GROUP_DOMAINS:
@@ -128,7 +100,7 @@ def _group_block(est, fit_obs, target_year, level, plan) -> tuple[dict, list[pd.
             o = domain_obs(est, domain, lev)
             o = o[o["year"].isin(fit_years)]
             o = o.assign(old_rule=o["year"].map(old_rule).astype(bool))
-            entry: dict = {"label_zh": names.get(lev, lev), "years": o["year"].tolist(),
+            entry: dict = {"label_zh": level_label_zh(plan, domain, lev), "years": o["year"].tolist(),
                            "observed": {str(int(r.year)): r.estimate for r in o.itertuples()}}
             if o.empty:
                 entry["note_zh"] = "各年估计均因样本量或变异系数未达发布标准而未发布"
@@ -357,7 +329,7 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
         dec_table.to_parquet(outputs[-1], index=False)
     outputs.append(fan_chart(series, result, fig_dir / "fan_chart.png"))
     outputs.append(group_chart(series, result, fig_dir / "group_trends.png"))
-    outputs[0].write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_json(outputs[0], result)
     write_manifest(out_dir, STAGE, [*inputs, *dec_inputs], outputs,
                    {"city": plan.city, "year": year, "level": level, "rule_handling": handling,
                     "model_chosen": chosen, "backtest_fit_until": bt_until})
@@ -423,7 +395,6 @@ def group_chart(series: pd.DataFrame, res: dict, path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    titles = {"key_group": "重点人群", "urban_rural": "城乡"}
     for ax, domain in zip(axes, GROUP_DOMAINS, strict=True):
         sub = series[series["series"].str.startswith(f"{domain}:")]
         for i, (_name, g) in enumerate(sub.groupby("series", sort=True)):
@@ -439,7 +410,7 @@ def group_chart(series: pd.DataFrame, res: dict, path: Path) -> Path:
                       & series["year"].isin(years)]
         ax.plot(city["year"], city["estimate"], ls="--", color="0.4", lw=1, label="全市")
         ax.axhline(res["target"], ls=":", color="tab:red", lw=1)
-        ax.set_title(titles.get(domain, domain))
+        ax.set_title(DOMAIN_NAMES_ZH.get(domain, domain))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("年份")
         ax.grid(alpha=0.3)

@@ -10,6 +10,7 @@ WeightingError that names the margin cell that is off and by how much.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,13 +110,57 @@ def margins_from_census(census: pd.DataFrame, names: list[str], source: str = "c
     return out
 
 
-def read_census_margins(path: Path, names: list[str]) -> list[Margin]:
+CENSUS_TEXT_COLUMNS = ("margin", "division_code", "urban_rural", "sex", "age_group", "education", "source")
+
+
+def read_census_table(path: Path) -> pd.DataFrame:
+    """The long census margins table (docs/contracts.md), in any encoding ingest detects.
+
+    Text columns are strings (blank -> NA), `population` a float; a file that cannot be
+    decoded or parsed, or a population that is not a non-negative number, is refused with
+    the file, line, column and value.
+    """
+    from .ingest import IngestError, detect_encoding
+
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise WeightingError(f"census margins file not found: {path}")
-    census = pd.read_csv(path, dtype={"division_code": "string", "age_group": "string"},
-                         encoding="utf-8")
-    return margins_from_census(census, names, source=str(path))
+    data = path.read_bytes()
+    try:
+        encoding = detect_encoding(data, path)
+    except IngestError as err:
+        raise WeightingError(f"census margins file {path}: line {err.row}: text encoding not recognised; "
+                             f"bytes {err.value!r}; expected {err.expected}") from err
+    try:
+        df = pd.read_csv(io.StringIO(data.decode(encoding)), dtype="string", skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise WeightingError(f"census margins file {path} ({encoding}): not a readable CSV table: {err}") from err
+    df.columns = [str(c).strip() for c in df.columns]
+    need = ["margin", "population"]
+    if missing := [c for c in need if c not in df.columns]:
+        raise WeightingError(f"census margins file {path}: missing column(s) {missing}; "
+                             f"has {list(df.columns)}")
+    for c in df.columns:
+        df[c] = df[c].str.strip().replace("", pd.NA)
+    text = df["population"]
+    pop = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+    bad = (pop.isna() | (pop < 0)).fillna(True).to_numpy(bool)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise WeightingError(f"census margins file {path}: line {i + 2} (data row {i}), column "
+                             f"'population': value {text.iloc[i]!r} is not a non-negative number")
+    df["population"] = pop.astype(float)
+    if df["margin"].isna().any():
+        i = int(np.flatnonzero(df["margin"].isna().to_numpy(bool))[0])
+        raise WeightingError(f"census margins file {path}: line {i + 2} (data row {i}), column "
+                             "'margin' is empty")
+    df.attrs["encoding"] = encoding
+    return df
+
+
+def read_census_margins(path: Path, names: list[str]) -> list[Margin]:
+    """The margins `names` from the census margins file (read with read_census_table)."""
+    return margins_from_census(read_census_table(path), names, source=str(path))
 
 
 @dataclass
