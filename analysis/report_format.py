@@ -20,6 +20,19 @@ def pct(value: float | None, digits: int = 1) -> str:
     return f"{value:.{digits}f}%"
 
 
+def prob(p: float | None) -> str:
+    """A probability as a whole percentage, never a rounded-off certainty: '<1%', '37%', '>99%'."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "—"
+    if not 0 <= p <= 1:
+        raise ValueError(f"probability out of [0, 1]: {p}")
+    if p < 0.01:
+        return "<1%"
+    if p > 0.99:
+        return ">99%"
+    return f"{p:.0%}"
+
+
 def num(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -33,8 +46,39 @@ def interval(low: float | None, high: float | None, digits: int = 1, unit: str =
     return f"{low:.{digits}f}{unit}–{high:.{digits}f}{unit}"
 
 
+def format_probabilities(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """A copy with the given probability columns (fractions) written as '<1%', '37%', '>99%'."""
+    out = table.copy()
+    for c in columns:
+        if c not in out.columns:
+            raise KeyError(f"no column {c!r} to format as probability; columns: {list(out.columns)}")
+        out[c] = [prob(None if pd.isna(v) else float(v)) for v in out[c]]
+    return out
+
+
+def blank_suppressed(table: pd.DataFrame, suppressed: Sequence[bool], columns: Sequence[str],
+                     note: str = "直接估计不发布（样本量或变异系数未达标准）") -> pd.DataFrame:
+    """A copy with `columns` blanked ('—') on suppressed rows and the reason in a 备注 column."""
+    flags = [False if pd.isna(x) else bool(x) for x in suppressed]  # missing flag: no direct estimate to hide
+    if len(flags) != len(table):
+        raise ValueError(f"suppressed has {len(flags)} flags for {len(table)} rows")
+    mask = pd.Series(flags, index=table.index, dtype=bool)
+    out = table.astype({c: object for c in columns})
+    for c in columns:
+        out.loc[mask, c] = "—"
+    out["备注"] = ["" if not m else note for m in mask]
+    return out
+
+
+def _missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists and other non-scalars are values
+        return False
+
+
 def _cell(value: object) -> str:
-    text = "—" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    text = "—" if _missing(value) else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -110,15 +154,19 @@ def number_crossrefs(markdown: str, lang: str = "zh") -> str:
     import re
 
     numbers: dict[str, str] = {}
+    titles: dict[str, str] = {}  # unnumbered sections are referred to by their title
     counters = {"fig": 0, "tbl": 0}
     sec = [0, 0, 0]
     for line in markdown.splitlines():
-        h = re.match(r"^(#{1,3}) .*\{#(sec-[\w-]+)", line)
+        h = re.match(r"^(#{1,3}) (.*?)\s*\{#(sec-[\w-]+)([^}]*)\}", line)
         if h:
+            if ".unnumbered" in h.group(4) or re.search(r"(^|\s)-(\s|$)", h.group(4)):
+                titles[h.group(3)] = h.group(2).strip()
+                continue
             level = len(h.group(1)) - 1
             sec[level] += 1
             sec[level + 1:] = [0] * (2 - level)
-            numbers[h.group(2)] = ".".join(str(n) for n in sec[: level + 1])
+            numbers[h.group(3)] = ".".join(str(n) for n in sec[: level + 1])
         for label in re.findall(r"\{#((?:fig|tbl)-[\w-]+)", line):
             kind = label.split("-")[0]
             counters[kind] += 1
@@ -128,6 +176,8 @@ def number_crossrefs(markdown: str, lang: str = "zh") -> str:
     def link(m: re.Match) -> str:
         label = m.group(1)
         kind = label.split("-")[0]
+        if label in titles:
+            return f"[{titles[label]}](#{label})"
         n = numbers.get(label, "?")
         text = f"{names['sec']}{n}节" if kind == "sec" and lang == "zh" else f"{names[kind]} {n}"
         return f"[{text}](#{label})"

@@ -2,46 +2,171 @@
 
 Every function takes results as saved in data/processed (dicts and tables), so
 the wording can be tested without running the pipeline. Chinese is the
-default language; English is offered for the same sentences.
+default language; English is offered for the same sentences. The thresholds
+of the rules are arguments (the report passes the plan's `report:` values).
 """
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from .report_format import interval, pct
+from .report_format import interval, pct, prob
 
-P_LIKELY = 0.8       # probability above which a division is "very likely below target"
+P_LIKELY_BELOW = 0.9    # a division at or above this P(below target) is "very likely below target"
+P_TARGET_SECURED = 0.9  # below this P(target) the target counts as not secured
 GROUP_FAR_BEHIND = 0.5  # a key group below this fraction of the city share is "far behind"
 
 
-def _t(lang: str, zh: str, en: str) -> str:
+def tr(lang: str, zh: str, en: str) -> str:
+    """The one language switch of the report: Chinese unless lang is 'en'."""
+    if lang not in ("zh", "en"):
+        raise ValueError(f"lang must be 'zh' or 'en', not {lang!r}")
     return zh if lang == "zh" else en
 
 
-def _list(names: list[str], lang: str) -> str:
+_t = tr
+
+VERDICTS = {
+    # inequality change (county_gaps.json)
+    "improved": ("明显缩小", "narrowed clearly"),
+    "worsened": ("明显扩大", "widened clearly"),
+    "no_clear_change": ("无明显变化", "no clear change"),
+    # gap trends of groups (trajectory.json)
+    "closing": ("差距缩小", "gap closing"),
+    "widening": ("差距扩大", "gap widening"),
+    "insufficient_years": ("年份不足", "too few years"),
+}
+
+UNITS = {"divisions": ("县（市、区）", "divisions"), "urban_rural": ("城乡", "urban/rural"),
+         "sex": ("性别", "sex"), "age_group": ("年龄组", "age groups"),
+         "education": ("文化程度", "education"), "occupation": ("职业", "occupation")}
+
+FACTORS_EN = {"education": "education", "age_group": "age structure", "urban_rural": "urban share",
+              "joint": "the joint distribution of the factors"}
+
+MODELS_EN = {"logit_linear": "precision-weighted logit-linear trend",
+             "linear_pp": "precision-weighted linear trend in points",
+             "national_gap": "tracking the national curve"}
+
+LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "margin": {"division_urban": ("县（市、区）×城乡", "division x urban/rural"), "sex_age": ("性别×年龄", "sex x age"),
+               "education": ("文化程度", "education")},
+    "weighting": {"rake": ("迭代比例调整（raking）", "raking"), "poststratify": ("事后分层", "post-stratification")},
+    "rule_handling": {"same_rule": ("只用与最新年份评分规则相同的年份拟合", "fitted to the years scored with the latest rule"),
+                      "indicator": ("全部年份参与拟合，以指示变量吸收评分规则变化", "all years fitted, with an indicator "
+                                    "for the change of scoring rule")},
+    "model": {"logit_linear": ("logit线性趋势", MODELS_EN["logit_linear"]),
+              "linear_pp": ("百分点线性趋势", MODELS_EN["linear_pp"]),
+              "national_gap": ("跟随全国曲线", MODELS_EN["national_gap"])},
+}
+
+
+def label(kind: str, code: str, lang: str = "zh") -> str:
+    """Words for a code saved in the results (margins, weighting method, rule handling, model)."""
+    zh, en = LABELS.get(kind, {}).get(code, (code, code.replace("_", " ")))
+    return tr(lang, zh, en)
+
+
+COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+COMPARE_SIGN = {">": "＞", ">=": "≥", "<": "＜", "<=": "≤"}
+
+
+def verdict_word(code: str, lang: str = "zh") -> str:
+    """A verdict code as words ('worsened' -> '明显扩大' / 'widened clearly')."""
+    if code not in VERDICTS:
+        raise KeyError(f"unknown verdict code {code!r}; known: {sorted(VERDICTS)}")
+    zh, en = VERDICTS[code]
+    return tr(lang, zh, en)
+
+
+def _unit_word(key: str, lang: str) -> str:
+    zh, en = UNITS.get(key, (key, key.replace("_", " ")))
+    return tr(lang, zh, en)
+
+
+def _list(names: Iterable[str], lang: str) -> str:
     return ("、" if lang == "zh" else ", ").join(names)
 
 
+def _name(item: dict[str, Any], lang: str) -> str:
+    return item.get("name_en") or item["name_zh"] if lang == "en" else item["name_zh"]
+
+
+def _pp(value: float) -> str:
+    return f"{abs(value):.1f}"
+
+
+def baseline_estimate(traj: dict[str, Any]) -> float | None:
+    """The survey estimate of the baseline year: what change_since_baseline_pp is measured from."""
+    for o in traj.get("observed", []):
+        if int(o["year"]) == int(traj["baseline_year"]):
+            return float(o["estimate"])
+    dec = traj.get("decomposition") or {}
+    if dec.get("start_year") == traj["baseline_year"] and "start_share" in dec:
+        return float(dec["start_share"])
+    return None
+
+
+def interval_clause(lo: float, hi: float, ref: float, lang: str = "zh", noun_zh: str = "该值") -> str:
+    """Whether the interval includes a reference value: '但置信区间包含该值' / '置信区间整体低于该值'."""
+    if lo <= ref <= hi:
+        return tr(lang, f"但置信区间包含{noun_zh}", "but the interval includes it")
+    if hi < ref:
+        return tr(lang, f"置信区间整体低于{noun_zh}", "and the whole interval lies below it")
+    return tr(lang, f"置信区间整体高于{noun_zh}", "and the whole interval lies above it")
+
+
 def headline(traj: dict[str, Any], city_name: str, lang: str = "zh") -> str:
-    """The latest rate with its interval, against the baseline and the target."""
+    """The latest rate with its interval, the change since the baseline, and the comparison due this year.
+
+    Before the target year the comparison is with the plan's implied path for
+    the latest year; from the target year on, with the target itself.
+    """
     y, est = traj["latest_year"], traj["latest_estimate"]
     lo, hi = traj["latest_ci"]
+    by = traj["baseline_year"]
     change = traj["change_since_baseline_pp"]
-    above = est > traj["target"]
-    return _t(
-        lang,
-        f"{y}年，{city_name}公民具备科学素质的比例估计为 {pct(est)}（95%置信区间 {interval(lo, hi)}），"
-        f"比{traj['baseline_year']}年基线 {pct(traj['baseline'])} {'提高' if change >= 0 else '下降'} "
-        f"{abs(change):.1f} 个百分点，{'高于' if above else '低于'}规划目标 {pct(traj['target'])}。",
-        f"In {y} the share of citizens with scientific literacy is estimated at {pct(est)} "
-        f"(95% CI {interval(lo, hi)}), {abs(change):.1f} points {'up' if change >= 0 else 'down'} on the "
-        f"{traj['baseline_year']} baseline of {pct(traj['baseline'])}, and {'above' if above else 'below'} "
-        f"the target of {pct(traj['target'])}.",
-    )
+    base_est = baseline_estimate(traj)
+    published = traj["baseline"]
+    flat = round(abs(change), 1) == 0
+    if base_est is not None:
+        ref_zh, ref_en = f"{by}年调查估计 {pct(base_est)}", f"the {by} survey estimate of {pct(base_est)}"
+        note_zh = f"（规划基线 {pct(published)}）"
+        note_en = f" (the plan's published baseline: {pct(published)})"
+    else:
+        ref_zh, ref_en = f"{by}年规划基线 {pct(published)}", f"the plan's {by} baseline of {pct(published)}"
+        note_zh = note_en = ""
+    if flat:
+        change_zh, change_en = f"与{ref_zh}持平{note_zh}", f"level with {ref_en}{note_en}"
+    else:
+        change_zh = f"比{ref_zh} {'提高' if change > 0 else '下降'} {_pp(change)} 个百分点{note_zh}"
+        change_en = f"{_pp(change)} points {'up' if change > 0 else 'down'} on {ref_en}{note_en}"
+    zh = (f"{y}年，{city_name}公民具备科学素质的比例估计为 {pct(est)}（95%置信区间 {interval(lo, hi)}），"
+          f"{change_zh}；")
+    en = (f"In {y} the share of citizens of {city_name} with scientific literacy is estimated at {pct(est)} "
+          f"(95% CI {interval(lo, hi)}), {change_en}; ")
+    ty, target = traj["target_year"], traj["target"]
+    implied = (traj.get("implied_path") or {}).get(str(y))
+    if y < ty and implied is not None:
+        gap = est - implied
+        side_zh, side_en = ("高于", "above") if gap > 0 else ("低于", "below")
+        zh += (f"按规划隐含路径，{y}年应达到 {pct(implied)}，点估计{side_zh}该值 {_pp(gap)} 个百分点，"
+               f"{interval_clause(lo, hi, implied, 'zh')}（{ty}年目标为超过 {pct(target)}）。")
+        en += (f"the plan's implied path calls for {pct(implied)} in {y}; the point estimate is {_pp(gap)} points "
+               f"{side_en} it, {interval_clause(lo, hi, implied, 'en')} (target for {ty}: above {pct(target)}).")
+    elif y < ty:
+        zh += f"距{ty}年目标（超过 {pct(target)}）还差 {_pp(target - est)} 个百分点。"
+        en += f"{_pp(target - est)} points short of the {ty} target of above {pct(target)}."
+    else:
+        side_zh, side_en = ("高于", "above") if est > target else ("低于", "below")
+        zh += f"点估计{side_zh}规划目标 {pct(target)}，{interval_clause(lo, hi, target, 'zh', '目标值')}。"
+        en += f"the point estimate is {side_en} the target of {pct(target)}, {interval_clause(lo, hi, target, 'en')}."
+    return tr(lang, zh, en)
 
 
 def target_sentence(traj: dict[str, Any], lang: str = "zh") -> str:
@@ -51,41 +176,66 @@ def target_sentence(traj: dict[str, Any], lang: str = "zh") -> str:
     lo, hi = traj["forecast_interval"]
     reached = traj.get("year_target_reached")
     observed = traj.get("target_year_observed", traj["latest_year"] >= ty)
+    model_zh = traj["model_chosen_label_zh"]
+    model_en = MODELS_EN.get(traj["model_chosen"], traj["model_chosen"].replace("_", " "))
     if observed:
-        zh = (f"以{ty}年调查的直接估计计算，真实比例超过 {pct(traj['target'])} 的概率为 {p:.0%}；"
-              f"趋势模型（{traj['model_chosen_label_zh']}）给出的{ty}年拟合值为 {pct(traj['forecast'])}"
-              f"（{interval(lo, hi)}）。")
+        zh = (f"以{ty}年调查的直接估计计算，真实比例超过 {pct(traj['target'])} 的概率为 {prob(p)}；"
+              f"趋势模型（{model_zh}）给出的{ty}年拟合值为 {pct(traj['forecast'])}（{interval(lo, hi)}）。")
         en = (f"From the {ty} survey's direct estimate, the probability that the true share exceeds "
-              f"{pct(traj['target'])} is {p:.0%}; the trend model puts {ty} at {pct(traj['forecast'])} "
-              f"({interval(lo, hi)}).")
+              f"{pct(traj['target'])} is {prob(p)}; the trend model ({model_en}) puts {ty} at "
+              f"{pct(traj['forecast'])} ({interval(lo, hi)}).")
     else:
-        zh = (f"按当前趋势（{traj['model_chosen_label_zh']}），预计{ty}年为 {pct(traj['forecast'])}"
-              f"（{interval(lo, hi)}），超过目标的概率为 {p:.0%}。")
-        en = (f"On the current trend, {ty} is forecast at {pct(traj['forecast'])} ({interval(lo, hi)}); "
-              f"the probability of exceeding the target is {p:.0%}.")
+        zh = (f"按当前趋势（{model_zh}），预计{ty}年为 {pct(traj['forecast'])}（{interval(lo, hi)}），"
+              f"超过目标 {pct(traj['target'])} 的概率为 {prob(p)}。")
+        en = (f"On the current trend ({model_en}), {ty} is forecast at {pct(traj['forecast'])} "
+              f"({interval(lo, hi)}); the probability of exceeding the target of {pct(traj['target'])} is {prob(p)}.")
     if reached:
         zh += f"按拟合趋势，{reached}年达到目标。"
         en += f" On the fitted trend the target is reached in {reached}."
     else:
         zh += "按拟合趋势，预测期内达不到目标。"
         en += " On the fitted trend the target is not reached within the forecast horizon."
-    return _t(lang, zh, en)
+    return tr(lang, zh, en)
 
 
-def division_sentence(county: dict[str, Any], lang: str = "zh") -> str:
-    below = county["divisions_below_target"]
-    gaps = county["largest_gaps"]
-    names = [f"{g['name_zh']}（{pct(g['benchmarked'])}）" for g in gaps]
-    summary = county["imbalance_improved"]
+def imbalance_summary(imbalance: dict[str, Any], lang: str = "zh") -> str:
+    """'县（市、区）差异明显扩大；城乡差异无明显变化…' from county_gaps.json imbalance_improved.by."""
+    by = imbalance.get("by") or {}
+    if lang == "zh":
+        return "；".join(f"{_unit_word(k, lang)}差异{verdict_word(v, lang)}" for k, v in by.items())
+    return "; ".join(f"{_unit_word(k, lang)}: {verdict_word(v, lang)}" for k, v in by.items())
+
+
+def divisions_below(county: dict[str, Any]) -> list[dict[str, Any]]:
+    """Divisions whose model estimate is below the target, largest gap first."""
+    below = [d for d in county.get("divisions_below_target", []) if d["gap_to_target"] < 0]
+    return sorted(below, key=lambda d: d["gap_to_target"])
+
+
+def division_sentence(county: dict[str, Any], lang: str = "zh", p_likely_below: float = P_LIKELY_BELOW,
+                      n_largest: int = 3) -> str:
+    """How many divisions are below target, how many very likely so, the largest gaps, the imbalance."""
+    below = divisions_below(county)
+    target = county.get("target")
+    first = (county.get("inequality") or {}).get("first_year")
+    imb = imbalance_summary(county.get("imbalance_improved") or {}, lang)
+    since_zh = f"与{first}年相比" if first else "与规划期初相比"
+    since_en = f"Since {first}" if first else "Since the start of the plan"
+    tail = tr(lang, f"{since_zh}，{imb}。" if imb else "", f" {since_en}: {imb}." if imb else "")
     if not below:
-        return _t(lang, "所有县（市、区）的模型估计均达到目标。", "Every division's model estimate reaches the target.")
-    return _t(
+        return tr(lang, f"所有县（市、区）的模型估计均达到目标（{pct(target)}）。",
+                  f"Every division's model estimate reaches the target ({pct(target)}).") + tail
+    likely = [d for d in below if d["p_below_target"] >= p_likely_below]
+    names = [f"{_name(g, lang)}（{pct(g['benchmarked'])}）" if lang == "zh"
+             else f"{_name(g, lang)} ({pct(g['benchmarked'])})" for g in below[:n_largest]]
+    return tr(
         lang,
-        f"{len(below)}个县（市、区）的小区域估计低于目标，差距最大的是{_list(names, lang)}；"
-        f"与规划期初相比，{summary['summary_zh']}。",
-        f"{len(below)} divisions are below the target on the small-area estimates; the largest gaps are in "
-        f"{_list(names, lang)}. Between-division differences: {summary['by']['divisions']}.",
-    )
+        f"{len(below)}个县（市、区）的小区域估计低于目标 {pct(target)}，其中{len(likely)}个低于目标的概率在 "
+        f"{p_likely_below:.0%} 及以上；差距最大的是{_list(names, lang)}。",
+        f"{len(below)} divisions are below the target of {pct(target)} on the small-area estimates, "
+        f"{len(likely)} of them with a probability of {p_likely_below:.0%} or more; the largest gaps are in "
+        f"{_list(names, lang)}.",
+    ) + tail
 
 
 def group_sentence(estimates: pd.DataFrame, year: int, key_groups: list[dict[str, Any]], lang: str = "zh") -> str:
@@ -94,30 +244,145 @@ def group_sentence(estimates: pd.DataFrame, year: int, key_groups: list[dict[str
     for g in key_groups:
         row = e[e.level == g["id"]]
         if row.empty or bool(row.iloc[0]["suppressed"]):
-            hidden.append(g["name_zh"])
+            hidden.append(_name(g, lang))
         else:
-            shown.append(f"{g['name_zh']} {pct(row.iloc[0]['estimate'])}")
-    text = _t(lang, f"{year}年重点人群中，{_list(shown, lang)}。" if shown else "",
+            shown.append(f"{_name(g, lang)} {pct(row.iloc[0]['estimate'])}")
+    text = tr(lang, f"{year}年重点人群中，{_list(shown, lang)}。" if shown else "",
               f"Key groups in {year}: {_list(shown, lang)}." if shown else "")
     if hidden:
-        text += _t(lang, f"{_list(hidden, lang)}样本量不足或估计不稳定，按披露控制规则不予发布。",
-                   f" {_list(hidden, lang)}: too few respondents or too unstable, suppressed.")
+        text += tr(lang, f"{_list(hidden, lang)}样本量不足或估计不稳定，按披露控制规则不予发布。",
+                   f"{' ' if text else ''}{_list(hidden, lang)}: too few respondents or too unstable, suppressed.")
     return text
 
 
+def _value(v: float, unit: str) -> str:
+    """A value with its unit; per-year units show the count only ('335人' for 人/年)."""
+    return pct(v) if unit == "percent" else f"{round(v, 2):g}{unit.split('/')[0]}"
+
+
+def years_missed(indicator: dict[str, Any], report_year: int | None = None) -> list[int]:
+    """Years (up to report_year) whose value fails the indicator's comparison with its target."""
+    ok = COMPARE[indicator["comparison"]]
+    return sorted(int(y) for y, v in (indicator.get("values_by_year") or {}).items()
+                  if v is not None and (report_year is None or int(y) <= report_year)
+                  and not ok(v, indicator["target"]))
+
+
+def indicator_detail(indicator: dict[str, Any], report_year: int | None = None, lang: str = "zh") -> str:
+    """'每年培训科技辅导员（目标≥350人/年；2021年335、2022年344未达到）' and the like."""
+    i = indicator
+    unit = i.get("unit") or ""
+    goal = f"{COMPARE_SIGN.get(i['comparison'], i['comparison'])}" + (
+        pct(i["target"]) if unit == "percent" else f"{i['target']:g}{unit}")
+    name = _name(i, lang)
+    if i.get("deadline") == "every_year":
+        vals = i.get("values_by_year") or {}
+        missed = years_missed(i, report_year)
+        if missed:
+            years = _list([f"{y}年{_value(vals[str(y)], unit)}" if lang == "zh"
+                           else f"{y}: {_value(vals[str(y)], unit)}" for y in missed], lang)
+            return tr(lang, f"{name}（目标每年{goal}；{years}未达到）",
+                      f"{name} (target {goal} every year; missed in {years})")
+        if i.get("years_missed"):
+            return tr(lang, f"{name}（目标每年{goal}；{i['years_missed']}个年度未达到）",
+                      f"{name} (target {goal} every year; missed in {i['years_missed']} years)")
+    if i.get("value") is None:
+        return tr(lang, f"{name}（目标{goal}；无数据）", f"{name} (target {goal}; no data)")
+    vy = i.get("value_year")
+    at_zh, at_en = (f"{vy}年", f"{vy}: ") if vy else ("", "")
+    return tr(lang, f"{name}（{at_zh}{_value(i['value'], unit)}，目标{goal}）",
+              f"{name} ({at_en}{_value(i['value'], unit)}, target {goal})")
+
+
+def _status_counts(indicators: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {"met": 0, "missed": 0, "not_due": 0, "no_data": 0}
+    for i in indicators:
+        counts[i["status"]] = counts.get(i["status"], 0) + 1
+    return counts
+
+
 def progress_sentence(progress: dict[str, Any], lang: str = "zh") -> str:
+    """Measures completed and overdue; indicators met, missed (with the years or values), not yet due, without data."""
     ind = progress["indicators"]
-    met = [i["name_zh"] for i in ind if i["status"] == "met"]
-    missed = [i["name_zh"] for i in ind if i["status"] == "missed"]
-    zh = (f"方案附件 {progress['measures_total']} 项具体措施中，截至{progress['report_year']}年底已完成 "
+    ry = progress["report_year"]
+    c = _status_counts(ind)
+    missed = [indicator_detail(i, ry, lang) for i in ind if i["status"] == "missed"]
+    zh = (f"方案附件 {progress['measures_total']} 项具体措施中，截至{ry}年底已完成 "
           f"{progress['measures_completed']} 项（{pct(progress['completed_share'])}），逾期未完成 "
-          f"{progress['overdue_count']} 项。{len(ind)} 项量化指标中达标 {len(met)} 项，未达标 {len(missed)} 项"
-          + (f"（{_list(missed, lang)}）" if missed else "") + "。")
+          f"{progress['overdue_count']} 项。")
     en = (f"Of the annex's {progress['measures_total']} measures, {progress['measures_completed']} "
-          f"({pct(progress['completed_share'])}) were completed by the end of {progress['report_year']}; "
-          f"{progress['overdue_count']} are overdue. Of {len(ind)} numeric indicators {len(met)} are met and "
-          f"{len(missed)} missed.")
-    return _t(lang, zh, en)
+          f"({pct(progress['completed_share'])}) were completed by the end of {ry}; "
+          f"{progress['overdue_count']} are overdue.")
+    if not ind:
+        return tr(lang, zh, en)
+    parts_zh, parts_en = [], []
+    if c["met"]:
+        parts_zh.append(f"达标 {c['met']} 项")
+        parts_en.append(f"{c['met']} met")
+    if c["missed"]:
+        parts_zh.append(f"未达标 {c['missed']} 项：{'；'.join(missed)}")
+        parts_en.append(f"{c['missed']} missed ({'; '.join(missed)})")
+    if c["not_due"]:
+        parts_zh.append(f"尚未到考核年份 {c['not_due']} 项")
+        parts_en.append(f"{c['not_due']} not yet due")
+    if c["no_data"]:
+        parts_zh.append(f"暂无数据 {c['no_data']} 项")
+        parts_en.append(f"{c['no_data']} without data")
+    zh += f"{len(ind)} 项量化指标中，" + "；".join(parts_zh) + "。"
+    en += f" Of {len(ind)} numeric indicators, " + "; ".join(parts_en) + "."
+    return tr(lang, zh, en)
+
+
+def decomposition_sentence(dec: dict[str, Any], lang: str = "zh") -> str:
+    """The composition/within split of the change, with the caveat when weighting fixes the margins."""
+    if "total_change_pp" not in dec:
+        return tr(lang, f"变化分解未能计算：{dec.get('error', '无结果')}。",
+                  "The decomposition of the change could not be computed.")
+    labels = dec.get("factor_labels_zh") or {}
+    fixed = [f for f in dec.get("factors_fixed_by_weighting", [])
+             if abs((dec.get("margin_shift") or {}).get(f, 0.0)) < 1e-9]
+    zh = (f"{dec['start_year']}—{dec['end_year']}年全市比例变化 {dec['total_change_pp']:.2f} 个百分点，"
+          f"其中人口构成变化贡献 {dec['composition_pp']:.2f} 个百分点，组内提高贡献 {dec['within_pp']:.2f} 个百分点"
+          f"（方法：{dec.get('method_zh', dec.get('method', ''))}）。")
+    en = (f"From {dec['start_year']} to {dec['end_year']} the city share changed by {dec['total_change_pp']:.2f} "
+          f"points: {dec['composition_pp']:.2f} from composition and {dec['within_pp']:.2f} within groups.")
+    if fixed:
+        zh += (f"由于各年加权使用同一套人口边际，{'、'.join(labels.get(f, f) for f in fixed)}的边际分布各年相同，"
+               f"构成部分只反映{labels.get('joint', '各因素的联合分布')}的变化，不应解读为这些因素本身变化的贡献。")
+        en += (f" Every year is weighted to the same census margins, so {', '.join(FACTORS_EN.get(f, f) for f in fixed)} "
+               f"do not change between years: the composition part reflects only {FACTORS_EN['joint']}, not a shift "
+               f"in these factors themselves.")
+    return tr(lang, zh, en)
+
+
+def package_versions(manifests: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """Package -> version -> the stages (with their year folder) that ran with it."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for m in manifests:
+        where = f"{m['stage']}（{m['year_dir']}）" if "year_dir" in m else m["stage"]
+        for pkg, ver in (m.get("packages") or {}).items():
+            out.setdefault(pkg, {}).setdefault(str(ver), []).append(where)
+    return out
+
+
+def packages_sentence(manifests: list[dict[str, Any]], lang: str = "zh") -> str:
+    """Software versions over every stage's manifest, saying where they differ."""
+    versions = package_versions(manifests)
+    if not versions:
+        return tr(lang, "各阶段清单未记录软件版本。", "The stage manifests record no package versions.")
+    same = {p: next(iter(v)) for p, v in versions.items() if len(v) == 1}
+    differ = {p: v for p, v in versions.items() if len(v) > 1}
+    zh = "主要软件版本：" + "，".join(f"{p} {v}" for p, v in same.items())
+    en = "Packages: " + ", ".join(f"{p} {v}" for p, v in same.items())
+    if differ:
+        zh += ("。各阶段所用版本不一致的有：" + "；".join(
+            f"{p} " + " / ".join(f"{v}（{'、'.join(w)}）" for v, w in vs.items()) for p, vs in differ.items()))
+        en += (". Versions differ between stages for: " + "; ".join(
+            f"{p} " + " / ".join(f"{v} ({', '.join(w)})" for v, w in vs.items()) for p, vs in differ.items()))
+    else:
+        zh += f"（{len(manifests)} 份阶段清单一致）"
+        en += f" (the same in all {len(manifests)} stage manifests)"
+    return tr(lang, zh + "。", en + ".")
 
 
 @dataclass(frozen=True)
@@ -127,81 +392,123 @@ class Finding:
     recommendation: str
 
 
+def recommendation_rules(lang: str = "zh", p_likely_below: float = P_LIKELY_BELOW,
+                         p_target_secured: float = P_TARGET_SECURED,
+                         group_far_behind: float = GROUP_FAR_BEHIND) -> list[tuple[str, str]]:
+    """(rule id, when it fires) for every rule of `recommendations`, with the thresholds in use."""
+    rules = [
+        ("target_not_secured",
+         f"全市比例超过目标的概率低于 {p_target_secured:.0%}（目标年份以当年调查的直接估计计算，此前以趋势模型预测计算）",
+         f"the probability that the city share exceeds the target is below {p_target_secured:.0%} (from the "
+         f"target year's direct estimate, before it from the trend forecast)"),
+        ("divisions_behind", f"某县（市、区）模型估计低于目标的概率在 {p_likely_below:.0%} 及以上",
+         f"a division's model estimate is below the target with probability {p_likely_below:.0%} or more"),
+        ("imbalance_not_improved", "县（市、区）间差异自规划期初以来未明显缩小（变化的95%区间未整体低于0）",
+         "the differences between divisions have not narrowed clearly since the start (the 95% interval of "
+         "the change is not wholly below 0)"),
+        ("groups_far_behind", f"重点人群比例低于全市比例的 {group_far_behind:.0%}",
+         f"a key group's share is below {group_far_behind:.0%} of the city share"),
+        ("groups_unmeasured", "重点人群估计因样本量或变异系数未达发布标准而不予发布",
+         "a key group's estimate is suppressed (too few respondents or too large a CV)"),
+        ("overdue_measures", "有措施逾期未完成", "a measure is overdue"),
+        ("indicators_missed", "有量化指标在考核年份未达标（每年考核的指标任一年未达标即计）",
+         "a numeric indicator is missed in a year it is due (for yearly indicators, any year)"),
+        ("returns_with_errors", "部门报表有填报错误", "a department's return has errors"),
+    ]
+    return [(rule, tr(lang, zh, en)) for rule, zh, en in rules]
+
+
 def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict[str, Any],
                     estimates: pd.DataFrame, key_groups: list[dict[str, Any]],
-                    lang: str = "zh") -> list[Finding]:
+                    lang: str = "zh", p_likely_below: float = P_LIKELY_BELOW,
+                    p_target_secured: float = P_TARGET_SECURED,
+                    group_far_behind: float = GROUP_FAR_BEHIND) -> list[Finding]:
     """Findings with recommendations, each produced by a named rule over the results."""
     out: list[Finding] = []
-    year, target = traj["latest_year"], traj["target"]
+    year, target, ty = traj["latest_year"], traj["target"], traj["target_year"]
     p = traj["p_exceeds_target"]
-    if p < 0.9:
-        out.append(Finding(
-            "target_not_secured",
-            _t(lang, f"全市比例超过 {pct(target)} 的概率仅为 {p:.0%}，目标达成尚不能确认。",
-               f"The probability that the city exceeds {pct(target)} is only {p:.0%}."),
-            _t(lang, "在总结通报中如实说明目标达成的不确定性，并将剩余差距纳入下一周期目标设定与年度监测。",
-               "State the uncertainty about the target in the summary and carry the remaining gap into the next "
-               "period's targets and yearly monitoring.")))
-    likely = [d for d in county["divisions_below_target"] if d["p_below_target"] >= P_LIKELY]
+    observed = traj.get("target_year_observed", year >= ty)
+    if p < p_target_secured:
+        if observed:
+            out.append(Finding(
+                "target_not_secured",
+                tr(lang, f"按{ty}年调查的直接估计，全市比例超过 {pct(target)} 的概率为 {prob(p)}，目标达成尚不能确认。",
+                   f"From the {ty} survey, the probability that the city exceeds {pct(target)} is {prob(p)}: "
+                   f"the target is not secured."),
+                tr(lang, "在总结通报中如实说明目标达成的不确定性，并将剩余差距纳入下一周期目标设定与年度监测。",
+                   "State the uncertainty about the target in the summary and carry the remaining gap into the "
+                   "next period's targets and yearly monitoring.")))
+        else:
+            out.append(Finding(
+                "target_not_secured",
+                tr(lang, f"按当前趋势，{ty}年全市比例超过 {pct(target)} 的概率为 {prob(p)}，如期达标没有把握。",
+                   f"On the current trend, the probability that the city exceeds {pct(target)} in {ty} is {prob(p)}."),
+                tr(lang, "在剩余年份加快落实滞后的措施，并在下一次监测中检查是否回到规划隐含路径。",
+                   "Speed up the lagging measures in the remaining years and check at the next survey whether the "
+                   "city is back on the implied path.")))
+    likely = [d for d in divisions_below(county) if d["p_below_target"] >= p_likely_below]
     if likely:
-        names = [f"{d['name_zh']}（{pct(d['benchmarked'])}，低于目标概率 {d['p_below_target']:.0%}）" for d in likely]
+        names = [tr(lang, f"{_name(d, lang)}（{pct(d['benchmarked'])}，低于目标概率 {prob(d['p_below_target'])}）",
+                    f"{_name(d, lang)} ({pct(d['benchmarked'])}, P(below) {prob(d['p_below_target'])})") for d in likely]
         out.append(Finding(
             "divisions_behind",
-            _t(lang, f"{_list(names, lang)}很可能低于目标。", f"{_list(names, lang)} are very likely below target."),
-            _t(lang, "对上述县（市、区）优先安排科普基础设施、流动科技馆和农村科普资源，并在下一轮调查中适当增加样本。",
+            tr(lang, f"{_list(names, lang)}很可能低于目标。", f"{_list(names, lang)} are very likely below target."),
+            tr(lang, "对上述县（市、区）优先安排科普基础设施、流动科技馆和农村科普资源，并在下一轮调查中适当增加样本。",
                "Give these divisions priority for science-popularisation facilities and rural resources, and "
                "enlarge their samples in the next survey.")))
-    imb = county["imbalance_improved"]
-    if not imb.get("divisions_improved", False):
+    imb = county.get("imbalance_improved") or {}
+    if imb and not imb.get("divisions_improved", False):
         out.append(Finding(
             "imbalance_not_improved",
-            _t(lang, f"规划要求各县（市、区）、各人群发展不均衡明显改善，但{imb['summary_zh']}。",
-               f"The plan asks for markedly smaller imbalances, but: {imb['by']}."),
-            _t(lang, "把缩小区县和人群差距作为下一阶段的考核指标，资源向低水平地区和人群倾斜。",
+            tr(lang, f"规划要求各县（市、区）、各人群发展不均衡明显改善，但{imbalance_summary(imb, lang)}。",
+               f"The plan asks for clearly smaller imbalances, but: {imbalance_summary(imb, lang)}."),
+            tr(lang, "把缩小区县和人群差距作为下一阶段的考核指标，资源向低水平地区和人群倾斜。",
                "Make the gaps between divisions and groups an assessed indicator and direct resources to the "
                "lowest.")))
     city = estimates[(estimates.year == year) & (estimates.domain == "city") & (estimates.indicator == "literate")]
     city_est = float(city.iloc[0]["estimate"]) if len(city) else None
     kg = estimates[(estimates.year == year) & (estimates.domain == "key_group") & (estimates.indicator == "literate")]
-    names = {g["id"]: g["name_zh"] for g in key_groups}
+    names_of = {g["id"]: _name(g, lang) for g in key_groups}
+    suppressed = kg["suppressed"].astype(bool)
     if city_est:
-        far = kg[(~kg.suppressed) & (kg.estimate < GROUP_FAR_BEHIND * city_est)]
+        far = kg[(~suppressed) & (kg.estimate < group_far_behind * city_est)]
         if len(far):
-            groups = [f"{names.get(r.level, r.level)}（{pct(r.estimate)}）" for r in far.itertuples()]
+            groups = [tr(lang, f"{names_of.get(r.level, r.level)}（{pct(r.estimate)}）",
+                         f"{names_of.get(r.level, r.level)} ({pct(r.estimate)})") for r in far.itertuples()]
             out.append(Finding(
                 "groups_far_behind",
-                _t(lang, f"{_list(groups, lang)}不足全市水平（{pct(city_est)}）的一半。",
-                   f"{_list(groups, lang)} are below half the city level ({pct(city_est)})."),
-                _t(lang, "相关提升行动的牵头单位针对这些人群制定专项措施，并报告覆盖人数与效果。",
+                tr(lang, f"{_list(groups, lang)}低于全市水平（{pct(city_est)}）的 {group_far_behind:.0%}。",
+                   f"{_list(groups, lang)} are below {group_far_behind:.0%} of the city level ({pct(city_est)})."),
+                tr(lang, "相关提升行动的牵头单位针对这些人群制定专项措施，并报告覆盖人数与效果。",
                    "Lead units of the matching actions should set specific measures and report reach and effect.")))
-    hidden = kg[kg.suppressed]
+    hidden = kg[suppressed]
     if len(hidden):
-        groups = [names.get(r.level, r.level) for r in hidden.itertuples()]
+        groups = [names_of.get(r.level, r.level) for r in hidden.itertuples()]
         out.append(Finding(
             "groups_unmeasured",
-            _t(lang, f"{_list(groups, lang)}样本量不足，无法单独评估。", f"{_list(groups, lang)} cannot be assessed."),
-            _t(lang, "下一轮调查对这些人群增补样本，使其估计达到发布标准。",
+            tr(lang, f"{_list(groups, lang)}样本量不足，无法单独评估。", f"{_list(groups, lang)} cannot be assessed."),
+            tr(lang, "下一轮调查对这些人群增补样本，使其估计达到发布标准。",
                "Boost these groups' samples in the next survey so that their estimates can be published.")))
     if progress["overdue_count"]:
         out.append(Finding(
             "overdue_measures",
-            _t(lang, f"{progress['overdue_count']} 项措施逾期未完成。", f"{progress['overdue_count']} measures are overdue."),
-            _t(lang, "由市科普工作联席会议办公室督办逾期措施，牵头单位说明原因和完成时限。",
+            tr(lang, f"{progress['overdue_count']} 项措施逾期未完成。", f"{progress['overdue_count']} measures are overdue."),
+            tr(lang, "由市科普工作联席会议办公室督办逾期措施，牵头单位说明原因和完成时限。",
                "The joint-meeting office should follow up overdue measures; lead units state causes and dates.")))
-    missed = [i for i in progress["indicators"] if i["status"] == "missed"]
+    missed = [indicator_detail(i, progress["report_year"], lang) for i in progress["indicators"]
+              if i["status"] == "missed"]
     if missed:
-        items = [f"{i['name_zh']}（{i['value']:g}，目标 {i['target']:g}）" for i in missed if i.get("value") is not None]
         out.append(Finding(
             "indicators_missed",
-            _t(lang, f"未达标指标：{_list(items, lang)}。", f"Indicators missed: {_list(items, lang)}."),
-            _t(lang, "对未达标指标逐项制定补齐计划，纳入下一年度工作计划。",
+            tr(lang, f"未达标指标：{'；'.join(missed)}。", f"Indicators missed: {'; '.join(missed)}."),
+            tr(lang, "对未达标指标逐项制定补齐计划，纳入下一年度工作计划。",
                "Set a catch-up plan for each missed indicator in next year's work plan.")))
-    errors = progress.get("problems", {}).get("errors", 0)
-    if errors:
-        files = progress["problems"].get("files_with_errors", [])
+    problems = progress.get("problems") or {}
+    if problems.get("errors", 0):
+        files = problems.get("files_with_errors", [])
         out.append(Finding(
             "returns_with_errors",
-            _t(lang, f"{len(files)} 份进展报表共有 {errors} 处填报错误。",
-               f"{len(files)} progress returns have {errors} errors."),
-            _t(lang, "相关单位按单元格问题清单更正后重新报送。", "The units should correct the listed cells and resubmit.")))
+            tr(lang, f"{len(files)} 份进展报表共有 {problems['errors']} 处填报错误。",
+               f"{len(files)} progress returns have {problems['errors']} errors."),
+            tr(lang, "相关单位按单元格问题清单更正后重新报送。", "The units should correct the listed cells and resubmit.")))
     return out
