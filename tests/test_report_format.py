@@ -1,0 +1,142 @@
+"""Markdown building blocks of the report: numbers, tables, figures, cross-references, the workbook."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import openpyxl  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from analysis import report_format as rf  # noqa: E402
+from analysis.config import ROOT  # noqa: E402
+
+
+def test_pct_num_interval():
+    assert rf.pct(13.456) == "13.5%" and rf.pct(13.456, 2) == "13.46%"
+    assert rf.pct(None) == "—" and rf.pct(math.nan) == "—"
+    assert rf.num(12345.678) == "12,345.7" and rf.num(None) == "—"
+    assert rf.interval(11.24, 15.76) == "11.2%–15.8%"
+    assert rf.interval(11.24, 15.76, unit="") == "11.2–15.8"
+    assert rf.interval(None, 3.0) == "—" and rf.interval(1.0, math.nan) == "—"
+
+
+@pytest.mark.parametrize("p, text", [(0.0, "<1%"), (0.004, "<1%"), (0.0099, "<1%"), (0.01, "1%"),
+                                     (0.0493, "5%"), (0.5, "50%"), (0.99, "99%"), (0.99996, ">99%"),
+                                     (1.0, ">99%"), (None, "—")])
+def test_prob_never_prints_a_rounded_certainty(p, text):
+    assert rf.prob(p) == text
+
+
+def test_prob_rejects_values_outside_0_1():
+    with pytest.raises(ValueError, match="out of"):
+        rf.prob(1.5)
+
+
+def test_format_probabilities_and_blank_suppressed():
+    t = pd.DataFrame({"名称": ["甲", "乙", "丙"], "直接估计（%）": [38.0, 9.1, float("nan")],
+                      "概率": [0.000005, 0.4, 0.99999]})
+    out = rf.format_probabilities(t, ["概率"])
+    assert out["概率"].tolist() == ["<1%", "40%", ">99%"]
+    assert t["概率"].iloc[0] == 0.000005  # the input is not changed
+    with pytest.raises(KeyError, match="no column"):
+        rf.format_probabilities(t, ["p"])
+    blank = rf.blank_suppressed(out, pd.array([False, True, pd.NA], dtype="boolean"), ["直接估计（%）"])
+    assert blank["直接估计（%）"].tolist()[:2] == [38.0, "—"]
+    assert blank["备注"].tolist()[0] == "" and blank["备注"].tolist()[1].startswith("直接估计不发布")
+    assert blank["备注"].tolist()[2] == ""
+    with pytest.raises(ValueError, match="2 flags for 3 rows"):
+        rf.blank_suppressed(out, [True, False], ["直接估计（%）"])
+
+
+def test_md_table_caption_label_escaping():
+    rf.PUBLISHED.clear()
+    t = pd.DataFrame({"项目": ["a|b", "多\n行"], "值": [1.5, None]})
+    md = rf.md_table(t, "标题", "tbl-x")
+    lines = md.splitlines()
+    assert lines[0] == "| 项目 | 值 |"
+    assert lines[1] == "|:---|---:|"
+    assert lines[2] == "| a\\|b | 1.5 |"
+    assert lines[3] == "| 多 行 | — |"
+    assert md.rstrip().endswith(": 标题 {#tbl-x}")
+    assert rf.PUBLISHED[-1][0] == "tbl-x" and rf.PUBLISHED[-1][2].equals(t)
+    na = pd.DataFrame({"年": pd.array([2025, None], dtype="Int64")})
+    assert "<NA>" not in rf.md_table(na, "t", "tbl-na")
+    with pytest.raises(ValueError, match="must start with 'tbl-'"):
+        rf.md_table(t, "标题", "fig-x")
+    with pytest.raises(ValueError, match="no rows"):
+        rf.md_table(t.iloc[0:0], "标题", "tbl-empty")
+    rf.PUBLISHED.clear()
+
+
+def test_md_figure(tmp_path):
+    fig, ax = plt.subplots(figsize=(1, 1))
+    path = tmp_path / "f.png"
+    fig.savefig(path)
+    plt.close(fig)
+    assert rf.md_figure(path, "图题", "fig-a", "50%") == f"![图题]({path.resolve()}){{#fig-a width=50%}}\n"
+    with pytest.raises(ValueError, match="must start with 'fig-'"):
+        rf.md_figure(path, "图题", "tbl-a")
+    with pytest.raises(FileNotFoundError, match="fig-b.*does not exist"):
+        rf.md_figure(tmp_path / "missing.png", "图题", "fig-b")
+    inside = ROOT / "reports" / "evaluation.qmd"  # any file in the project is written root-relative
+    assert rf.md_figure(inside, "x", "fig-c").startswith("![x](/reports/evaluation.qmd)")
+
+
+MD = """# 摘要 {#sec-summary}
+
+见 @fig-a、@tbl-b、@sec-two 与 @sec-app-x；邮件 a@fig-a 与 `@tbl-b` 不变。
+
+![A](a.png){#fig-a}
+
+: 表 {#tbl-b}
+
+# 第二 {#sec-two}
+
+## 小节 {#sec-two-sub}
+
+: 表二 {#tbl-c}
+
+# 附录A 方法 {#sec-app .unnumbered}
+
+## 附录小节 {#sec-app-x .unnumbered}
+
+# 第三 {#sec-three}
+
+见 @tbl-c、@sec-two-sub、@sec-three、@sec-app 和 @fig-missing。
+"""
+
+
+def test_number_crossrefs_numbers_and_skips_unnumbered():
+    out = rf.number_crossrefs(MD)
+    assert "见 [图 1](#fig-a)、[表 1](#tbl-b)、[第2节](#sec-two) 与 [附录小节](#sec-app-x)" in out
+    assert "邮件 a@fig-a 与 `@tbl-b` 不变" in out
+    # the appendix takes no number, so the section after it is the third
+    assert "见 [表 2](#tbl-c)、[第2.1节](#sec-two-sub)、[第3节](#sec-three)、[附录A 方法](#sec-app) 和 [图 ?](#fig-missing)" in out
+    en = rf.number_crossrefs(MD, "en")
+    assert "[Figure 1](#fig-a)" in en and "[Section 2.1](#sec-two-sub)" in en and "[Section 3](#sec-three)" in en
+
+
+def test_write_workbook_reads_back(tmp_path):
+    tables = [("tbl-a", "各年度样本", pd.DataFrame({"年份": [2024, 2025], "比例（%）": [13.8, 14.72]})),
+              ("tbl-b", "名称含:非法*字符/很长很长很长很长很长很长很长很长很长", pd.DataFrame({"x": ["甲"]}))]
+    path = rf.write_workbook(tmp_path / "out" / "t.xlsx", "报告标题", "合成数据说明", tables)
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames[0] == "说明"
+    assert wb.sheetnames[1] == "表1 各年度样本"
+    assert len(wb.sheetnames) == 3 and len(wb.sheetnames[2]) <= 31
+    assert not set(":*/?[]\\") & set(wb.sheetnames[2])
+    head = wb["说明"]
+    assert head["A2"].value == "报告标题" and head["A3"].value == "合成数据说明"
+    contents = {(head.cell(r, 1).value, head.cell(r, 2).value, head.cell(r, 3).value) for r in range(7, 9)}
+    assert ("表1", "各年度样本", "tbl-a") in contents
+    sheet = wb["表1 各年度样本"]
+    assert [c.value for c in sheet[1]] == ["年份", "比例（%）"]
+    assert sheet["B3"].value == pytest.approx(14.72) and sheet["A3"].value == 2025
+    assert not (tmp_path / "out" / "t.tmp.xlsx").exists()
+    with pytest.raises(ValueError, match="no tables"):
+        rf.write_workbook(tmp_path / "e.xlsx", "t", None, [])
