@@ -241,11 +241,12 @@ def draw_maps(plan, year: int, tab: pd.DataFrame, years_tab: pd.DataFrame, first
     breaks = {
         "estimate": _breaks(plan, "estimate", years_tab["benchmarked"], force=(target,)),
         "gap_to_target": _breaks(plan, "gap_to_target", years_tab["gap_to_target"], force=(0.0,)),
-        "change_since_baseline": _breaks(plan, "change_since_baseline",
-                                         years_tab["change_since_baseline"], force=(0.0,)),
         "cv": _breaks(plan, "cv", pooled_cv, force=(float(plan.get("survey.disclosure.max_cv", 0.3)),),
                       decimals=2),
     }
+    if years_tab["change_since_baseline"].notna().any():  # none without a baseline-year survey
+        breaks["change_since_baseline"] = _breaks(plan, "change_since_baseline",
+                                                  years_tab["change_since_baseline"], force=(0.0,))
     files: dict[str, Path] = {}
 
     def single(key, column, title, legend, cmap, center=None):

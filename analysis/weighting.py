@@ -132,7 +132,8 @@ def read_census_table(path: Path) -> pd.DataFrame:
         raise WeightingError(f"census margins file {path}: line {err.row}: text encoding not recognised; "
                              f"bytes {err.value!r}; expected {err.expected}") from err
     try:
-        df = pd.read_csv(io.StringIO(data.decode(encoding)), dtype="string", skipinitialspace=True)
+        df = pd.read_csv(io.StringIO(data.decode(encoding)), dtype="string", skipinitialspace=True,
+                         keep_default_na=False, na_values=[""])  # "n/a" in a cell is reported, not read as blank
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise WeightingError(f"census margins file {path} ({encoding}): not a readable CSV table: {err}") from err
     df.columns = [str(c).strip() for c in df.columns]

@@ -304,3 +304,65 @@ def test_run_estimate_missing_input(tmp_path):
     plan, root, _ = _stage_setup(tmp_path)
     with pytest.raises(EstimateStageError, match="2021.*survey_clean.parquet not found|survey_clean.parquet not found"):
         run_estimate(plan, 2021, processed_root=root)
+
+
+# ---------------------------------------------------------------- the one reader of estimates.parquet
+
+def _write_estimates(root: Path, years, drop=()):
+    from analysis.estimate_stage import COLUMNS
+
+    for y in years:
+        rows = [{"year": y, "indicator": ind, "domain": "city", "level": "all", "n": 500,
+                 "estimate": 10.0 + (y - 2015) * (1 if ind == "literate" else 3), "se": 0.5,
+                 "ci_low": 9.0, "ci_high": 11.0, "deff": 1.5, "n_eff": 333.0, "cv": 0.05,
+                 "suppressed": False, "suppress_reason": ""}
+                for ind in ("literate", "mean_score_total")]
+        rows.append({**rows[0], "domain": "division", "level": "440802"})
+        df = pd.DataFrame(rows)[COLUMNS].drop(columns=list(drop))
+        out = root / "zhanjiang" / str(y)
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(out / "estimates.parquet", index=False)
+
+
+def test_load_estimates_selects_years_and_indicator(tmp_path):
+    from analysis.config import load_plan
+    from analysis.estimate_stage import estimate_files, load_estimates, load_estimates_with_paths
+
+    plan = load_plan("zhanjiang")
+    _write_estimates(tmp_path, [2016, 2020, 2021, 2023, 2025])
+    everything = load_estimates(plan, tmp_path)
+    assert sorted(everything["year"].unique()) == [2016, 2020, 2021, 2023, 2025]
+    assert everything["year"].dtype == "int64" and set(everything["level"]) == {"all", "440802"}
+    lit, paths = load_estimates_with_paths(plan, tmp_path, up_to=2023, since=2018, indicator="literate")
+    assert set(lit["indicator"]) == {"literate"} and sorted(lit["year"].unique()) == [2020, 2021, 2023]
+    assert lit.query("domain == 'city'").set_index("year")["estimate"].to_dict() == {
+        2020: 15.0, 2021: 16.0, 2023: 18.0}
+    assert [int(p.parent.name) for p in paths] == [2020, 2021, 2023]
+    assert list(estimate_files(plan, tmp_path, up_to=2023, since=2018).values()) == paths
+    assert set(load_estimates(plan, tmp_path, [2016, 2025])["year"]) == {2016, 2025}  # old call form
+
+
+def test_load_estimates_fails_clearly(tmp_path):
+    from analysis.config import load_plan
+    from analysis.estimate_stage import EstimateStageError, load_estimates
+
+    plan = load_plan("zhanjiang")
+    with pytest.raises(EstimateStageError, match=r"no estimates.parquet for zhanjiang in survey years <= 2025 "
+                                                 r"under .*: run stage 02 first"):
+        load_estimates(plan, tmp_path, up_to=2025)
+    _write_estimates(tmp_path, [2020])
+    with pytest.raises(EstimateStageError, match=r"2025/estimates.parquet not found: run stage 02 for 2025"):
+        load_estimates(plan, tmp_path, require=[2025])
+    _write_estimates(tmp_path, [2021], drop=["se", "suppressed"])
+    with pytest.raises(EstimateStageError, match=r"2021/estimates.parquet: missing column\(s\) \['se', 'suppressed'\]"):
+        load_estimates(plan, tmp_path)
+    # a reader that needs fewer columns can say so
+    few = load_estimates(plan, tmp_path, need=("year", "indicator", "domain", "level", "estimate"))
+    assert sorted(few["year"].unique()) == [2020, 2021]
+    # a file whose rows belong to another year (copied by hand) is refused, naming the row
+    p = tmp_path / "zhanjiang" / "2023"
+    p.mkdir()
+    (tmp_path / "zhanjiang" / "2020" / "estimates.parquet").rename(p / "estimates.parquet")
+    with pytest.raises(EstimateStageError, match=r"2023/estimates.parquet: row 0, column 'year': value 2020 "
+                                                 r"in the file of survey year 2023"):
+        load_estimates(plan, tmp_path, years=[2023])

@@ -334,3 +334,23 @@ def test_run_progress_on_the_mini_plan(mini, tmp_path):
     assert (lit["status"], lit["value"], lit["value_year"]) == ("met", 12.5, 2023)
     # literacy and halls (both divisions have one in 2023) met; tutors and bases: 单位甲 missing
     assert h["indicators_met"] == 2 and h["indicators_no_data"] == 2
+
+
+def test_run_progress_without_returns_fails_and_makes_no_data(tmp_path):
+    from analysis.progress_stage import ProgressStageError
+
+    raw = tmp_path / "raw"
+    shutil.copytree(FIX / "raw", raw)
+    plan = load_plan("mini", raw_dir=raw)
+    with pytest.raises(ProgressStageError, match=r"no filled progress returns .* in .*raw/progress "
+                                                 r"\(the folder does not exist\).*python -m analysis demo"):
+        run_progress(plan, 2023, processed_root=tmp_path / "proc")
+    # a folder holding only templates and an Excel lock file counts as empty
+    (raw / "progress").mkdir()
+    (raw / "progress" / "mini-jia-template.xlsx").write_bytes(b"")
+    (raw / "progress" / "~$mini-yi.xlsx").write_bytes(b"")
+    with pytest.raises(ProgressStageError, match=r"no filled progress returns .*raw/progress: put"):
+        run_progress(plan, 2023, processed_root=tmp_path / "proc")
+    # nothing synthetic was written anywhere, no stage output either
+    assert sorted(p.name for p in (raw / "progress").iterdir()) == ["mini-jia-template.xlsx", "~$mini-yi.xlsx"]
+    assert not (tmp_path / "proc").exists()

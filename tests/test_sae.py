@@ -289,3 +289,75 @@ def test_tables_for_the_report(stage_run):
     # divisions + urban_rural, sex, education groups, three measures each
     assert len(ineq) == 4 * 3 and set(ineq["判断"]) <= {"明显改善", "明显扩大", "无明显变化"}
     assert list(model_table_zh(res).index)[0] == "截距"
+
+
+# ---------------------------------------------------------------- gaps, cut-off, margins encoding
+
+def test_largest_gaps_lists_only_divisions_below_target():
+    from analysis.county_gaps_stage import largest_gaps
+
+    tab = pd.DataFrame({"division_code": list("abcdef"), "gap_to_target": [1.5, -0.2, -3.0, 0.0, -1.0, -4.0]})
+    assert list(largest_gaps(tab)["division_code"]) == ["f", "c", "e"]
+    assert list(largest_gaps(tab, k=5)["division_code"]) == ["f", "c", "e", "b"]  # at target is no gap
+    assert largest_gaps(tab.assign(gap_to_target=[0.1, 2, 3, 0, 5, 6])).empty
+
+
+def test_stage_gap_lists_follow_the_plan(stage_run, tmp_path):
+    from analysis.county_gaps_stage import run_county_gaps
+
+    plan, root, res = stage_run
+    tab = pd.read_parquet(res["outputs"]["sae"])
+    js = json.loads(Path(res["outputs"]["county_gaps"]).read_text(encoding="utf-8"))
+    below = tab[tab["gap_to_target"] < 0].nsmallest(3, "gap_to_target")
+    assert [d["division_code"] for d in js["largest_gaps"]] == list(below["division_code"])
+    assert all(d["gap_to_target"] < 0 for d in js["largest_gaps"])
+    assert js["p_likely_below"] == plan.get("report.p_likely_below") == 0.9
+    assert {d["division_code"] for d in js["divisions_likely_below_target"]} == set(
+        tab.loc[tab["p_below_target"] >= 0.9, "division_code"])
+    # another cut-off in the plan file moves the list
+    raw = make_inputs(tmp_path, years=(2021, 2025))
+    yml = raw / "plan" / "zhanjiang.yml"
+    text = yml.read_text(encoding="utf-8")
+    assert "p_likely_below: 0.9" in text
+    yml.write_text(text.replace("p_likely_below: 0.9", "p_likely_below: 0.6"), encoding="utf-8")
+    res6 = run_county_gaps(load_plan("zhanjiang", raw), 2025, processed_root=tmp_path / "processed", n_boot=50)
+    tab6 = pd.read_parquet(res6["outputs"]["sae"])
+    likely = {d["division_code"] for d in res6["divisions_likely_below_target"]}
+    assert res6["p_likely_below"] == 0.6
+    assert likely == set(tab6.loc[tab6["p_below_target"] >= 0.6, "division_code"])
+    assert likely > set(tab6.loc[tab6["p_below_target"] >= 0.9, "division_code"])  # the cut-off matters here
+
+
+def test_bad_likely_below_cutoff_is_refused(tmp_path):
+    from analysis.config import PlanError
+    from analysis.county_gaps_stage import likely_below_cutoff
+
+    raw = make_inputs(tmp_path, years=(2025,))
+    yml = raw / "plan" / "zhanjiang.yml"
+    yml.write_text(yml.read_text(encoding="utf-8").replace("p_likely_below: 0.9", "p_likely_below: 90"),
+                   encoding="utf-8")
+    with pytest.raises(PlanError, match=r"report.p_likely_below is 90; expected a probability"):
+        likely_below_cutoff(load_plan("zhanjiang", raw))
+
+
+def test_gbk_census_margins_give_the_same_covariates(tmp_path):
+    from analysis.county_gaps_stage import CountyGapsError, division_covariates, read_margins
+
+    raw = make_inputs(tmp_path, years=(2025,))
+    plan = load_plan("zhanjiang", raw)
+    codes = list(plan.division_names)
+    path = plan.census_margins_path
+    utf8, _ = division_covariates(read_margins(path), codes)
+    path.write_bytes(path.read_text(encoding="utf-8").encode("gbk"))
+    gbk, _ = division_covariates(read_margins(path), codes)
+    pd.testing.assert_frame_equal(utf8, gbk)
+    assert utf8["urban_share"].between(30, 97).all()
+    # a damaged population cell names file, line and column
+    lines = path.read_text(encoding="gbk").splitlines()
+    cells = lines[3].split(",")
+    cells[lines[0].split(",").index("population")] = "n/a"
+    lines[3] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n", encoding="gbk")
+    with pytest.raises(CountyGapsError, match=r"margins-synthetic.csv: line 4 \(data row 2\), column "
+                                              r"'population': value 'n/a'"):
+        read_margins(path)

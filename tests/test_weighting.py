@@ -149,3 +149,50 @@ def test_raking_property(seed, shift):
         np.testing.assert_allclose(got, t.to_numpy(), rtol=1e-9)
     again = rake(df, res.weights, margins, max_iter=5, tol=1e-9)
     np.testing.assert_allclose(again.weights, res.weights, rtol=1e-8)
+
+
+# ---------------------------------------------------------------- reading the census margins file
+
+GBK = Path(__file__).parent / "fixtures" / "weighting" / "demo_margins-gbk.csv"
+
+
+def test_gbk_margins_read_like_utf8():
+    from analysis.weighting import read_census_table
+
+    utf8 = read_census_margins(FIX / "demo_margins.csv", DEMO_MARGINS)
+    gbk = read_census_margins(GBK, DEMO_MARGINS)
+    for a, b in zip(utf8, gbk, strict=True):
+        assert a.name == b.name and list(a.totals.index) == list(b.totals.index)
+        np.testing.assert_array_equal(a.totals.to_numpy(), b.totals.to_numpy())
+    table = read_census_table(GBK)
+    assert table.attrs["encoding"] == "gbk"
+    assert set(table.loc[table["margin"] == "division_urban", "urban_rural"]) == {"城镇", "乡村"}
+    assert table["division_code"].dtype == "string" and table["population"].dtype == float
+    # blank cells of margins that do not use a column are missing, not ""
+    assert table.loc[table["margin"] == "education", "division_code"].isna().all()
+
+
+def test_bad_population_names_file_line_column_and_value(tmp_path):
+    lines = (FIX / "demo_margins.csv").read_text(encoding="utf-8").splitlines()
+    lines[5] = lines[5].replace(lines[5].split(",")[6], "约3万")
+    bad = tmp_path / "margins.csv"
+    bad.write_text("\n".join(lines) + "\n", encoding="gbk")
+    with pytest.raises(WeightingError, match=r"margins\.csv: line 6 \(data row 4\), column 'population': "
+                                             r"value '约3万'"):
+        read_census_margins(bad, DEMO_MARGINS)
+
+
+def test_undecodable_margins_name_the_line(tmp_path):
+    data = (FIX / "demo_margins.csv").read_bytes().replace("乡村".encode(), b"\xff\xfe\xfa", 1)
+    bad = tmp_path / "margins.csv"
+    bad.write_bytes(data)  # the bytes are neither UTF-8 nor GBK/GB18030
+    with pytest.raises(WeightingError, match=r"margins\.csv: line 3 .*encoding not recognised"):
+        read_census_margins(bad, DEMO_MARGINS)
+
+
+def test_missing_margins_file_and_column(tmp_path):
+    with pytest.raises(WeightingError, match="census margins file not found"):
+        read_census_margins(tmp_path / "none.csv", DEMO_MARGINS)
+    (tmp_path / "m.csv").write_text("margin,division_code,pop\ndivision_urban,440802,5\n", encoding="utf-8")
+    with pytest.raises(WeightingError, match=r"m\.csv: missing column\(s\) \['population'\]"):
+        read_census_margins(tmp_path / "m.csv", DEMO_MARGINS)
