@@ -140,3 +140,33 @@ def test_write_workbook_reads_back(tmp_path):
     assert not (tmp_path / "out" / "t.tmp.xlsx").exists()
     with pytest.raises(ValueError, match="no tables"):
         rf.write_workbook(tmp_path / "e.xlsx", "t", None, [])
+
+
+def test_report_data_reads_processed_and_names_missing_files(tmp_path):
+    """ReportData (the report's only reader): years up to the report year, latest SAE year, clear errors."""
+    import json
+
+    from analysis.config import load_plan
+    from analysis.report_data import ReportData, ReportDataError
+
+    plan = load_plan("zhanjiang")
+    base = tmp_path / plan.city
+    for y, est in [(2023, 12.9), (2025, 14.7), (2026, 15.0)]:
+        (base / str(y)).mkdir(parents=True)
+        pd.DataFrame({"year": [y], "domain": ["city"], "level": ["all"], "indicator": ["literate"],
+                      "estimate": [est]}).to_parquet(base / str(y) / "estimates.parquet")
+    pd.DataFrame({"year": [2024, 2025, 2025], "name_zh": ["甲", "甲", "乙"]}).to_parquet(base / "2025" / "sae.parquet")
+    (base / "2025" / "manifest-02_weight_estimate.json").write_text(json.dumps(
+        {"stage": "02_weight_estimate", "inputs": {"survey/x-synthetic.csv": "ab"}, "parameters": {"min_n": 30},
+         "packages": {}}), encoding="utf-8")
+    d = ReportData(plan, 2025, processed_root=tmp_path)
+    assert d.survey_years == [2023, 2025]
+    assert d.estimate(2025).estimate == 14.7
+    assert d.sae["year"].unique().tolist() == [2025] and len(d.sae) == 2
+    assert d.manifest_parameter("02_weight_estimate", "min_n") == 30 and d.synthetic
+    with pytest.raises(ReportDataError, match="no parameter 'max_cv'"):
+        d.manifest_parameter("02_weight_estimate", "max_cv")
+    with pytest.raises(ReportDataError, match="trajectory.json is missing: run notebook 03_trajectory"):
+        d.trajectory  # noqa: B018
+    with pytest.raises(ReportDataError, match="expected one row for 2024/city/all/literate, found 0"):
+        d.estimate(2024)
