@@ -48,19 +48,19 @@ class ReportData:
         return self.path(f"figures/{name}")
 
     @cached_property
-    def survey_years(self) -> list[int]:
-        """Survey years up to the report year that have estimates."""
-        base = processed_dir(self.plan.city, None, self.processed_root)
-        years = sorted(int(p.parent.name) for p in base.glob("*/estimates.parquet")
-                       if p.parent.name.isdigit() and int(p.parent.name) <= self.year)
-        if not years:
-            raise ReportDataError(f"no estimates.parquet under {base}: run the pipeline first")
-        return years
+    def estimates(self) -> pd.DataFrame:
+        """estimates.parquet of every survey year up to the report year, stacked."""
+        from .estimate_stage import EstimateStageError, load_estimates
+
+        try:
+            return load_estimates(self.plan, self.processed_root, up_to=self.year)
+        except EstimateStageError as exc:
+            raise ReportDataError(str(exc)) from exc
 
     @cached_property
-    def estimates(self) -> pd.DataFrame:
-        return pd.concat([pd.read_parquet(self.path("estimates.parquet", y)) for y in self.survey_years],
-                         ignore_index=True)
+    def survey_years(self) -> list[int]:
+        """Survey years up to the report year that have estimates."""
+        return sorted(int(y) for y in self.estimates["year"].unique())
 
     def estimate(self, year: int, domain: str = "city", level: str = "all",
                  indicator: str = "literate") -> pd.Series:

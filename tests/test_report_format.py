@@ -154,7 +154,8 @@ def test_report_data_reads_processed_and_names_missing_files(tmp_path):
     for y, est in [(2023, 12.9), (2025, 14.7), (2026, 15.0)]:
         (base / str(y)).mkdir(parents=True)
         pd.DataFrame({"year": [y], "domain": ["city"], "level": ["all"], "indicator": ["literate"],
-                      "estimate": [est]}).to_parquet(base / str(y) / "estimates.parquet")
+                      "n": [900], "estimate": [est], "se": [0.7], "suppressed": [False]}
+                     ).to_parquet(base / str(y) / "estimates.parquet")
     pd.DataFrame({"year": [2024, 2025, 2025], "name_zh": ["甲", "甲", "乙"]}).to_parquet(base / "2025" / "sae.parquet")
     (base / "2025" / "manifest-02_weight_estimate.json").write_text(json.dumps(
         {"stage": "02_weight_estimate", "inputs": {"survey/x-synthetic.csv": "ab"}, "parameters": {"min_n": 30},
