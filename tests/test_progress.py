@@ -112,10 +112,18 @@ def test_template_dropdown_protection_and_rows(zj, tmp_path):
 
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
 def test_template_opens_in_libreoffice(zj, tmp_path):
+    """LibreOffice reads the template and keeps its drop-down when it saves the file again."""
     path = write_return(zj, "市科协", tmp_path / "t.xlsx")
-    subprocess.run(["soffice", "--headless", "--convert-to", "csv", "--outdir", str(tmp_path),
-                    str(path)], check=True, timeout=120, capture_output=True)
-    assert "措施编号" in (tmp_path / "t.csv").read_text(encoding="utf-8", errors="replace")
+    profile = f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}"
+    subprocess.run(["soffice", profile, "--headless", "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76",
+                    "--outdir", str(tmp_path), str(path)], check=True, timeout=180, capture_output=True)
+    assert "措施编号" in (tmp_path / "t.csv").read_text(encoding="utf-8")
+    resaved = tmp_path / "lo"
+    subprocess.run(["soffice", profile, "--headless", "--convert-to", "xlsx", "--outdir", str(resaved), str(path)],
+                   check=True, timeout=180, capture_output=True)
+    lists = [dv for dv in load_workbook(resaved / "t.xlsx")[MEASURE_SHEET].data_validations.dataValidation
+             if dv.type == "list"]
+    assert [dv.formula1 for dv in lists] == ['"已完成,推进中,未启动"']
 
 
 # --------------------------------------------------------------------------- reading
