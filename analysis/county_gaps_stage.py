@@ -24,7 +24,7 @@ from .estimate_stage import (
     read_estimates_file,
 )
 from .jsonio import to_jsonable, write_json
-from .labels import domain_label_zh
+from .labels import VERDICT_ZH, domain_label_zh
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
 from .weighting import WeightingError, read_census_table
@@ -402,6 +402,8 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
         "model": {
             "method": "Fay–Herriot area-level model, EBLUP, REML (Fisher scoring as R sae::eblupFH), "
                       "Prasad–Rao MSE (REML, sae::mseFH), benchmarked to the city's direct estimate",
+            "method_zh": "Fay–Herriot 区域层次模型（EBLUP；随机效应方差以 REML 估计，与 R sae 包 eblupFH 的 Fisher "
+                         "得分算法相同；均方误差按 Prasad–Rao 近似，同 sae::mseFH），并按人口加权校准到全市直接估计",
             "covariates": names, "covariates_unavailable": unavailable,
             **{k: v for k, v in fits[year].items() if k != "year"},
         },
@@ -470,7 +472,6 @@ DIVISION_TABLE_ZH = {
 }
 DOMAIN_ZH = {"divisions": domain_label_zh("divisions"),
              **{d: domain_label_zh(d) for d in GROUP_DOMAINS}}  # keys of county_gaps.json
-VERDICT_ZH = {"improved": "明显改善", "worsened": "明显扩大", "no_clear_change": "无明显变化"}
 
 
 def division_table_zh(sae_table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:

@@ -39,3 +39,12 @@ def indicator_names_zh(plan: Plan) -> dict[str, str]:
     for dim in plan.get("scoring.score.dimensions", []):
         names[f"mean_score_{dim['id']}"] = f"{dim['name_zh']}平均得分"
     return names
+
+
+# Verdicts on a gap or an inequality measure between two years (stage 04, trajectory, report).
+VERDICTS = {
+    "improved": ("明显缩小", "narrowed clearly"),
+    "worsened": ("明显扩大", "widened clearly"),
+    "no_clear_change": ("无明显变化", "no clear change"),
+}
+VERDICT_ZH = {code: words[0] for code, words in VERDICTS.items()}

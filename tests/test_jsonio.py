@@ -67,3 +67,15 @@ def test_round_trip_is_strict_json_and_keeps_finite_values(obj):
             return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
         return a == b and type(a) is type(b)
     assert same(obj, back)
+
+
+def test_written_file_has_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -233,7 +233,7 @@ def test_stage_json_and_maps(stage_run):
     assert edu["latest"]["range"]["value"] == pytest.approx(22 * 0.5)
     assert edu["first"]["range"]["value"] == pytest.approx(22 * 0.9)
     assert js["imbalance_improved"]["by"]["education"] == "improved"
-    assert "文化程度差异明显改善" in js["imbalance_improved"]["summary_zh"]
+    assert "文化程度差异明显缩小" in js["imbalance_improved"]["summary_zh"]
     assert {d["division_code"] for d in js["divisions_below_target"]} == set(
         pd.read_parquet(res["outputs"]["sae"]).query("benchmarked <= 16")["division_code"])
     figs = root / "processed/zhanjiang/2025/figures"
@@ -287,7 +287,7 @@ def test_tables_for_the_report(stage_run):
     assert {"直接估计（%）", "模型估计（%）", "基准化估计（%）"} <= set(tab.columns)
     ineq = inequality_table_zh(res)
     # divisions + urban_rural, sex, education groups, three measures each
-    assert len(ineq) == 4 * 3 and set(ineq["判断"]) <= {"明显改善", "明显扩大", "无明显变化"}
+    assert len(ineq) == 4 * 3 and set(ineq["判断"]) <= {"明显缩小", "明显扩大", "无明显变化"}
     assert list(model_table_zh(res).index)[0] == "截距"
 
 
