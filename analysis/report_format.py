@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -82,17 +82,58 @@ def _cell(value: object) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | None = None) -> str:
-    """A pipe table with a caption and a `tbl-` label, for Quarto and pandoc alike."""
+def _decimals(values: Sequence[float], cap: int = 2) -> int:
+    """The most decimals any value needs, at most `cap` (0 for integer-valued columns)."""
+    most = 0
+    for v in values:
+        r = round(float(v), cap)
+        most = max(most, next(k for k in range(cap + 1) if abs(round(r, k) - r) < 1e-9))
+    return most
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not _missing(v)
+
+
+def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """A copy with numeric cells as text: one number of decimals per column, no thousands separators.
+
+    A column's decimals are `decimals[column]` if given, else the most any of
+    its values needs, at most 2; integer-valued floats (1.0, 3000.0) print as
+    integers. Text cells (e.g. '—' of suppressed rows) are left as they are.
+    """
+    decimals = dict(decimals or {})
+    unknown = set(decimals) - set(df.columns)
+    if unknown:
+        raise KeyError(f"decimals given for columns not in the table: {sorted(unknown)}; columns: {list(df.columns)}")
+    out = df.copy()
+    for c in df.columns:
+        values = [v.item() if hasattr(v, "item") and not isinstance(v, str) else v for v in df[c].tolist()]
+        numbers = [v for v in values if _is_number(v)]
+        if not numbers:
+            continue
+        k = decimals.get(c, _decimals(numbers))
+        out[c] = pd.Series([f"{v:.{k}f}" if _is_number(v) else v for v in values], index=df.index, dtype=object)
+    return out
+
+
+def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | None = None,
+             decimals: Mapping[str, int] | None = None) -> str:
+    """A pipe table with a caption and a `tbl-` label, for Quarto and pandoc alike.
+
+    Numbers are printed by `format_numbers` (fixed decimals per column); the
+    workbook keeps the unformatted table.
+    """
     if not label.startswith("tbl-"):
         raise ValueError(f"table label must start with 'tbl-': {label}")
     if df.empty:
         raise ValueError(f"table {label} has no rows")
     align = list(align) if align else ["l"] + ["r"] * (df.shape[1] - 1)
     rule = {"l": ":---", "r": "---:", "c": ":---:"}
-    lines = ["| " + " | ".join(_cell(c) for c in df.columns) + " |",
+    shown = format_numbers(df, decimals)
+    lines = ["| " + " | ".join(_cell(c) for c in shown.columns) + " |",
              "|" + "|".join(rule[a] for a in align) + "|"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     PUBLISHED.append((label, caption, df.copy()))
     return "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"
 
@@ -118,6 +159,10 @@ def md_figure(path: Path, caption: str, label: str, width: str = "90%") -> str:
 PUBLISHED: list[tuple[str, str, pd.DataFrame]] = []
 """Every table md_table printed in this process, as (label, caption, table), for the workbook."""
 
+NOTES = ("“—”表示无数据或按披露控制规则不予发布；设有“备注”列的表格中，不予发布的单元格在该行“备注”列注明原因。",
+         "概率以文字形式给出（如“<1%”“37%”“>99%”），不四舍五入为0或100%，因此这些单元格是文本而非数值。")
+"""Lines of the workbook's 说明 sheet after the title and the notice."""
+
 _SHEET_BAD = str.maketrans({c: " " for c in "[]:*?/\\"})
 
 
@@ -134,10 +179,9 @@ def write_workbook(path: Path, title: str, notice: str | None,
                              "标签": [label for label, _, _ in tables]})
     tmp = path.with_suffix(".tmp.xlsx")
     with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-        head = pd.DataFrame({"说明": [title, notice or "",
-                                      "“—”表示无数据或按披露控制规则不予发布（见各表“备注”列）。"]})
+        head = pd.DataFrame({"说明": [title, notice or "", *NOTES]})
         head.to_excel(xl, sheet_name="说明", index=False)
-        contents.to_excel(xl, sheet_name="说明", index=False, startrow=5)
+        contents.to_excel(xl, sheet_name="说明", index=False, startrow=len(NOTES) + 4)
         for i, (_, caption, table) in enumerate(tables, 1):
             name = f"表{i} {caption}".translate(_SHEET_BAD)[:31]
             table.to_excel(xl, sheet_name=name, index=False)
@@ -178,7 +222,10 @@ def number_crossrefs(markdown: str, lang: str = "zh") -> str:
         kind = label.split("-")[0]
         if label in titles:
             return f"[{titles[label]}](#{label})"
-        n = numbers.get(label, "?")
+        if label not in numbers:
+            raise ValueError(f"cross-reference @{label} has no target: no heading, figure or table carries "
+                             f"{{#{label}}} in the document")
+        n = numbers[label]
         text = f"{names['sec']}{n}节" if kind == "sec" and lang == "zh" else f"{names[kind]} {n}"
         return f"[{text}](#{label})"
     return re.sub(r"(?<![\w`])@((?:fig|tbl|sec)-[\w-]+)", link, markdown)

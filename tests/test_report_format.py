@@ -73,6 +73,22 @@ def test_md_table_caption_label_escaping():
     rf.PUBLISHED.clear()
 
 
+def test_md_table_fixed_decimals_per_column_and_no_thousands_separator():
+    rf.PUBLISHED.clear()
+    t = pd.DataFrame({"顺序": [1.0, 10.0], "样本": [3000.0, 12000.0], "估计": [12.7, 14.06],
+                      "误差": [0.123456, 1.5], "代码": ["440802", "440803"], "年": [2024, 2025],
+                      "直接": pd.Series([38.0, "—"], dtype=object)})
+    rows = rf.md_table(t, "t", "tbl-n").splitlines()[2:4]
+    assert rows[0] == "| 1 | 3000 | 12.70 | 0.12 | 440802 | 2024 | 38 |"
+    assert rows[1] == "| 10 | 12000 | 14.06 | 1.50 | 440803 | 2025 | — |"
+    assert rf.PUBLISHED[-1][2]["估计"].tolist() == [12.7, 14.06]  # the workbook keeps the numbers
+    given = rf.md_table(t, "t", "tbl-m", decimals={"估计": 1, "样本": 1}).splitlines()[2]
+    assert given.startswith("| 1 | 3000.0 | 12.7 | 0.12 |")
+    with pytest.raises(KeyError, match="not in the table"):
+        rf.md_table(t, "t", "tbl-k", decimals={"无此列": 1})
+    rf.PUBLISHED.clear()
+
+
 def test_md_figure(tmp_path):
     fig, ax = plt.subplots(figsize=(1, 1))
     path = tmp_path / "f.png"
@@ -107,7 +123,7 @@ MD = """# 摘要 {#sec-summary}
 
 # 第三 {#sec-three}
 
-见 @tbl-c、@sec-two-sub、@sec-three、@sec-app 和 @fig-missing。
+见 @tbl-c、@sec-two-sub、@sec-three 和 @sec-app。
 """
 
 
@@ -116,9 +132,14 @@ def test_number_crossrefs_numbers_and_skips_unnumbered():
     assert "见 [图 1](#fig-a)、[表 1](#tbl-b)、[第2节](#sec-two) 与 [附录小节](#sec-app-x)" in out
     assert "邮件 a@fig-a 与 `@tbl-b` 不变" in out
     # the appendix takes no number, so the section after it is the third
-    assert "见 [表 2](#tbl-c)、[第2.1节](#sec-two-sub)、[第3节](#sec-three)、[附录A 方法](#sec-app) 和 [图 ?](#fig-missing)" in out
+    assert "见 [表 2](#tbl-c)、[第2.1节](#sec-two-sub)、[第3节](#sec-three) 和 [附录A 方法](#sec-app)。" in out
     en = rf.number_crossrefs(MD, "en")
     assert "[Figure 1](#fig-a)" in en and "[Section 2.1](#sec-two-sub)" in en and "[Section 3](#sec-three)" in en
+
+
+def test_number_crossrefs_refuses_a_reference_without_target():
+    with pytest.raises(ValueError, match="@fig-missing has no target"):
+        rf.number_crossrefs(MD + "\n另见 @fig-missing。\n")
 
 
 def test_write_workbook_reads_back(tmp_path):
@@ -132,7 +153,9 @@ def test_write_workbook_reads_back(tmp_path):
     assert not set(":*/?[]\\") & set(wb.sheetnames[2])
     head = wb["说明"]
     assert head["A2"].value == "报告标题" and head["A3"].value == "合成数据说明"
-    contents = {(head.cell(r, 1).value, head.cell(r, 2).value, head.cell(r, 3).value) for r in range(7, 9)}
+    notes = [head.cell(r, 1).value for r in range(4, 4 + len(rf.NOTES))]
+    assert any("设有“备注”列的表格" in n for n in notes) and any("文本" in n for n in notes)
+    contents = {(head.cell(r, 1).value, head.cell(r, 2).value, head.cell(r, 3).value) for r in range(1, 12)}
     assert ("表1", "各年度样本", "tbl-a") in contents
     sheet = wb["表1 各年度样本"]
     assert [c.value for c in sheet[1]] == ["年份", "比例（%）"]
