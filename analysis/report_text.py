@@ -74,6 +74,9 @@ def label(kind: str, code: str, lang: str = "zh") -> str:
 
 COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 COMPARE_SIGN = {">": "＞", ">=": "≥", "<": "＜", "<=": "≤"}
+COMPARE_SIGN_EN = {">": ">", ">=": "≥", "<": "<", "<=": "≤"}
+UNITS_EN = {"人/年": "people a year", "人": "people", "个": "", "座": "", "所": "", "场": "events", "次": "times"}
+"""English words for the plan's count units; an unlisted non-ASCII unit is left out of English sentences."""
 
 
 def verdict_word(code: str, lang: str = "zh") -> str:
@@ -153,15 +156,15 @@ def headline(traj: dict[str, Any], city_name: str, lang: str = "zh") -> str:
     ty, target = traj["target_year"], traj["target"]
     implied = (traj.get("implied_path") or {}).get(str(y))
     if y < ty and implied is not None:
-        gap = est - implied
+        gap = round(est, 1) - round(implied, 1)  # from the values shown, so the sentence's arithmetic holds
         side_zh, side_en = ("高于", "above") if gap > 0 else ("低于", "below")
         zh += (f"按规划隐含路径，{y}年应达到 {pct(implied)}，点估计{side_zh}该值 {_pp(gap)} 个百分点，"
                f"{interval_clause(lo, hi, implied, 'zh')}（{ty}年目标为超过 {pct(target)}）。")
         en += (f"the plan's implied path calls for {pct(implied)} in {y}; the point estimate is {_pp(gap)} points "
                f"{side_en} it, {interval_clause(lo, hi, implied, 'en')} (target for {ty}: above {pct(target)}).")
     elif y < ty:
-        zh += f"距{ty}年目标（超过 {pct(target)}）还差 {_pp(target - est)} 个百分点。"
-        en += f"{_pp(target - est)} points short of the {ty} target of above {pct(target)}."
+        zh += f"距{ty}年目标（超过 {pct(target)}）还差 {_pp(round(target, 1) - round(est, 1))} 个百分点。"
+        en += f"{_pp(round(target, 1) - round(est, 1))} points short of the {ty} target of above {pct(target)}."
     else:
         side_zh, side_en = ("高于", "above") if est > target else ("低于", "below")
         zh += f"点估计{side_zh}规划目标 {pct(target)}，{interval_clause(lo, hi, target, 'zh', '目标值')}。"
@@ -206,16 +209,38 @@ def imbalance_summary(imbalance: dict[str, Any], lang: str = "zh") -> str:
     return "; ".join(f"{_unit_word(k, lang)}: {verdict_word(v, lang)}" for k, v in by.items())
 
 
+def likely_below(county: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
+    """Stage 04's threshold and its divisions "very likely below target" (not recomputed here)."""
+    missing = [k for k in ("p_likely_below", "divisions_likely_below_target") if k not in county]
+    if missing:
+        raise KeyError(f"county_gaps.json ({county.get('year', '?')}) has no {', '.join(missing)}: it was written by "
+                       f"an older stage 04; rerun notebooks/04_county_gaps.ipynb for that year")
+    return float(county["p_likely_below"]), list(county["divisions_likely_below_target"])
+
+
+def yardstick(county: dict[str, Any], lang: str = "zh") -> str:
+    """Before the target year, which target the divisions are measured against ('以2025年目标 16.0% 衡量，')."""
+    year, ty = county.get("year"), county.get("target_year")
+    if year is None or ty is None or int(year) >= int(ty):
+        return ""
+    return tr(lang, f"以{ty}年目标 {pct(county['target'])} 衡量，", f"measured against the {ty} target of "
+              f"{pct(county['target'])}, ")
+
+
 def divisions_below(county: dict[str, Any]) -> list[dict[str, Any]]:
     """Divisions whose model estimate is below the target, largest gap first."""
     below = [d for d in county.get("divisions_below_target", []) if d["gap_to_target"] < 0]
     return sorted(below, key=lambda d: d["gap_to_target"])
 
 
-def division_sentence(county: dict[str, Any], lang: str = "zh", p_likely_below: float = P_LIKELY_BELOW,
-                      n_largest: int = 3) -> str:
-    """How many divisions are below target, how many very likely so, the largest gaps, the imbalance."""
+def division_sentence(county: dict[str, Any], lang: str = "zh", n_largest: int = 3) -> str:
+    """How many divisions are below target, how many very likely so (stage 04's call), the largest gaps, the imbalance.
+
+    Before the target year the sentence says the yardstick is the final target.
+    """
+    p_likely_below, likely = likely_below(county)
     below = divisions_below(county)
+    ys = yardstick(county, lang)
     target = county.get("target")
     first = (county.get("inequality") or {}).get("first_year")
     imb = imbalance_summary(county.get("imbalance_improved") or {}, lang)
@@ -223,16 +248,15 @@ def division_sentence(county: dict[str, Any], lang: str = "zh", p_likely_below: 
     since_en = f"Since {first}" if first else "Since the start of the plan"
     tail = tr(lang, f"{since_zh}，{imb}。" if imb else "", f" {since_en}: {imb}." if imb else "")
     if not below:
-        return tr(lang, f"所有县（市、区）的模型估计均达到目标（{pct(target)}）。",
-                  f"Every division's model estimate reaches the target ({pct(target)}).") + tail
-    likely = [d for d in below if d["p_below_target"] >= p_likely_below]
+        return tr(lang, f"{ys}所有县（市、区）的模型估计均达到目标（{pct(target)}）。",
+                  f"{ys[:1].upper()}{ys[1:]}every division's model estimate reaches the target ({pct(target)}).") + tail
     names = [f"{_name(g, lang)}（{pct(g['benchmarked'])}）" if lang == "zh"
              else f"{_name(g, lang)} ({pct(g['benchmarked'])})" for g in below[:n_largest]]
     return tr(
         lang,
-        f"{len(below)}个县（市、区）的小区域估计低于目标 {pct(target)}，其中{len(likely)}个低于目标的概率在 "
+        f"{ys}{len(below)}个县（市、区）的小区域估计低于目标 {pct(target)}，其中{len(likely)}个低于目标的概率在 "
         f"{p_likely_below:.0%} 及以上；差距最大的是{_list(names, lang)}。",
-        f"{len(below)} divisions are below the target of {pct(target)} on the small-area estimates, "
+        f"{ys[:1].upper()}{ys[1:]}{len(below)} divisions are below the target of {pct(target)} on the small-area estimates, "
         f"{len(likely)} of them with a probability of {p_likely_below:.0%} or more; the largest gaps are in "
         f"{_list(names, lang)}.",
     ) + tail
@@ -255,9 +279,18 @@ def group_sentence(estimates: pd.DataFrame, year: int, key_groups: list[dict[str
     return text
 
 
-def _value(v: float, unit: str) -> str:
-    """A value with its unit; per-year units show the count only ('335人' for 人/年)."""
-    return pct(v) if unit == "percent" else f"{round(v, 2):g}{unit.split('/')[0]}"
+def _unit_en(unit: str) -> str:
+    return UNITS_EN[unit] if unit in UNITS_EN else (unit if unit.isascii() else "")
+
+
+def _value(v: float, unit: str, lang: str = "zh") -> str:
+    """A value with its unit; per-year units show the count only ('335人' for 人/年, '335 people' in English)."""
+    if unit == "percent":
+        return pct(v)
+    if lang == "en":
+        word = _unit_en(unit).removesuffix(" a year")
+        return f"{round(v, 2):g}" + (f" {word}" if word else "")
+    return f"{round(v, 2):g}{unit.split('/')[0]}"
 
 
 def years_missed(indicator: dict[str, Any], report_year: int | None = None) -> list[int]:
@@ -272,15 +305,17 @@ def indicator_detail(indicator: dict[str, Any], report_year: int | None = None, 
     """'每年培训科技辅导员（目标≥350人/年；2021年335、2022年344未达到）' and the like."""
     i = indicator
     unit = i.get("unit") or ""
-    goal = f"{COMPARE_SIGN.get(i['comparison'], i['comparison'])}" + (
-        pct(i["target"]) if unit == "percent" else f"{i['target']:g}{unit}")
+    signs = COMPARE_SIGN if lang == "zh" else COMPARE_SIGN_EN
+    goal = f"{signs.get(i['comparison'], i['comparison'])}" + (
+        pct(i["target"]) if unit == "percent" else f"{i['target']:g}{unit}" if lang == "zh"
+        else f"{i['target']:g}" + (f" {_unit_en(unit)}" if _unit_en(unit) else ""))
     name = _name(i, lang)
     if i.get("deadline") == "every_year":
         vals = i.get("values_by_year") or {}
         missed = years_missed(i, report_year)
         if missed:
             years = _list([f"{y}年{_value(vals[str(y)], unit)}" if lang == "zh"
-                           else f"{y}: {_value(vals[str(y)], unit)}" for y in missed], lang)
+                           else f"{y}: {_value(vals[str(y)], unit, lang)}" for y in missed], lang)
             return tr(lang, f"{name}（目标每年{goal}；{years}未达到）",
                       f"{name} (target {goal} every year; missed in {years})")
         if i.get("years_missed"):
@@ -291,7 +326,7 @@ def indicator_detail(indicator: dict[str, Any], report_year: int | None = None, 
     vy = i.get("value_year")
     at_zh, at_en = (f"{vy}年", f"{vy}: ") if vy else ("", "")
     return tr(lang, f"{name}（{at_zh}{_value(i['value'], unit)}，目标{goal}）",
-              f"{name} ({at_en}{_value(i['value'], unit)}, target {goal})")
+              f"{name} ({at_en}{_value(i['value'], unit, lang)}, target {goal})")
 
 
 def _status_counts(indicators: list[dict[str, Any]]) -> dict[str, int]:
@@ -355,11 +390,12 @@ def decomposition_sentence(dec: dict[str, Any], lang: str = "zh") -> str:
     return tr(lang, zh, en)
 
 
-def package_versions(manifests: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+def package_versions(manifests: list[dict[str, Any]], lang: str = "zh") -> dict[str, dict[str, list[str]]]:
     """Package -> version -> the stages (with their year folder) that ran with it."""
     out: dict[str, dict[str, list[str]]] = {}
     for m in manifests:
-        where = f"{m['stage']}（{m['year_dir']}）" if "year_dir" in m else m["stage"]
+        where = (tr(lang, f"{m['stage']}（{m['year_dir']}）", f"{m['stage']} ({m['year_dir']})")
+                 if "year_dir" in m else m["stage"])
         for pkg, ver in (m.get("packages") or {}).items():
             out.setdefault(pkg, {}).setdefault(str(ver), []).append(where)
     return out
@@ -367,7 +403,7 @@ def package_versions(manifests: list[dict[str, Any]]) -> dict[str, dict[str, lis
 
 def packages_sentence(manifests: list[dict[str, Any]], lang: str = "zh") -> str:
     """Software versions over every stage's manifest, saying where they differ."""
-    versions = package_versions(manifests)
+    versions = package_versions(manifests, lang)
     if not versions:
         return tr(lang, "各阶段清单未记录软件版本。", "The stage manifests record no package versions.")
     same = {p: next(iter(v)) for p, v in versions.items() if len(v) == 1}
@@ -420,10 +456,12 @@ def recommendation_rules(lang: str = "zh", p_likely_below: float = P_LIKELY_BELO
 
 def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict[str, Any],
                     estimates: pd.DataFrame, key_groups: list[dict[str, Any]],
-                    lang: str = "zh", p_likely_below: float = P_LIKELY_BELOW,
-                    p_target_secured: float = P_TARGET_SECURED,
+                    lang: str = "zh", p_target_secured: float = P_TARGET_SECURED,
                     group_far_behind: float = GROUP_FAR_BEHIND) -> list[Finding]:
-    """Findings with recommendations, each produced by a named rule over the results."""
+    """Findings with recommendations, each produced by a named rule over the results.
+
+    Which divisions are very likely below target is stage 04's call (county_gaps.json).
+    """
     out: list[Finding] = []
     year, target, ty = traj["latest_year"], traj["target"], traj["target_year"]
     p = traj["p_exceeds_target"]
@@ -446,13 +484,15 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
                 tr(lang, "在剩余年份加快落实滞后的措施，并在下一次监测中检查是否回到规划隐含路径。",
                    "Speed up the lagging measures in the remaining years and check at the next survey whether the "
                    "city is back on the implied path.")))
-    likely = [d for d in divisions_below(county) if d["p_below_target"] >= p_likely_below]
+    _, likely = likely_below(county)
     if likely:
         names = [tr(lang, f"{_name(d, lang)}（{pct(d['benchmarked'])}，低于目标概率 {prob(d['p_below_target'])}）",
                     f"{_name(d, lang)} ({pct(d['benchmarked'])}, P(below) {prob(d['p_below_target'])})") for d in likely]
         out.append(Finding(
             "divisions_behind",
-            tr(lang, f"{_list(names, lang)}很可能低于目标。", f"{_list(names, lang)} are very likely below target."),
+            tr(lang, f"{yardstick(county, lang)}{_list(names, lang)}很可能低于目标。",
+               f"{_list(names, lang)} are very likely below target"
+               + (f" ({yardstick(county, lang).rstrip(', ')})." if yardstick(county, lang) else ".")),
             tr(lang, "对上述县（市、区）优先安排科普基础设施、流动科技馆和农村科普资源，并在下一轮调查中适当增加样本。",
                "Give these divisions priority for science-popularisation facilities and rural resources, and "
                "enlarge their samples in the next survey.")))

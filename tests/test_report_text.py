@@ -45,11 +45,15 @@ def division(code, name, est, p, name_en=None):
     return d
 
 
-def county(below=None, by=None, improved=False):
+def county(below=None, by=None, improved=False, p_likely_below=0.9, year=2025):
+    """county_gaps.json as stage 04 writes it: the "very likely below" list is the stage's, with its cut-off."""
     below = [division("1", "甲县", 8.4, 0.99999, "Jia"), division("2", "乙县", 12.7, 0.85, "Yi"),
              division("3", "丙县", 9.2, 0.995, "Bing"), division("4", "丁县", 15.5, 0.6, "Ding")] \
         if below is None else below
-    return {"target": 16.0, "divisions_below_target": below, "inequality": {"first_year": 2021},
+    likely = sorted((d for d in below if d["p_below_target"] >= p_likely_below), key=lambda d: -d["p_below_target"])
+    return {"year": year, "target": 16.0, "target_year": 2025, "divisions_below_target": below,
+            "p_likely_below": p_likely_below, "divisions_likely_below_target": likely,
+            "inequality": {"first_year": 2021},
             "imbalance_improved": {"by": by or {"divisions": "worsened", "sex": "no_clear_change"},
                                    "divisions_improved": improved}}
 
@@ -129,10 +133,11 @@ def test_headline_no_change_says_level_not_down_zero():
 def test_headline_monitoring_year_compares_with_implied_path():
     text = rt.headline(traj_monitoring(), "甲市")
     assert "2023年应达到 13.3%" in text
-    assert "点估计低于该值 0.3 个百分点，但置信区间包含该值" in text
+    # 12.9% shown against 13.3%: the gap is taken from the rounded values so the sentence adds up
+    assert "估计为 12.9%" in text and "点估计低于该值 0.4 个百分点，但置信区间包含该值" in text
     assert "低于规划目标" not in text  # the final target is not the yardstick of a monitoring year
     en = rt.headline(traj_monitoring(), "City", "en")
-    assert "implied path calls for 13.3% in 2023" in en and "0.3 points below" in en
+    assert "implied path calls for 13.3% in 2023" in en and "0.4 points below" in en
     ahead = rt.headline(traj_monitoring(latest_estimate=14.8, latest_ci=[13.9, 15.8]), "甲市")
     assert "点估计高于该值 1.5 个百分点，置信区间整体高于该值" in ahead
 
@@ -155,11 +160,26 @@ def test_target_sentence_formats_extreme_probabilities():
 def test_division_sentence_largest_gaps_only_below_target_and_one_cutoff():
     c = county()
     c["divisions_below_target"].append(division("5", "戊区", 18.0, 0.01))  # above target: never a "gap"
-    text = rt.division_sentence(c, p_likely_below=0.9)
+    text = rt.division_sentence(c)
     assert text.startswith("4个县（市、区）的小区域估计低于目标 16.0%，其中2个低于目标的概率在 90% 及以上")
     assert "差距最大的是甲县（8.4%）、丙县（9.2%）、乙县（12.7%）" in text
     assert "戊区" not in text
-    assert "其中3个" in rt.division_sentence(c, p_likely_below=0.8)
+    # the count and cut-off are stage 04's (county_gaps.json), not recomputed in the report
+    assert "其中3个" in rt.division_sentence(county(p_likely_below=0.8)) and "80% 及以上" in rt.division_sentence(
+        county(p_likely_below=0.8))
+    stale = {k: v for k, v in c.items() if k != "p_likely_below"}
+    with pytest.raises(KeyError, match="rerun notebooks/04_county_gaps"):
+        rt.division_sentence(stale)
+
+
+def test_division_sentence_monitoring_year_names_the_final_target():
+    text = rt.division_sentence(county(year=2023))
+    assert text.startswith("以2025年目标 16.0% 衡量，4个县（市、区）的小区域估计低于目标 16.0%")
+    assert rt.division_sentence(county(year=2023), "en").startswith("Measured against the 2025 target of 16.0%, 4 ")
+    assert "衡量" not in rt.division_sentence(county())
+    found = rt.recommendations(traj_monitoring(), county(year=2023), progress(overdue=0, indicators=[]),
+                               estimates(year=2023, groups=()), KEY_GROUPS)
+    assert {f.rule: f for f in found}["divisions_behind"].finding.startswith("以2025年目标 16.0% 衡量，甲县")
     assert "与2021年相比，县（市、区）差异明显扩大；性别差异无明显变化。" in text
 
 
@@ -213,12 +233,13 @@ def test_recommendations_rules_and_thresholds():
     assert "概率为 5%" in by["target_not_secured"].finding
     assert by["divisions_behind"].finding == ("甲县（8.4%，低于目标概率 >99%）、丙县（9.2%，低于目标概率 >99%）"
                                               "很可能低于目标。")
+    assert "by" not in by["divisions_behind"].finding
     assert "农民（2.1%）低于全市水平（14.7%）的 50%" in by["groups_far_behind"].finding
     assert "2021年335人、2022年344人未达到" in by["indicators_missed"].finding
     assert "未达标指标：。" not in by["indicators_missed"].finding
     # thresholds are arguments: a laxer division cut-off lists more divisions, a strict P(target) rule none
-    lax = rt.recommendations(traj_final(p_exceeds_target=0.95), county(), progress(), estimates(), KEY_GROUPS,
-                             p_likely_below=0.8, p_target_secured=0.9, group_far_behind=0.1)
+    lax = rt.recommendations(traj_final(p_exceeds_target=0.95), county(p_likely_below=0.8), progress(), estimates(),
+                             KEY_GROUPS, p_target_secured=0.9, group_far_behind=0.1)
     lax_rules = {f.rule: f for f in lax}
     assert "target_not_secured" not in lax_rules and "groups_far_behind" not in lax_rules
     assert "乙县" in lax_rules["divisions_behind"].finding
@@ -247,9 +268,17 @@ def test_english_output_has_no_placeholders_reprs_or_codes():
     for f in rt.recommendations(traj_final(), county(), progress(errors=1), estimates(), KEY_GROUPS, "en"):
         texts += [f.finding, f.recommendation]
     texts += [w for _, w in rt.recommendation_rules("en")]
+    texts += [rt.indicator_detail(i, 2025, "en") for i in (TUTORS, indicator(),
+                                                              indicator(unit="percent", comparison=">", value=14.7))]
+    texts.append(rt.division_sentence(county(year=2023), "en"))
+    names_zh = {g["name_zh"] for g in KEY_GROUPS} | {"每年培训科技辅导员", "国家级科普教育基地"}  # plan names without name_en
     for text in texts:
         assert "{" not in text and "}" not in text, text
         assert not CODES.search(text), text
+        template = text
+        for n in names_zh:
+            template = template.replace(n, "")
+        assert not re.search(r"[\u3000-\u303f\uff00-\uffef\u4e00-\u9fff]", template), text
 
 
 DECOMP = {"start_year": 2020, "end_year": 2025, "total_change_pp": 4.7116, "composition_pp": 0.127,
@@ -285,6 +314,7 @@ def test_packages_over_all_manifests():
     assert rt.package_versions(differ)["pandas"] == {"3.1.1": ["01_clean（2024）", "03_trajectory（2025）"],
                                                      "3.0.0": ["04_county_gaps（2025）"]}
     assert "no package versions" in rt.packages_sentence([], "en")
+    assert "01_clean (2024), 03_trajectory (2025)" in rt.packages_sentence(differ, "en")
 
 
 def test_recommendation_rules_print_the_thresholds_in_use():
