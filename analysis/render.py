@@ -102,10 +102,11 @@ def absolute_image_paths(markdown: str) -> str:
 
 def render(plan: Plan, year: int, lang: str = "zh", processed_root: Path | None = None,
            out_dir: Path | None = None, engine: str = "auto", qmd: Path = REPORT_QMD,
-           work_dir: Path | None = None) -> dict[str, Path]:
+           work_dir: Path | None = None, check: bool = True) -> dict[str, Path]:
     """Render the report (reports/evaluation.qmd) for (city, year, lang); returns the files by format.
 
     Intermediate files go under work_dir (default build/, executed copies in reports/executed/).
+    With check, the results must come from one consistent run (ReportData.stale_reasons).
     """
     processed_root = Path(processed_root or PROCESSED)
     out_dir = Path(out_dir or REPORTS / "output")
@@ -115,6 +116,15 @@ def render(plan: Plan, year: int, lang: str = "zh", processed_root: Path | None 
     if engine == "quarto" and not shutil.which("quarto"):
         raise RenderError("engine 'quarto' asked for, but the quarto command is not on PATH")
     meta = report_metadata(plan, year, lang, processed_root)
+    from .report_data import ReportData, ReportDataError
+
+    try:
+        stale = ReportData(plan, int(year), lang, processed_root).stale_reasons() if check else []
+    except ReportDataError as exc:
+        raise RenderError(str(exc)) from exc
+    if stale:
+        raise RenderError("the results in data/processed are not from one consistent run: " + "; ".join(stale)
+                          + f". Rerun the notebooks: python -m analysis run --year {year}")
     stem = f"{plan.city}-{year}-evaluation{'' if lang == 'zh' else '-' + lang}"
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"city": plan.city, "year": int(year), "lang": lang, "processed_root": str(processed_root),

@@ -12,6 +12,9 @@ import pandas as pd
 
 from .config import PROCESSED, Plan, processed_dir
 
+SURVEY_YEAR_STAGES = ("01_clean", "02_weight_estimate")
+REPORT_YEAR_STAGES = ("03_trajectory", "04_county_gaps", "05_plan_progress")
+
 
 class ReportDataError(FileNotFoundError):
     """A result the report needs is missing: the message names the file and the notebook that writes it."""
@@ -113,13 +116,39 @@ class ReportData:
 
     @cached_property
     def manifests(self) -> list[dict[str, Any]]:
-        """Stage manifests of the survey years and the report year, oldest stage first."""
+        """Manifests of the runs behind this report: 01 and 02 of each survey year, 03-05 of the report year."""
         found = []
         for y in sorted(set(self.survey_years) | {self.year}):
             d = processed_dir(self.plan.city, y, self.processed_root)
+            stages = SURVEY_YEAR_STAGES if y in self.survey_years else ()
+            if y == self.year:
+                stages = (*stages, *REPORT_YEAR_STAGES)
             found += [json.loads(p.read_text(encoding="utf-8")) | {"year_dir": y}
-                      for p in sorted(d.glob("manifest-*.json"))]
+                      for p in sorted(d.glob("manifest-*.json")) if p.stem.removeprefix("manifest-") in stages]
         return found
+
+    def stale_reasons(self) -> list[str]:
+        """Why the results behind this report do not come from one consistent run (empty when they do)."""
+        from .provenance import sha256
+
+        reasons = []
+        by_stage = {(m["stage"], m["year_dir"]): m for m in self.manifests}
+        for stage in REPORT_YEAR_STAGES:
+            if (stage, self.year) not in by_stage:
+                reasons.append(f"no results of {stage} for {self.year}")
+        latest_input = max((m["created"] for m in self.manifests if m["stage"] in SURVEY_YEAR_STAGES), default="")
+        for (stage, year), m in by_stage.items():
+            if stage in REPORT_YEAR_STAGES and m["created"] < latest_input:
+                reasons.append(f"{stage} ({year}) ran before the latest survey-year stage it reads")
+            if stage == "02_weight_estimate" and ("01_clean", year) in by_stage \
+                    and m["created"] < by_stage[("01_clean", year)]["created"]:
+                reasons.append(f"02_weight_estimate ({year}) ran before 01_clean ({year})")
+        plan_hash = sha256(self.plan.path)
+        for m in self.manifests:
+            for name, digest in m["inputs"].items():
+                if Path(name).name == self.plan.path.name and digest != plan_hash:
+                    reasons.append(f"{m['stage']} ({m['year_dir']}) ran with another version of {self.plan.path.name}")
+        return sorted(set(reasons))
 
     def manifest_parameter(self, stage: str, name: str, year: int | None = None) -> Any:
         year = year or self.year

@@ -79,7 +79,8 @@ def test_offline_render_puts_processed_numbers_in_pdf(tmp_path, monkeypatch):
     # the mini report uses its own city id so the real plan's outputs are never touched
     monkeypatch.setattr(type(plan), "city", property(lambda self: "testcity"))
     files = render_mod.render(plan, 2025, processed_root=processed, out_dir=tmp_path / "out",
-                              engine="offline", qmd=FIXTURES / "mini.qmd")
+                              engine="offline", qmd=FIXTURES / "mini.qmd",
+                              work_dir=tmp_path / "work", check=False)
     text = pdf_text(files["pdf"])
     flat = re.sub(r"\s+", "", text)
     assert plan.data["city"]["report_title_zh"].replace("（", "(").replace("）", ")") in \
