@@ -91,6 +91,10 @@ def _decimals(values: Sequence[float], cap: int = 2) -> int:
     return most
 
 
+BLANKS = {"—", "", "-"}
+"""Text that stands for no value in a numeric column (suppressed or missing)."""
+
+
 def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and not _missing(v)
 
@@ -100,7 +104,9 @@ def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) 
 
     A column's decimals are `decimals[column]` if given, else the most any of
     its values needs, at most 2; integer-valued floats (1.0, 3000.0) print as
-    integers. Text cells (e.g. '—' of suppressed rows) are left as they are.
+    integers. Text cells (e.g. '—' of suppressed rows) are left as they are; in
+    a column that also holds other text (thresholds of different rules), each
+    number gets the decimals it needs.
     """
     decimals = dict(decimals or {})
     unknown = set(decimals) - set(df.columns)
@@ -111,6 +117,11 @@ def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) 
         values = [v.item() if hasattr(v, "item") and not isinstance(v, str) else v for v in df[c].tolist()]
         numbers = [v for v in values if _is_number(v)]
         if not numbers:
+            continue
+        texts = [v for v in values if isinstance(v, str) and v not in BLANKS]
+        if texts and c not in decimals:  # a column of mixed things (thresholds of several rules): each on its own
+            out[c] = pd.Series([f"{v:.{_decimals([v])}f}" if _is_number(v) else v for v in values],
+                               index=df.index, dtype=object)
             continue
         k = decimals.get(c, _decimals(numbers))
         out[c] = pd.Series([f"{v:.{k}f}" if _is_number(v) else v for v in values], index=df.index, dtype=object)

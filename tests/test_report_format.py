@@ -77,10 +77,10 @@ def test_md_table_fixed_decimals_per_column_and_no_thousands_separator():
     rf.PUBLISHED.clear()
     t = pd.DataFrame({"顺序": [1.0, 10.0], "样本": [3000.0, 12000.0], "估计": [12.7, 14.06],
                       "误差": [0.123456, 1.5], "代码": ["440802", "440803"], "年": [2024, 2025],
-                      "直接": pd.Series([38.0, "—"], dtype=object)})
+                      "直接": pd.Series([38.0, "—"], dtype=object), "阈值": pd.Series([15.0, "18–69"], dtype=object)})
     rows = rf.md_table(t, "t", "tbl-n").splitlines()[2:4]
-    assert rows[0] == "| 1 | 3000 | 12.70 | 0.12 | 440802 | 2024 | 38 |"
-    assert rows[1] == "| 10 | 12000 | 14.06 | 1.50 | 440803 | 2025 | — |"
+    assert rows[0] == "| 1 | 3000 | 12.70 | 0.12 | 440802 | 2024 | 38 | 15 |"
+    assert rows[1] == "| 10 | 12000 | 14.06 | 1.50 | 440803 | 2025 | — | 18–69 |"
     assert rf.PUBLISHED[-1][2]["估计"].tolist() == [12.7, 14.06]  # the workbook keeps the numbers
     given = rf.md_table(t, "t", "tbl-m", decimals={"估计": 1, "样本": 1}).splitlines()[2]
     assert given.startswith("| 1 | 3000.0 | 12.7 | 0.12 |")
