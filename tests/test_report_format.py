@@ -194,3 +194,13 @@ def test_report_data_reads_processed_and_names_missing_files(tmp_path):
         d.trajectory  # noqa: B018
     with pytest.raises(ReportDataError, match="expected one row for 2024/city/all/literate, found 0"):
         d.estimate(2024)
+
+
+def test_every_table_and_figure_of_the_report_is_referenced_in_its_text():
+    import re
+
+    sections = "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "reports" / "sections").glob("_*.qmd")))
+    labels = set(re.findall(r"[\"']((?:tbl|fig)-[\w-]+)[\"']", sections))
+    assert {"tbl-cleaning", "fig-groups-bar", "tbl-inequality", "tbl-overdue", "tbl-provenance"} <= labels
+    unreferenced = sorted(x for x in labels if f"@{x}" not in sections)
+    assert unreferenced == []
