@@ -243,7 +243,8 @@ def indicator_summary(specs: list[dict], ind: pd.DataFrame, year: int) -> list[d
         city = ind[(ind["indicator_id"] == spec["id"]) & (ind["scope"] == "city")]
         by_year = {int(r.year): (None if pd.isna(r.value) else round(float(r.value), 4))
                    for r in city.itertuples()}
-        item = {"id": spec["id"], "name_zh": spec["name_zh"], "target": spec["target"],
+        item = {"id": spec["id"], "name_zh": spec["name_zh"], "name_en": spec.get("name_en"),
+                "target": spec["target"],
                 "comparison": spec["comparison"], "unit": spec["unit"],
                 "deadline": spec["deadline"], "owner": spec.get("owner"),
                 "values_by_year": by_year}

@@ -97,7 +97,8 @@ def indicator_specs(plan: Plan, tasks: pd.DataFrame) -> list[dict[str, Any]]:
                 **overrides.get(ind["id"], {})}
         measure = find_measure(tasks, ind.get("source", "")) if ind.get("source") else None
         spec = {
-            "id": ind["id"], "name_zh": ind["name_zh"], "target": float(ind["target"]),
+            "id": ind["id"], "name_zh": ind["name_zh"], "name_en": ind.get("name_en"),
+            "target": float(ind["target"]),
             "comparison": ind.get("comparison", ">="), "unit": ind.get("unit", ""),
             "deadline": ind.get("deadline"), "source": ind.get("source", ""),
             "measure_id": measure["measure_id"] if measure is not None else None,
