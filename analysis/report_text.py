@@ -276,7 +276,7 @@ def group_sentence(estimates: pd.DataFrame, year: int, key_groups: list[dict[str
               f"Key groups in {year}: {_list(shown, lang)}." if shown else "")
     if hidden:
         text += tr(lang, f"{_list(hidden, lang)}样本量不足或估计不稳定，按披露控制规则不予发布。",
-                   f"{' ' if text else ''}{_list(hidden, lang)}: too few respondents or too unstable, suppressed.")
+                   f"{' ' if text else ''}Not published (too few respondents or too unstable): {_list(hidden, lang)}.")
     return text
 
 

@@ -198,7 +198,7 @@ def test_group_sentence_shown_hidden_and_empty():
     assert text == ("2025年重点人群中，农民 2.1%、产业工人 19.2%。"
                     "领导干部和公务员样本量不足或估计不稳定，按披露控制规则不予发布。")
     only_hidden = rt.group_sentence(estimates(groups=()), 2025, KEY_GROUPS[:1], "en")
-    assert only_hidden == "农民: too few respondents or too unstable, suppressed."
+    assert only_hidden == "Not published (too few respondents or too unstable): 农民."
 
 
 def test_annual_indicator_missed_in_early_years_shows_the_years():
