@@ -6,6 +6,7 @@ import hashlib
 import json
 import platform
 import subprocess
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -79,10 +80,11 @@ def write_manifest(
     return path
 
 
+def synthetic_in(manifests: Iterable[dict[str, Any]]) -> bool:
+    """True when any of these stage manifests lists an input whose name says 'synthetic'."""
+    return any("synthetic" in name for m in manifests for name in m.get("inputs", {}))
+
+
 def uses_synthetic_inputs(folder: Path) -> bool:
-    """True when any stage manifest below folder lists an input whose name says 'synthetic'."""
-    for manifest in Path(folder).rglob("manifest-*.json"):
-        inputs = json.loads(manifest.read_text(encoding="utf-8")).get("inputs", {})
-        if any("synthetic" in name for name in inputs):
-            return True
-    return False
+    """synthetic_in over every stage manifest below folder."""
+    return synthetic_in(json.loads(p.read_text(encoding="utf-8")) for p in Path(folder).rglob("manifest-*.json"))

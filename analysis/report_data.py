@@ -161,4 +161,6 @@ class ReportData:
 
     @cached_property
     def synthetic(self) -> bool:
-        return any("synthetic" in name for m in self.manifests for name in m["inputs"])
+        from .provenance import synthetic_in
+
+        return synthetic_in(self.manifests)
