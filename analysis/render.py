@@ -7,14 +7,16 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
-from datetime import date
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .config import PROCESSED, REPORTS, ROOT, Plan
+from .config import PROCESSED, REPORTS, ROOT, Plan, processed_dir
 from .provenance import uses_synthetic_inputs
 from .qmd import notebook_to_markdown, parse_qmd, to_notebook, typst_crossrefs
 
@@ -51,6 +53,29 @@ def typst_font_dir() -> Path:
     return FONT_DIR
 
 
+def source_date(plan: Plan, year: int, processed_root: Path) -> datetime:
+    """The report's fixed date (cover page, PDF and workbook timestamps), so reruns give identical files.
+
+    SOURCE_DATE_EPOCH when set (the reproducible-builds convention), else the last interview date
+    of the latest survey year up to the report year, else 31 December of the report year.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), UTC)
+        except ValueError as exc:
+            raise RenderError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, not {epoch!r}") from exc
+    for survey_year in sorted((y for y in plan.survey_years if y <= year), reverse=True):
+        clean = processed_dir(plan.city, survey_year, processed_root) / "survey_clean.parquet"
+        if clean.exists():
+            import pandas as pd
+
+            last = pd.read_parquet(clean, columns=["interview_date"])["interview_date"].max()
+            if not pd.isna(last):
+                return datetime(last.year, last.month, last.day, tzinfo=UTC)
+    return datetime(int(year), 12, 31, tzinfo=UTC)
+
+
 def report_metadata(plan: Plan, year: int, lang: str, processed_root: Path) -> dict[str, Any]:
     """Title block for the template, from the plan; the synthetic-data notice when demo data are used."""
     city = plan.data["city"]
@@ -60,22 +85,23 @@ def report_metadata(plan: Plan, year: int, lang: str, processed_root: Path) -> d
         raise RenderError(f"no stage outputs under {city_dir}: run the notebooks first (python -m analysis run)")
     synthetic = uses_synthetic_inputs(city_dir)
     final = year >= end
+    when = source_date(plan, year, processed_root)
     if lang == "zh":
         title = city["report_title_zh"] if final else f"{city['name_zh']}全民科学素质行动监测报告（{year}年）"
         subtitle = f"{city['plan_document']} 实施情况{'总结评估' if final else '年度监测'}"
         issuer = city.get("lead_agency_zh")
         notice = ("本报告使用合成数据（synthetic data）演示评估方法，所有调查数字均由确定性合成数据生成器产生，"
                   f"不是{city['name_zh']}的真实调查结果，不得作为政策依据引用。") if synthetic else None
-        when = f"{date.today().year}年{date.today().month}月"
+        shown = f"{when.year}年{when.month}月"
     else:
         title = city["report_title_en"] if final else f"{city['name_en']} Civic Scientific Literacy Monitoring Report {year}"
         subtitle = f"Plan period {start}-{end}, {'final evaluation' if final else 'annual monitoring'}"
         issuer = city.get("lead_agency_en", city["name_en"])
         notice = ("This report uses SYNTHETIC demo data to demonstrate the evaluation methods. No figure in it is a real "
                   "survey result of the city; do not cite it.") if synthetic else None
-        when = date.today().isoformat()
-    return {"title": title, "subtitle": subtitle, "issuer": issuer, "date": when, "notice": notice,
-            "lang": lang, "synthetic": synthetic}
+        shown = when.date().isoformat()
+    return {"title": title, "subtitle": subtitle, "issuer": issuer, "date": shown, "notice": notice,
+            "lang": lang, "synthetic": synthetic, "timestamp": when}
 
 
 def _typst_string(value: Any) -> str:
@@ -84,10 +110,14 @@ def _typst_string(value: Any) -> str:
     return "[" + str(value).replace("\\", "\\\\").replace("]", "\\]").replace("[", "\\[").replace("#", "\\#") + "]"
 
 
+def _typst_date(when: datetime) -> str:
+    return f"datetime(year: {when.year}, month: {when.month}, day: {when.day})"
+
+
 def typst_preamble(meta: dict[str, Any]) -> str:
     args = ", ".join(f"{k}: {_typst_string(meta[k])}" for k in ("title", "subtitle", "issuer", "date", "notice"))
     return (f'#import "{TEMPLATE.resolve()}": *\n'
-            f'#show: cityreport.with({args}, lang: "{meta["lang"]}")\n\n')
+            f'#show: cityreport.with({args}, pdf-date: {_typst_date(meta["timestamp"])}, lang: "{meta["lang"]}")\n\n')
 
 
 def absolute_image_paths(markdown: str) -> str:
@@ -105,8 +135,10 @@ def render(plan: Plan, year: int, lang: str = "zh", processed_root: Path | None 
            work_dir: Path | None = None, check: bool = True) -> dict[str, Path]:
     """Render the report (reports/evaluation.qmd) for (city, year, lang); returns the files by format.
 
-    Intermediate files go under work_dir (default build/, executed copies in reports/executed/).
-    With check, the results must come from one consistent run (ReportData.stale_reasons).
+    Everything is rendered in a work folder (work_dir, default build/) and the PDF, HTML and
+    workbook are moved into out_dir together only when all of them were made, so a failed
+    render leaves the previous outputs as they were. With check, the results must come from
+    one consistent run (ReportData.stale_reasons).
     """
     processed_root = Path(processed_root or PROCESSED)
     out_dir = Path(out_dir or REPORTS / "output")
@@ -126,56 +158,135 @@ def render(plan: Plan, year: int, lang: str = "zh", processed_root: Path | None 
         raise RenderError("the results in data/processed are not from one consistent run: " + "; ".join(stale)
                           + f". Rerun the notebooks: python -m analysis run --year {year}")
     stem = f"{plan.city}-{year}-evaluation{'' if lang == 'zh' else '-' + lang}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    params = {"city": plan.city, "year": int(year), "lang": lang, "processed_root": str(processed_root),
-              "raw_dir": str(plan.raw_dir), "workbook": str(out_dir / f"{stem}-tables.xlsx")}
-    Path(params["workbook"]).unlink(missing_ok=True)  # never hand back an earlier run's workbook
     work = Path(work_dir) if work_dir else ROOT / "build"
+    staging = work / ("quarto" if use_quarto else "offline") / stem
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    params = {"city": plan.city, "year": int(year), "lang": lang, "processed_root": str(processed_root),
+              "raw_dir": str(plan.raw_dir), "workbook": str(staging / f"{stem}-tables.xlsx")}
     executed = Path(work_dir) / "executed" if work_dir else REPORTS / "executed"
     t0 = time.perf_counter()
-    if use_quarto:
-        files = _render_quarto(Path(qmd), params, meta, out_dir, stem, work)
-    else:
-        files = _render_offline(Path(qmd), params, meta, out_dir, stem, work, executed)
+    with report_environment(meta["timestamp"]):
+        if use_quarto:
+            made = _render_quarto(Path(qmd), params, meta, staging, stem)
+        else:
+            made = _render_offline(Path(qmd), params, meta, staging, stem, executed)
+    workbook = Path(params["workbook"])
+    if workbook.exists():
+        made["xlsx"] = workbook
+    files = publish(made, out_dir, stale=[out_dir / workbook.name])
     log.info("rendered %s in %.1f s", ", ".join(str(p) for p in files.values()), time.perf_counter() - t0)
     return files
 
 
-def _render_quarto(qmd: Path, params: dict[str, Any], meta: dict[str, Any], out_dir: Path, stem: str,
-                   work: Path) -> dict[str, Path]:
-    build = work / "quarto"
-    build.mkdir(parents=True, exist_ok=True)
-    meta_file = build / f"{stem}-meta.yml"
-    meta_file.write_text(yaml.safe_dump({k: v for k, v in meta.items() if k != "synthetic"},
-                                        allow_unicode=True), encoding="utf-8")
+@contextmanager
+def report_environment(when: datetime):
+    """Environment for the report's kernel and tools: the running interpreter, its fonts, a fixed date.
+
+    Quarto runs the cells with QUARTO_PYTHON (else whatever python3 is first on PATH), and the
+    kernel, papermill's too, inherits SOURCE_DATE_EPOCH, which the workbook writer reads.
+    Typst gets the fonts through TYPST_FONT_PATHS (Quarto ignores -M font-paths).
+    """
+    env = {"QUARTO_PYTHON": sys.executable,
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+           "TYPST_FONT_PATHS": str(typst_font_dir()),
+           "SOURCE_DATE_EPOCH": str(int(when.timestamp()))}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def publish(made: dict[str, Path], out_dir: Path, stale: list[Path] = ()) -> dict[str, Path]:
+    """Move finished files into out_dir together: all are copied in under temporary names first."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pending: list[tuple[Path, Path]] = []
+    try:
+        for src in made.values():
+            tmp = out_dir / f".{src.name}.partial"
+            shutil.copyfile(src, tmp)
+            pending.append((tmp, out_dir / src.name))
+    except OSError as exc:
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+        raise RenderError(f"could not write into {out_dir}: {exc}") from exc
+    for tmp, final in pending:
+        os.replace(tmp, final)
+    produced = {final for _, final in pending}
+    for old in stale:  # an earlier run's file this run did not make again
+        if old not in produced:
+            old.unlink(missing_ok=True)
+    return {kind: out_dir / src.name for kind, src in made.items()}
+
+
+QUARTO_FILES = ("sections", "template")
+"""What the report's .qmd reads besides itself, copied beside it into the Quarto work folder."""
+
+
+def quarto_project(qmd: Path, meta: dict[str, Any], folder: Path, stem: str) -> Path:
+    """A Quarto project in folder: the .qmd, its sections and template, _quarto.yml and the metadata.
+
+    Rendering a copy keeps Quarto's side effects (.quarto/, .gitignore entries, the .typ, the
+    *_files folder, the executed .quarto_ipynb) out of the repository. Returns the copied .qmd.
+    """
+    for name in QUARTO_FILES:
+        if (qmd.parent / name).is_dir():
+            shutil.copytree(qmd.parent / name, folder / name)
+    copy = folder / f"{stem}.qmd"
+    shutil.copyfile(qmd, copy)
+    config = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
+    project = config.setdefault("project", {})
+    project.pop("output-dir", None)  # outputs stay beside the copy, where Quarto keeps their _files
+    project["render"] = [copy.name]
+    typst = config.setdefault("format", {}).setdefault("typst", {})
+    typst["template-partials"] = [f"template/{Path(p).name}" for p in typst.get("template-partials", [])]
+    html = config["format"].setdefault("html", {})
+    if "css" in html:
+        html["css"] = f"template/{Path(html['css']).name}"
+    cover = folder / "cover.html"
+    cover.write_text(cover_html(meta), encoding="utf-8")
+    html["include-before-body"] = cover.name
+    config["filters"] = ["template/project-paths.lua", *config.get("filters", [])]
+    (folder / "_quarto.yml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
+                                        encoding="utf-8")
+    fields = {k: v for k, v in meta.items() if k not in {"synthetic", "timestamp", "date"}}
+    when: datetime = meta["timestamp"]
+    # 'date' is parsed by Quarto (2026年11月 becomes "Invalid Date"); the template prints report-date as text
+    fields |= {"report-date": meta["date"], "pdf-year": when.year, "pdf-month": when.month, "pdf-day": when.day}
+    (folder / "_metadata.yml").write_text(yaml.safe_dump(fields, allow_unicode=True), encoding="utf-8")
+    return copy
+
+
+def _render_quarto(qmd: Path, params: dict[str, Any], meta: dict[str, Any], folder: Path,
+                   stem: str) -> dict[str, Path]:
+    copy = quarto_project(qmd, meta, folder, stem)
     files: dict[str, Path] = {}
     for fmt, ext in (("typst", "pdf"), ("html", "html")):
-        cmd = ["quarto", "render", str(qmd), "--to", fmt, "--output", f"{stem}.{ext}",
-               "--metadata-file", str(meta_file), "-M", f"font-paths:{typst_font_dir()}"]
-        if ext == "html":
-            cmd += ["-M", "embed-resources:true"]
+        cmd = ["quarto", "render", copy.name, "--to", fmt, "--metadata-file", "_metadata.yml"]
         for k, v in params.items():
             cmd += ["-P", f"{k}:{v}"]
-        log.info("quarto: %s", " ".join(cmd))
-        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        log.info("quarto: %s (in %s)", " ".join(cmd), folder)
+        env = os.environ | {"CITYREPORT_PROJECT_ROOT": str(ROOT)}
+        res = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=env)
         if res.returncode != 0:
-            raise RenderError(f"quarto render --to {fmt} failed:\n{res.stderr[-4000:]}")
-        # the project's output-dir (_quarto.yml) or, for a file outside the project, beside the .qmd
-        produced = next((p for p in (ROOT / "reports" / "output" / f"{stem}.{ext}", qmd.parent / f"{stem}.{ext}")
-                         if p.exists()), None)
-        if produced is None:
-            raise RenderError(f"quarto reported success but wrote no {stem}.{ext}")
-        target = out_dir / f"{stem}.{ext}"
-        if produced.resolve() != target.resolve():
-            shutil.move(str(produced), target)
-        files[ext] = target
-    if Path(params["workbook"]).exists():
-        files["xlsx"] = Path(params["workbook"])
+            raise RenderError(f"quarto render --to {fmt} failed (work folder {folder}):\n{res.stderr[-4000:]}")
+        produced = folder / f"{stem}.{ext}"
+        if not produced.exists():
+            raise RenderError(f"quarto reported success but wrote no {produced}")
+        files[ext] = produced
     return files
 
 
-def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any], out_dir: Path, stem: str,
-                    work: Path, executed: Path) -> dict[str, Path]:
+def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any], build: Path, stem: str,
+                    executed: Path) -> dict[str, Path]:
+    import nbformat
     import papermill as pm
     import pypandoc
     import typst
@@ -186,8 +297,6 @@ def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any]
     executed_dir.mkdir(parents=True, exist_ok=True)
     source_nb = executed_dir / f"{stem}-source.ipynb"
     executed_nb = executed_dir / f"{stem}.ipynb"
-    import nbformat
-
     nbformat.write(to_notebook(qmd), source_nb)
     log.info("executing %s", qmd_path)
     try:
@@ -197,43 +306,31 @@ def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any]
     except PapermillExecutionError as exc:
         raise RenderError(f"report cell {exc.cell_index} failed: {exc.ename}: {exc.evalue} "
                           f"(executed copy: {executed_nb})") from exc
-    build = work / "offline" / stem
-    if build.exists():
-        shutil.rmtree(build)
-    build.mkdir(parents=True)
     md = notebook_to_markdown(nb, qmd.front_matter, build / "assets", str((build / "assets").resolve()))
     (build / f"{stem}.md").write_text(md, encoding="utf-8")
     md = absolute_image_paths(md)
     body = pypandoc.convert_text(typst_crossrefs(md), "typst", format="markdown-citations+raw_attribute")
     typ = build / f"{stem}.typ"
     typ.write_text(typst_preamble(meta) + body, encoding="utf-8")
-    pdf = out_dir / f"{stem}.pdf"
-    tmp = pdf.with_suffix(".pdf.tmp")
+    pdf = build / f"{stem}.pdf"
     try:
-        typst.compile(str(typ), output=str(tmp), root="/", font_paths=[str(typst_font_dir())])
+        typst.compile(str(typ), output=str(pdf), root="/", font_paths=[str(typst_font_dir())])
     except Exception as exc:  # typst raises its own error type carrying the diagnostics
         raise RenderError(f"typst failed on {typ}: {exc}") from exc
-    os.replace(tmp, pdf)
-    files = {"pdf": pdf}
-    html = out_dir / f"{stem}.html"
-    files["html"] = _html(md, meta, html)
-    workbook = Path(params["workbook"])
-    if workbook.exists():
-        files["xlsx"] = workbook
-    return files
+    return {"pdf": pdf, "html": _html(md, meta, build / f"{stem}.html")}
 
 
-HTML_CSS = """
-body { font-family: 'Noto Serif CJK SC', 'Noto Sans CJK SC', serif; max-width: 60em; margin: 2em auto;
-       line-height: 1.7; padding: 0 1em; color: #222; }
-h1, h2, h3, header .title { font-family: 'Noto Sans CJK SC', sans-serif; }
-header .title { color: #9b1c1c; text-align: center; font-size: 1.8em; }
-.notice { border: 1px solid #9b1c1c; background: #fdf2f2; color: #9b1c1c; padding: .8em; margin: 1em 0; }
-table { border-collapse: collapse; font-size: .85em; margin: 1em auto; }
-th { border-top: 2px solid #333; border-bottom: 1px solid #333; padding: .2em .6em; }
-td { padding: .15em .6em; } caption { font-weight: bold; padding: .4em; }
-figure { text-align: center; } img { max-width: 100%; } figcaption { font-size: .9em; }
-"""
+def cover_html(meta: dict[str, Any]) -> str:
+    """Issuer, date and the synthetic-data notice under the HTML title (both render paths)."""
+    from html import escape
+
+    lines = [f'<p class="issuer">{escape(meta["issuer"])}</p>' if meta.get("issuer") else "",
+             f'<p class="report-date">{escape(meta["date"])}</p>',
+             f'<div class="notice">{escape(meta["notice"])}</div>' if meta.get("notice") else ""]
+    return '<div class="cover">\n' + "\n".join(x for x in lines if x) + "\n</div>\n"
+
+
+HTML_CSS = TEMPLATE.parent / "report.css"
 
 
 def _html(md: str, meta: dict[str, Any], path: Path) -> Path:
@@ -242,19 +339,13 @@ def _html(md: str, meta: dict[str, Any], path: Path) -> Path:
 
     from .report_format import number_crossrefs
 
-    notice = f'<div class="notice">{meta["notice"]}</div>\n\n' if meta.get("notice") else ""
-    header = f"{notice}"
-    css = path.parent / ".report.css"
-    css.write_text(HTML_CSS, encoding="utf-8")
+    css = HTML_CSS
     body = number_crossrefs(absolute_image_paths(md), meta["lang"])
-    html = pypandoc.convert_text(
-        header + body, "html5", format="markdown-citations",
+    pypandoc.convert_text(
+        cover_html(meta) + "\n" + body, "html5", format="markdown-citations",
         extra_args=["--standalone", "--embed-resources", f"--css={css}",
                     f"--metadata=title:{meta['title']}", f"--metadata=subtitle:{meta['subtitle']}",
                     f"--metadata=lang:{'zh-CN' if meta['lang'] == 'zh' else 'en'}",
                     "--toc", "--toc-depth=2", "--number-sections", "--quiet"],
-        outputfile=str(path.with_suffix(".tmp.html")))
-    del html
-    css.unlink()
-    os.replace(path.with_suffix(".tmp.html"), path)
+        outputfile=str(path))
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -200,8 +201,40 @@ def write_workbook(path: Path, title: str, notice: str | None,
             for col in sheet.columns:
                 width = max(len(str(c.value or "")) for c in col[:50])
                 sheet.column_dimensions[col[0].column_letter].width = min(40, max(8, width * 1.6))
+    pin_timestamps(tmp)
     tmp.replace(path)
     return path
+
+
+_CORE_DATE = re.compile(r"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)")
+
+
+def pin_timestamps(path: Path) -> None:
+    """Give an .xlsx SOURCE_DATE_EPOCH as its document dates and zip entry times (when that is set).
+
+    openpyxl stamps the save time into docProps/core.xml and every zip entry, so two runs
+    on the same data would differ; the report's renderer sets SOURCE_DATE_EPOCH.
+    """
+    import os
+    import zipfile
+    from datetime import UTC, datetime
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not epoch:
+        return
+    when = datetime.fromtimestamp(int(epoch), UTC)
+    stamp = max(when, datetime(1980, 1, 1, tzinfo=UTC)).timetuple()[:6]  # zip dates start in 1980
+    iso = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with zipfile.ZipFile(path) as src:
+        entries = [(info.filename, src.read(info)) for info in src.infolist()]
+    with zipfile.ZipFile(path, "w") as out:
+        for name, data in entries:
+            if name == "docProps/core.xml":
+                data = _CORE_DATE.sub(lambda m: m.group(1) + iso + m.group(2), data.decode("utf-8")).encode("utf-8")
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o600 << 16
+            out.writestr(info, data)
 
 
 def number_crossrefs(markdown: str, lang: str = "zh") -> str:
