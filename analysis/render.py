@@ -226,33 +226,28 @@ def publish(made: dict[str, Path], out_dir: Path, stale: list[Path] = ()) -> dic
     return {kind: out_dir / src.name for kind, src in made.items()}
 
 
-QUARTO_FILES = ("sections", "template")
-"""What the report's .qmd reads besides itself, copied beside it into the Quarto work folder."""
-
-
 def quarto_project(qmd: Path, meta: dict[str, Any], folder: Path, stem: str) -> Path:
-    """A Quarto project in folder: the .qmd, its sections and template, _quarto.yml and the metadata.
+    """A Quarto project in folder: the .qmd with the parts it includes, the template, _quarto.yml, metadata.
 
     Rendering a copy keeps Quarto's side effects (.quarto/, .gitignore entries, the .typ, the
     *_files folder, the executed .quarto_ipynb) out of the repository. Returns the copied .qmd.
     """
-    for name in QUARTO_FILES:
-        if (qmd.parent / name).is_dir():
-            shutil.copytree(qmd.parent / name, folder / name)
+    for part in qmd.parent.glob("*.qmd"):  # included parts beside the report
+        if part != qmd:
+            shutil.copyfile(part, folder / part.name)
+    if (qmd.parent / "sections").is_dir():
+        shutil.copytree(qmd.parent / "sections", folder / "sections")
+    shutil.copytree(TEMPLATE.parent, folder / "template")
     copy = folder / f"{stem}.qmd"
     shutil.copyfile(qmd, copy)
     config = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
     project = config.setdefault("project", {})
     project.pop("output-dir", None)  # outputs stay beside the copy, where Quarto keeps their _files
     project["render"] = [copy.name]
-    typst = config.setdefault("format", {}).setdefault("typst", {})
-    typst["template-partials"] = [f"template/{Path(p).name}" for p in typst.get("template-partials", [])]
-    html = config["format"].setdefault("html", {})
-    if "css" in html:
-        html["css"] = f"template/{Path(html['css']).name}"
-    cover = folder / "cover.html"
-    cover.write_text(cover_html(meta), encoding="utf-8")
-    html["include-before-body"] = cover.name
+    for options in config.get("format", {}).values():  # paths relative to the copy
+        for key in ("template-partials", "css"):
+            if key in options:
+                options[key] = [f"template/{Path(p).name}" for p in options[key]]
     config["filters"] = ["template/project-paths.lua", *config.get("filters", [])]
     (folder / "_quarto.yml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
                                         encoding="utf-8")

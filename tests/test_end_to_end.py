@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import openpyxl
@@ -13,37 +12,13 @@ import pytest
 from pypdf import PdfReader
 from test_render import assert_no_missing_glyphs, pdf_text
 
-from analysis import synth, synth_progress
-from analysis.config import RAW, load_plan
-from analysis.executors import LocalExecutor
-from analysis.pipeline import run_pipeline
-from analysis.render import render
 from analysis.report_format import pct, prob
-
-COMMITTED_INPUTS = ("plan", "benchmarks", "census/zhanjiang-population-published.csv")
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    raw = tmp / "raw"
-    for item in COMMITTED_INPUTS:
-        src = RAW / item
-        if src.is_dir():
-            shutil.copytree(src, raw / item)
-        else:
-            (raw / item).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, raw / item)
-    plan = load_plan("zhanjiang", raw)
-    synth.build_demo(plan, n_per_year=900)
-    synth_progress.build_demo_returns(plan)
-    processed = tmp / "processed"
-    lines: list[str] = []
-    ran = run_pipeline(plan, 2025, executor=LocalExecutor(2), processed_root=processed,
-                       executed_root=tmp / "executed", echo=lines.append)
-    files = render(plan, 2025, processed_root=processed, out_dir=tmp / "out", engine="offline",
-                   work_dir=tmp / "work")
-    return plan, processed, files, ran, lines, tmp / "work"
+def rendered(demo_pipeline, offline_report):
+    d = demo_pipeline  # tests/conftest.py: the pipeline runs once a session, shared with test_quarto.py
+    return d.plan, d.processed, offline_report.files, d.ran, d.lines, offline_report.work
 
 
 @pytest.mark.slow

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 from fontTools.ttLib import TTCollection, TTFont
 from pypdf import PdfReader
@@ -60,8 +63,8 @@ def test_parse_qmd_rejects_unclosed_cell(tmp_path):
         parse_qmd(bad)
 
 
-@pytest.mark.slow
-def test_offline_render_puts_processed_numbers_in_pdf(tmp_path, monkeypatch):
+def mini_report(tmp_path: Path, monkeypatch) -> tuple:
+    """The mini report's inputs (facts.json, a figure, a manifest) under tmp_path; returns (plan, processed)."""
     plan = load_plan("zhanjiang")
     processed = tmp_path / "processed"
     year_dir = processed / "testcity" / "2025"
@@ -78,6 +81,36 @@ def test_offline_render_puts_processed_numbers_in_pdf(tmp_path, monkeypatch):
     write_manifest(year_dir, "01_clean", [raw], [], {"year": 2025})
     # the mini report uses its own city id so the real plan's outputs are never touched
     monkeypatch.setattr(type(plan), "city", property(lambda self: "testcity"))
+    return plan, processed
+
+
+def broken_copy(tmp_path: Path) -> Path:
+    """The mini report with a last cell that fails, as a report with a bug would."""
+    folder = tmp_path / "broken"
+    shutil.copytree(FIXTURES, folder)
+    qmd = folder / "mini.qmd"
+    qmd.write_text(qmd.read_text(encoding="utf-8") + "\n```{python}\nraise ValueError('planted failure')\n```\n",
+                   encoding="utf-8")
+    return qmd
+
+
+def assert_failed_render_changed_nothing(plan, processed, tmp_path, engine: str) -> None:
+    out = tmp_path / "out"
+    files = render_mod.render(plan, 2025, processed_root=processed, out_dir=out, engine=engine,
+                              qmd=FIXTURES / "mini.qmd", work_dir=tmp_path / "work", check=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {files["pdf"].name, files["html"].name}
+    with pytest.raises(render_mod.RenderError, match="planted failure|failed"):
+        render_mod.render(plan, 2025, processed_root=processed, out_dir=out, engine=engine,
+                          qmd=broken_copy(tmp_path), work_dir=tmp_path / "work", check=False)
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after.keys() == before.keys()  # no partial file left behind
+    assert all(after[k] == before[k] for k in before)
+
+
+@pytest.mark.slow
+def test_offline_render_puts_processed_numbers_in_pdf(tmp_path, monkeypatch):
+    plan, processed = mini_report(tmp_path, monkeypatch)
     files = render_mod.render(plan, 2025, processed_root=processed, out_dir=tmp_path / "out",
                               engine="offline", qmd=FIXTURES / "mini.qmd",
                               work_dir=tmp_path / "work", check=False)
@@ -94,3 +127,39 @@ def test_offline_render_puts_processed_numbers_in_pdf(tmp_path, monkeypatch):
     images = sum(len(page.images) for page in reader.pages)
     assert images == 1
     assert_no_missing_glyphs(text)
+    assert "2025年12月" in flat  # no survey data: the report's date is the end of the report year
+    assert reader.metadata.creation_date.date() == date(2025, 12, 31)
+
+
+@pytest.mark.slow
+def test_failed_offline_render_leaves_previous_outputs(tmp_path, monkeypatch):
+    plan, processed = mini_report(tmp_path, monkeypatch)
+    assert_failed_render_changed_nothing(plan, processed, tmp_path, "offline")
+
+
+def test_report_date_from_source_date_epoch_else_data(tmp_path, monkeypatch):
+    plan, processed = mini_report(tmp_path, monkeypatch)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767139200")  # 2025-12-31T00:00:00Z
+    assert render_mod.source_date(plan, 2025, processed) == datetime(2025, 12, 31, tzinfo=UTC)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1761955200")  # 2025-11-01
+    assert render_mod.report_metadata(plan, 2025, "zh", processed)["date"] == "2025年11月"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(render_mod.RenderError, match="SOURCE_DATE_EPOCH"):
+        render_mod.source_date(plan, 2025, processed)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    clean = processed / "testcity" / "2023"
+    clean.mkdir(parents=True)
+    pd.DataFrame({"interview_date": pd.to_datetime(["2023-03-02", "2023-10-17", None])}).to_parquet(
+        clean / "survey_clean.parquet")
+    assert render_mod.source_date(plan, 2025, processed) == datetime(2023, 10, 17, tzinfo=UTC)
+    assert render_mod.source_date(plan, 2022, processed) == datetime(2022, 12, 31, tzinfo=UTC)
+
+
+@pytest.mark.slow
+def test_two_offline_renders_are_byte_identical(demo_pipeline, offline_report):
+    d = demo_pipeline
+    again = render_mod.render(d.plan, 2025, processed_root=d.processed, out_dir=d.tmp / "out-again",
+                              engine="offline", work_dir=d.tmp / "work-again")
+    assert set(again) == {"pdf", "html", "xlsx"}
+    for kind, path in again.items():
+        assert path.read_bytes() == offline_report.files[kind].read_bytes(), f"{kind} differs between two renders"
