@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 CITY   ?= zhanjiang
 YEAR   ?= 2025
 LANGS  ?= zh
+# report renderer: auto (Quarto when the quarto command exists, else offline), quarto or offline
+ENGINE ?= auto
 
 .PHONY: report test lint demo clean-processed
 
@@ -20,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python -m analysis demo --city $(CITY) --if-absent
 
 report: demo
-	$(BIN)/python -m analysis run --city $(CITY) --year $(YEAR) --lang $(LANGS)
+	$(BIN)/python -m analysis run --city $(CITY) --year $(YEAR) --lang $(LANGS) --engine $(ENGINE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
