@@ -98,7 +98,7 @@ def test_quarto_renders_are_byte_identical(demo_pipeline, quarto_report):
     files, _, _ = quarto_report
     again = render_mod.render(d.plan, 2025, processed_root=d.processed, out_dir=d.tmp / "quarto-out-again",
                               engine="quarto", work_dir=d.tmp / "quarto-work-again")
-    for kind in ("pdf", "xlsx"):
+    for kind in ("pdf", "html", "xlsx"):
         assert again[kind].read_bytes() == files[kind].read_bytes(), f"{kind} differs between two Quarto renders"
 
 
