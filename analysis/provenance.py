@@ -58,8 +58,9 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def locked_versions(lock: Path = LOCK_FILE) -> dict[str, str]:
-    """Package -> version the lock file pins for this interpreter and platform (markers evaluated)."""
+def locked_versions(lock: Path = LOCK_FILE, environment: dict[str, str] | None = None) -> dict[str, str]:
+    """Package -> version the lock file pins for this interpreter and platform (markers evaluated),
+    or for the marker `environment` given (e.g. {"python_full_version": "3.11.9", "sys_platform": "linux"})."""
     from packaging.markers import Marker
 
     pins: dict[str, str] = {}
@@ -67,7 +68,7 @@ def locked_versions(lock: Path = LOCK_FILE) -> dict[str, str]:
     for m in LOCK_LINE.finditer(Path(lock).read_text(encoding="utf-8")):
         marker = m["marker"]
         if marker and marker not in applies:
-            applies[marker] = Marker(marker).evaluate()
+            applies[marker] = Marker(marker).evaluate(environment)
         if not marker or applies[marker]:
             pins[_normalise(m["name"])] = m["version"]
     return pins
