@@ -48,8 +48,6 @@ def check_environment(strict: bool) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from . import synth, synth_progress
-
     plan = load_plan(args.city, args.raw_dir)
     survey_present = all(plan.raw_survey_path(y).exists() for y in plan.survey_years)
     progress_present = any((plan.raw_dir / "progress").glob(f"{plan.city}-*-synthetic.xlsx"))
@@ -58,6 +56,8 @@ def _demo(args: argparse.Namespace) -> int:
     if args.if_absent and inputs_present:
         print(f"demo inputs present under {plan.raw_dir} (synthetic); not rebuilt")
         return 0
+    from . import synth, synth_progress  # imported only when building: keeps `make report` quick
+
     t0 = time.perf_counter()
     written = synth.build_demo(plan, seed=args.seed, n_per_year=args.n)
     returns = synth_progress.build_demo_returns(plan, seed=args.seed)
