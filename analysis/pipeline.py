@@ -424,7 +424,7 @@ class RunPlan:
         if stamp is not None:
             missing = _missing_outputs(stamp, self.processed_root)
             if missing:
-                state.reasons.append(f"output {missing[0]} missing" + (f" (and {len(missing) - 1} more)"
+                state.reasons.append(f"output {missing[0]} missing or changed" + (f" (and {len(missing) - 1} more)"
                                                                        if len(missing) > 1 else ""))
         return state
 
