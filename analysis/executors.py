@@ -96,6 +96,13 @@ def LocalExecutor(max_workers: int = 2) -> ProcessPoolExecutor:  # noqa: N802 - 
                                initializer=worker_init, initargs=(os.getpid(),))
 
 
+def terminate(executor: Executor) -> None:
+    """Stop a local pool's workers now (each ends its kernels first); other executors are left alone."""
+    for proc in list((getattr(executor, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+
+
 EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "serial": SerialExecutor}
 
 
