@@ -291,7 +291,7 @@ class TaskState:
     components: dict[str, Any] = field(default_factory=dict)
     key: str = ""
     reasons: list[str] = field(default_factory=list)     # why it runs (empty: up to date)
-    after: list[str] = field(default_factory=list)       # upstream tasks that rerun first
+    after: list[str] = field(default_factory=list)       # prerequisites that rerun (or may) first
 
     @property
     def up_to_date(self) -> bool:
@@ -408,11 +408,11 @@ class RunPlan:
         state = TaskState(task, comps, _digest(comps))
         stamp = self.stamps.get(task)
         if planning:
-            state.after = [u.id for u in sorted(self.upstream[task], key=self.tasks.index)
-                           if u in self.states and not self.states[u].up_to_date]
-            compare = dict(comps, upstream={k: v for k, v in comps["upstream"].items() if k not in state.after})
+            rerun = {u.id for u in self.upstream[task] if u in self.states and not self.states[u].up_to_date}
+            state.after = [d.id for d in sorted(self.deps[task], key=self.tasks.index) if d.id in rerun]
+            compare = dict(comps, upstream={k: v for k, v in comps["upstream"].items() if k not in rerun})
             old = None if stamp is None else dict(stamp["components"], upstream={
-                k: v for k, v in stamp["components"].get("upstream", {}).items() if k not in state.after})
+                k: v for k, v in stamp["components"].get("upstream", {}).items() if k not in rerun})
         else:
             compare, old = comps, (stamp or {}).get("components")
         if self.force:
