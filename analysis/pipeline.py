@@ -253,7 +253,8 @@ def _read_stamp(path: Path) -> dict[str, Any] | None:
         stamp = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return stamp if isinstance(stamp, dict) and "key" in stamp else None
+    # a stamp of an older runner (no components) counts as no stamp: the task runs once more
+    return stamp if isinstance(stamp, dict) and "key" in stamp and "components" in stamp else None
 
 
 def _write_stamp(path: Path, stamp: dict[str, Any]) -> None:
@@ -635,19 +636,23 @@ def run_pipeline(plan: Plan, year: int, executor: Executor | None = None,
     counter = len(done)
     try:
         while pending or running:
-            for t in [t for t in pending if rp.deps[t] <= done]:
-                if len(running) >= slots:
-                    break
-                pending.remove(t)
-                state = rp.assess(t) if rp.states[t].after else rp.states[t]
-                if not state.reasons:  # its upstream reran and came out the same
-                    done.add(t)
-                    counter += 1
-                    progress.skip(counter, total, t)
-                    continue
-                progress.start(counter + len(running) + 1, total, t)
-                job = _submit(executor, rp, t, state, executed_root, verbose)
-                running[job.future] = job
+            skipped = True
+            while skipped:  # a skipped task may make others ready at once
+                skipped = False
+                for t in [t for t in pending if rp.deps[t] <= done]:
+                    if len(running) >= slots:
+                        break
+                    pending.remove(t)
+                    state = rp.assess(t) if rp.states[t].after else rp.states[t]
+                    if not state.reasons:  # its upstream reran and came out the same
+                        done.add(t)
+                        counter += 1
+                        progress.skip(counter, total, t)
+                        skipped = True
+                        continue
+                    progress.start(counter + len(running) + 1, total, t)
+                    job = _submit(executor, rp, t, state, executed_root, verbose)
+                    running[job.future] = job
             if not running:
                 if pending:
                     raise PipelineError(f"cannot schedule {', '.join(t.id for t in pending)}: prerequisites missing")

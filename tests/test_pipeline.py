@@ -277,3 +277,30 @@ def test_progress_bar_names_the_running_task_and_counts_tasks():
     bar.skip(3, 3, Task("03_trajectory", 2020))
     bar.close()
     assert "3/3 tasks" in out.getvalue()
+
+
+def _fake_notebook(source, year, params, executed, retries=2, log_file=None, verbose=False):
+    """Stands in for papermill: each toy stage writes fixed files into the (staging) folder it is given."""
+    stage = Path(source).stem
+    out = Path(params["processed_root"]) / params["city"] / str(year)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stage}.json").write_text(json.dumps({"year": year}))
+    (out / f"manifest-{stage}.json").write_text("{}")
+    return 0.01
+
+
+def test_a_task_skipped_after_an_unchanged_upstream_lets_the_tasks_after_it_run(toy, monkeypatch):
+    plan, nbdir, _, processed = toy
+    three = (*TWO_STAGES, Stage("c_third", "report_year", ("b_second",)))
+    _notebook(nbdir / "c_third.ipynb", "pass")
+    monkeypatch.setattr(pipeline, "STAGES", three)
+    monkeypatch.setattr(pipeline, "plan_tasks", lambda plan, year, only=None: plan_tasks(plan, year, three, only))
+    monkeypatch.setattr(pipeline, "execute_notebook", _fake_notebook)
+    lines: list[str] = []
+    assert len(run_pipeline(plan, 2020, processed_root=processed, echo=lines.append)) == 4
+    (processed / "zhanjiang" / "2016" / "a_first.json").unlink()
+    lines.clear()
+    assert _ids(run_pipeline(plan, 2020, processed_root=processed, echo=lines.append)) == ["a_first[2016]"]
+    assert [ln.split("skip", 1)[1].split()[0] for ln in lines if " skip " in ln] == ["b_second", "c_third"]
+    _notebook(nbdir / "b_second.ipynb", "# changed")  # b reruns, writes the same: c is skipped
+    assert _ids(run_pipeline(plan, 2020, processed_root=processed, echo=lines.append)) == ["b_second[2020]"]
