@@ -712,10 +712,13 @@ class _Running:
         except NotebookFailed as exc:
             failed = target.with_name(f"{target.stem}-failed.ipynb")
             if self.executed.is_file():
+                staging.unstage_text(self.executed, self.stage_dir)
                 failed.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.executed, failed)
             self.discard()
-            raise NotebookFailed(exc.notebook, exc.year, exc.cell, *exc.args[3:6], str(failed)) from None
+            exec_count, error, first_line = exc.args[3:6]
+            error = error.replace(str(self.stage_dir.root), str(self.stage_dir.real_root))  # paths as the user knows them
+            raise NotebookFailed(exc.notebook, exc.year, exc.cell, exec_count, error, first_line, str(failed)) from None
         except BaseException:
             self.discard()
             raise

@@ -139,12 +139,13 @@ def test_runner_runs_in_order_skips_up_to_date_and_names_failing_cell(toy):
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     _notebook(nbdir / "b_second.ipynb", "(pathlib.Path(processed_root) / city / str(year) / 'half.json')"
               ".write_text('{}')\n(pathlib.Path(processed_root) / city / str(year) / 'manifest-b_second.json')"
-              ".write_text('{\"new\": 1}')\nraise ValueError('county 440899 has no boundary')")
+              ".write_text('{\"new\": 1}')\nraise ValueError(f'county 440899 has no boundary in {processed_root}')")
     with pytest.raises(NotebookFailed) as info:
         run_pipeline(plan, 2020, executor=SerialExecutor(), processed_root=processed, echo=lines.append)
     msg = str(info.value)
     assert "b_second.ipynb" in msg and "cell 3 " in msg and "440899" in msg
     assert "raise ValueError" in msg or "write_text" in msg
+    assert f"has no boundary in {processed}\n" in msg  # the staging folder is not shown
     assert "b_second-2020-failed.ipynb" in msg and Path(msg.rsplit(": ", 1)[-1].strip()).is_file()
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert not (out / "half.json").exists()
