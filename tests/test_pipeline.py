@@ -305,3 +305,23 @@ def test_a_task_skipped_after_an_unchanged_upstream_lets_the_tasks_after_it_run(
     assert [ln.split("skip", 1)[1].split()[0] for ln in lines if " skip " in ln] == ["b_second", "c_third"]
     _notebook(nbdir / "b_second.ipynb", "# changed")  # b reruns, writes the same: c is skipped
     assert _ids(run_pipeline(plan, 2020, processed_root=processed, echo=lines.append)) == ["b_second[2020]"]
+
+
+def test_plan_keys_read_by_some_stages_only_are_read_by_no_other_stage():
+    """A module reading a plan key listed in PLAN_KEYS_READ_ONLY_BY is imported only by the listed stages."""
+    import re
+
+    from analysis.imports import ImportGraph
+    from analysis.task_inputs import PLAN_KEYS_READ_ONLY_BY
+
+    graph = ImportGraph(pipeline.CODE_DIR)
+    closures = {s.name: graph.closure_of_source(pipeline.NOTEBOOKS / f"{s.name}.ipynb") for s in pipeline.STAGES}
+    checked = 0
+    for key, readers in PLAN_KEYS_READ_ONLY_BY.items():
+        pattern = re.compile(r"""(plan\.get\(\s*f?["']|plan\.data\[["'])""" + re.escape(key) + r"""[."'\]]""")
+        modules = {m for m, path in graph.files.items() if pattern.search(path.read_text(encoding="utf-8"))}
+        checked += len(modules)
+        for stage, closure in closures.items():
+            if stage not in readers:
+                assert not modules & closure, f"{stage} imports {sorted(modules & closure)}, which read plan key {key}"
+    assert checked >= 5  # the check found the readers it guards
