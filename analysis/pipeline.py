@@ -186,7 +186,7 @@ class RunPlan:
                  only: set[str] | None = None, langs: Iterable[str] = (), engine: str = "auto",
                  force: bool = False, report_out_dir: Path | None = None):
         self.plan, self.year = plan, int(year)
-        self.processed_root = Path(processed_root or PROCESSED)
+        self.processed_root = Path(processed_root or PROCESSED).absolute()  # kernels run in the project folder
         self.force, self.engine = force, engine
         self.report_out_dir = Path(report_out_dir or Path(REPORTS) / "output")
         self.tasks, self.deps = plan_tasks(plan, year, only=only)
@@ -468,7 +468,7 @@ def run_pipeline(plan: Plan, year: int, executor: Executor | None = None,
 
     With langs, the report's render in each language is a task after every notebook.
     """
-    processed_root = Path(processed_root or PROCESSED)
+    processed_root = Path(processed_root or PROCESSED).absolute()
     echo = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     progress = progress or Progress(echo)
     rp = run_plan or RunPlan(plan, year, processed_root, only=only, langs=langs, engine=engine,
