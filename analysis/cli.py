@@ -77,9 +77,7 @@ def _pdfs(rp) -> list[str]:  # noqa: ANN001 - a pipeline.RunPlan
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .executors import make_executor
     from .pipeline import Progress, RunPlan, run_pipeline
-    from .progress_bar import TaskBar
     from .runlock import run_lock
 
     t0 = time.perf_counter()
@@ -97,10 +95,15 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     with run_lock(args.processed_root, plan.city, wait=args.wait, on_wait=_say):
         rp = plan_run()  # planned under the lock: another run may just have finished
-        bar = (None if args.verbose else TaskBar.for_terminal(sys.stderr)) or Progress(_say, False)
-        ran = run_pipeline(plan, args.year, executor=make_executor(args.executor, args.workers),
-                           processed_root=args.processed_root, run_plan=rp, progress=bar,
-                           verbose=args.verbose)
+        ran = []
+        if rp.pending:
+            from .executors import make_executor
+            from .progress_bar import TaskBar
+
+            bar = (None if args.verbose else TaskBar.for_terminal(sys.stderr)) or Progress(_say, False)
+            ran = run_pipeline(plan, args.year, executor=make_executor(args.executor, args.workers),
+                               processed_root=args.processed_root, run_plan=rp, progress=bar,
+                               verbose=args.verbose)
     if not ran:
         _say(f"nothing changed: all {len(rp.tasks)} tasks are up to date")
     wall = time.perf_counter() - t0
