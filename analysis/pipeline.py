@@ -189,30 +189,34 @@ class RunPlan:
         self.processed_root = Path(processed_root or PROCESSED).absolute()  # kernels run in the project folder
         self.force, self.engine = force, engine
         self.report_out_dir = Path(report_out_dir or Path(REPORTS) / "output")
-        self.tasks, self.deps = plan_tasks(plan, year, only=only)
+        # keys are over the whole graph, whatever --only leaves out of this run
+        every, every_deps = plan_tasks(plan, year)
+        self.tasks, self.deps = plan_tasks(plan, year, only=only) if only else (list(every), dict(every_deps))
         notebook_tasks = list(self.tasks)
         for lang in langs:
             t = report_task(self.year, lang)
             self.tasks.append(t)
             self.deps[t] = set(notebook_tasks)
-        self.upstream = {t: self._transitive(t) for t in self.tasks}
+            every_deps[t] = set(every)
+        self.upstream = {t: self._transitive(t, every_deps) for t in self.tasks}
         self.scope = {s.name: s.scope for s in STAGES}
         self.graph = ImportGraph(Path(CODE_DIR), Path(self.processed_root) / ".cache" / "imports.json")
         self._environment = environment_digest()
-        self.stamps = {t: read_stamp(_stamp_path(plan, t, self.processed_root)) for t in self.tasks}
+        self.stamps = {t: read_stamp(_stamp_path(plan, t, self.processed_root)) for t in [*every, *self.tasks]}
         self.states: dict[Task, TaskState] = {}
         for t in self.tasks:
             self.states[t] = self.assess(t, planning=True)
         self.graph.save()
 
-    def _transitive(self, task: Task) -> set[Task]:
+    @staticmethod
+    def _transitive(task: Task, deps: dict[Task, set[Task]]) -> set[Task]:
         seen: set[Task] = set()
-        todo = list(self.deps[task])
+        todo = list(deps[task])
         while todo:
             d = todo.pop()
             if d not in seen:
                 seen.add(d)
-                todo += self.deps[d]
+                todo += deps[d]
         return seen
 
     def params(self, task: Task) -> dict[str, Any]:
@@ -252,7 +256,7 @@ class RunPlan:
             "parameters": digest(self.params(task)),
             "environment": self._environment,
             "upstream": {u.id: outputs_digest(self.stamps.get(u), with_manifests=report)
-                         for u in sorted(self.upstream[task], key=self.tasks.index)},
+                         for u in sorted(self.upstream[task], key=lambda u: (u.stage, u.year))},
         }
 
     def assess(self, task: Task, planning: bool = False) -> TaskState:

@@ -180,6 +180,8 @@ def explain(old: dict[str, Any] | None, new: dict[str, Any], what: str) -> list[
         reasons.append("parameters changed")
     if old.get("environment") != new["environment"]:
         reasons.append("installed package versions changed")
-    for name in diff_names(old.get("upstream", {}), new["upstream"]):
-        reasons.append(f"outputs of {name} changed")
+    changed = diff_names(old.get("upstream", {}), new["upstream"])
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        reasons.append(f"outputs of {', '.join(changed[:3])}{more} changed")
     return reasons

@@ -325,3 +325,14 @@ def test_plan_keys_read_by_some_stages_only_are_read_by_no_other_stage():
             if stage not in readers:
                 assert not modules & closure, f"{stage} imports {sorted(modules & closure)}, which read plan key {key}"
     assert checked >= 5  # the check found the readers it guards
+
+
+def test_only_runs_the_named_stages_with_the_same_keys_as_a_full_run(toy, monkeypatch):
+    plan, nbdir, _, processed = toy
+    monkeypatch.setattr(pipeline, "execute_notebook", _fake_notebook)
+    assert len(run_pipeline(plan, 2020, processed_root=processed, echo=print)) == 3
+    assert run_pipeline(plan, 2020, processed_root=processed, only={"b_second"}, echo=print) == []
+    _notebook(nbdir / "a_first.ipynb", "# changed")
+    assert _ids(run_pipeline(plan, 2020, processed_root=processed, only={"a_first"}, echo=print)) == [
+        "a_first[2016]", "a_first[2020]"]
+    assert pipeline.RunPlan(plan, 2020, processed).pending == []  # b_second reads outputs that came out the same
