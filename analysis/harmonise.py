@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from .config import Plan
 from .dictionary import AGE_GROUPS, ITEM_RE
+from .errors import safe_value
 from .ingest import IngestError, Source
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ CATEGORIES = {"sex": SEX, "urban_rural": URBAN_RURAL, "education": EDUCATION, "o
 def _fail(source: Source | None, df: pd.DataFrame, pos: int, column: str, value: Any,
           expected: str) -> IngestError:
     problem = "value cannot be read"
+    value = safe_value(value)  # never echo a free-text value: it may be personal data
     if source is None:
         return IngestError("<frame>", problem, row=f"data row {int(df['row'].iloc[pos])}",
                            column=column, value=value, expected=expected)
@@ -193,6 +195,31 @@ def to_date(df: pd.DataFrame, column: str, source: Source | None = None) -> pd.S
     return map_values(df, column, _date, "a date such as 2025-05-31", source, dtype="datetime64[us]")
 
 
+# --- design identifiers ------------------------------------------------------------------
+
+DESIGN_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.\-/]{0,39}")
+PERSONAL_SHAPES = (
+    (re.compile(r"\+?(?:86)?1[3-9]\d{9}"), "a mobile phone number"),
+    (re.compile(r"\d{17}[\dXx]|\d{15}"), "an ID-card number"),
+    (re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"), "an e-mail address"),
+)
+DESIGN_CODE_EXPECTED = ("a design code of letters, digits and - _ . / (at most 40 characters, "
+                        "e.g. 440802-U as in docs/contracts.md), not free text")
+
+
+def design_code(v: Any) -> Any:
+    """A stratum or PSU code as text, or _BAD for free text or something shaped like personal data.
+
+    These columns are kept in the clean table, so only code-like values may pass.
+    """
+    s = norm_text(v)
+    if s is None:
+        return None
+    if not DESIGN_CODE.fullmatch(s) or any(p.fullmatch(s.replace("-", "")) for p, _ in PERSONAL_SHAPES):
+        return _BAD
+    return s
+
+
 # --- divisions ---------------------------------------------------------------------------
 
 SUFFIXES = ("区", "县", "市", "district", "county", "city")
@@ -279,8 +306,9 @@ def harmonise(df: pd.DataFrame, plan: Plan, source: Source | None = None) -> pd.
     for col in ("name", "phone", "id_card", "address"):
         if col in df:
             out[col] = df[col]
-    for col in ("county", "stratum", "psu"):
-        out[col] = map_values(df, col, norm_text, "text", source)
+    out["county"] = map_values(df, "county", norm_text, "text", source)
+    for col in ("stratum", "psu"):
+        out[col] = map_values(df, col, design_code, DESIGN_CODE_EXPECTED, source)
     resolve = division_resolver(plan)
     out["division_code"] = map_values(out.assign(row=df["row"]), "county", resolve, "", source)
     out["design_weight"] = to_number(df, "design_weight", "a positive number", source)

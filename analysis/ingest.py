@@ -21,23 +21,27 @@ from typing import Any
 import pandas as pd
 
 from .dictionary import Dictionary, load_dictionary
+from .errors import Shown, UserError
 
 log = logging.getLogger(__name__)
 
 DELIMITERS = (",", "\t", ";", "|")
-SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".sav", ".zsav", ".dta")
+SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xls", ".sav", ".zsav", ".dta")
 HEADER_SCAN_ROWS = 30
 MIN_HEADER_MATCHES = 3
 
 
-class IngestError(ValueError):
-    """A file the stage cannot use: one message naming file, row, column, value and expectation."""
+class IngestError(UserError, ValueError):
+    """A file the stage cannot use: one message naming file, row, column, value and expectation.
 
-    def __init__(self, path: Any, problem: str, *, row: int | None = None, column: str | None = None,
-                 value: Any = None, expected: str | None = None):
+    `value` must already be safe to print (see analysis.errors.safe_value).
+    """
+
+    def __init__(self, path: Any, problem: str, *, row: int | str | None = None, column: str | None = None,
+                 value: Any = None, expected: str | None = None, what: str = "survey file"):
         self.path, self.problem, self.row, self.column = path, problem, row, column
         self.value, self.expected = value, expected
-        parts = [f"survey file {path}"]
+        parts = [f"{what} {path}"]
         if row is not None:
             parts.append(f"row {row}")
         if column is not None:
@@ -64,9 +68,30 @@ class Source:
     dropped_columns: list[str] = field(default_factory=list)
     value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
     delimiter: str | None = None
+    header_record: int = 0  # 0-based record index of the (last) header row, CSV only
+    mapping: dict[int, str] = field(default_factory=dict)  # column position -> canonical name
+    _record_lines: list[int] | None = field(default=None, repr=False)
 
     def file_row(self, data_row: int) -> int:
+        """1-based row (spreadsheet) or physical line (CSV) of data row `data_row`.
+
+        A CSV field in quotes may hold line breaks, so records and lines differ; the line is
+        then found by re-reading the file (only when an error needs it).
+        """
+        if self.format == "csv" and self.encoding is not None:
+            lines = self.record_lines()
+            k = self.header_record + 1 + int(data_row)
+            if k < len(lines):
+                return lines[k]
         return self.first_data_row + int(data_row)
+
+    def record_lines(self) -> list[int]:
+        """The physical line (1-based) on which each CSV record starts."""
+        if self._record_lines is None:
+            text = self.path.read_bytes().decode(self.encoding)
+            self._record_lines = csv_record_lines(text, self.delimiter or ",")
+        return self._record_lines
+
 
     def column_label(self, name: str) -> str:
         raw = self.headers.get(name)
@@ -83,21 +108,72 @@ class Source:
                            value=value, expected=expected)
 
 
+def csv_record_lines(text: str, delimiter: str = ",", skip_blank: bool = False) -> list[int]:
+    """The physical line (1-based) on which each CSV record starts (quoted fields may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    starts, prev = [], 0
+    for record in reader:
+        if record or not skip_blank:
+            starts.append(prev + 1)
+        prev = reader.line_num
+    return starts
+
+
 # --- locating the raw file ---------------------------------------------------------------
 
+IGNORED_PREFIXES = ("~$", ".")  # Excel/WPS lock files and hidden files
+
+
+def survey_candidates(base: Path) -> list[Path]:
+    """Files beside `base` with its name whatever the extension (lock and hidden files excluded)."""
+    base = Path(base)
+    if not base.parent.is_dir():
+        return []
+    stem = base.stem.lower()
+    return sorted(p for p in base.parent.iterdir()
+                  if p.is_file() and p.stem.lower() == stem and not p.name.startswith(IGNORED_PREFIXES))
+
+
+def find_survey_file(base: Path) -> Path | None:
+    """The survey file for `base`: itself, or its name with another supported extension.
+
+    None when there is no file of that name at all. A file of that name with an unsupported
+    extension, or two supported candidates where `base` itself is absent, is an error rather
+    than a year silently left out or a file silently preferred.
+    """
+    base = Path(base)
+    found = survey_candidates(base)
+    supported = [p for p in found if p.suffix.lower() in SUPPORTED]
+    others = [p for p in found if p not in supported]
+    if base.is_file() and base.suffix.lower() in SUPPORTED:
+        if len(found) > 1:
+            log.warning("several files named %s: using %s (also %s)", base.stem, base.name,
+                        ", ".join(p.name for p in found if p != base))
+        return base
+    if others and not supported:
+        p = others[0]
+        raise IngestError(p, "unsupported file type in the survey folder",
+                          value=Shown(p.suffix or "no extension"),
+                          expected=f"one of {', '.join(SUPPORTED)} (save the file in one of these "
+                                   "formats, or move it out of the survey folder)")
+    if len(supported) > 1:
+        raise IngestError(base.parent, f"{len(supported)} survey files for one year: "
+                          + ", ".join(p.name for p in supported), what="survey folder",
+                          expected=f"one file named {base.stem} with one extension; move the others away")
+    if others:
+        log.warning("ignored %s beside %s (unsupported type)", ", ".join(p.name for p in others),
+                    supported[0].name)
+    return supported[0] if supported else None
+
+
 def find_raw_file(path: Path) -> Path:
-    """The file itself, or one with the same stem and another supported extension."""
+    """The survey file for `path`: itself, or its name with another supported extension."""
     path = Path(path)
-    if path.is_file():
-        return path
-    candidates = [path.with_suffix(ext) for ext in SUPPORTED if path.with_suffix(ext).is_file()]
-    if not candidates:
+    found = find_survey_file(path)
+    if found is None:
         raise IngestError(path, "no survey file found",
                           expected=f"{path.name} or the same name with one of {', '.join(SUPPORTED)}")
-    if len(candidates) > 1:
-        log.warning("several survey files for %s: using %s (also %s)", path.stem, candidates[0].name,
-                    ", ".join(c.name for c in candidates[1:]))
-    return candidates[0]
+    return found
 
 
 # --- encodings ---------------------------------------------------------------------------
@@ -126,7 +202,8 @@ def detect_encoding(data: bytes, path: Any = "<bytes>") -> str:
     pos = first_error.start
     line = data[:pos].count(b"\n") + 1
     raise IngestError(path, "text encoding not recognised", row=f"{line} (file line)",
-                      value=data[pos:pos + 4], expected="UTF-8 (with or without BOM), GBK or GB18030")
+                      value=Shown(f"byte 0x{data[pos]:02x} at offset {pos}"),  # not the text: may be personal
+                      expected="UTF-8 (with or without BOM), GBK or GB18030")
 
 
 # --- header location ---------------------------------------------------------------------
@@ -187,6 +264,7 @@ def _check_mapping(source: Source, headers: list[Any], mapping: dict[int, str],
             expected="headers the data dictionary knows (analysis/data_dictionary.yml)",
         )
     source.headers = {name: str(headers[pos]) for pos, name in mapping.items()}
+    source.mapping = dict(mapping)
     source.dropped_columns = [str(h) for p, h in enumerate(headers)
                               if p not in mapping and h is not None and str(h).strip()]
     if source.dropped_columns:
@@ -257,6 +335,7 @@ def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
     idx, parent, mapping = locate_header(head, dictionary)
     source.header_rows = ([idx] if parent is not None else []) + [idx + 1]
     source.first_data_row = idx + 2
+    source.header_record = idx
     headers = head[idx] if idx >= 0 else []
     _check_mapping(source, headers, mapping, dictionary)
     positions = sorted(mapping)
@@ -294,11 +373,88 @@ def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
 def _sheet_rows(ws) -> list[list[Any]]:
     rows = [list(r) for r in ws.iter_rows(values_only=True)]
     for rng in ws.merged_cells.ranges:
-        value = rows[rng.min_row - 1][rng.min_col - 1]
-        for r in range(rng.min_row - 1, rng.max_row):
-            for c in range(rng.min_col - 1, rng.max_col):
-                rows[r][c] = value
+        _fill_merged(rows, rng.min_row - 1, rng.max_row, rng.min_col - 1, rng.max_col)
     return rows
+
+
+def _fill_merged(rows: list[list[Any]], r0: int, r1: int, c0: int, c1: int) -> None:
+    """Copy the top-left value of a merged range (0-based, end-exclusive) into all its cells."""
+    if r0 >= len(rows):
+        return
+    value = rows[r0][c0] if c0 < len(rows[r0]) else None
+    for r in range(r0, min(r1, len(rows))):
+        rows[r] += [None] * (c1 - len(rows[r]))
+        for c in range(c0, c1):
+            rows[r][c] = value
+
+
+def _from_sheets(path: Path, fmt: str, sheets: list[tuple[str, list[list[Any]]]],
+                 dictionary: Dictionary) -> tuple[pd.DataFrame, Source]:
+    """The first sheet with a header row (else the best one) as a canonical frame."""
+    best = None
+    for title, rows in sheets:
+        found = locate_header(rows, dictionary)
+        if best is None or len(found[2]) > len(best[2][2]):
+            best = (title, rows, found)
+        if len(found[2]) >= MIN_HEADER_MATCHES:
+            break
+    if best is None:
+        raise IngestError(path, "the workbook has no sheets", expected="a sheet with the survey table")
+    sheet, rows, (idx, parent, mapping) = best
+    source = Source(path=Path(path), format=fmt, sheet=sheet)
+    source.header_rows = ([idx] if parent is not None else []) + [idx + 1]
+    source.first_data_row = idx + 2
+    headers = rows[idx] if idx >= 0 else []
+    _check_mapping(source, headers, mapping, dictionary)
+    width = max((len(r) for r in rows[idx + 1:]), default=0)
+    body = pd.DataFrame([list(r) + [None] * (width - len(r)) for r in rows[idx + 1:]], dtype="object")
+    df = _frame(body, mapping)
+    return _drop_blank(df), source
+
+
+def _has_formulas(path: Path) -> bool:
+    """True when any worksheet of the .xlsx stores a formula (cheap: scans the zipped XML)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if name.startswith("xl/worksheets/") and name.endswith(".xml"):
+                with z.open(name) as fh:
+                    while chunk := fh.read(1 << 20):
+                        if b"<f>" in chunk or b"<f " in chunk or b":f>" in chunk:
+                            return True
+    return False
+
+
+def _check_formulas(path: Path, source: Source, rows: list[list[Any]], mapping: dict[int, str]) -> None:
+    """Refuse formula cells in mapped columns that carry no computed (cached) value.
+
+    openpyxl reads the value the spreadsheet program stored with each formula; files written
+    by other programs often store none, and the column would silently read as empty.
+    """
+    from openpyxl import load_workbook
+    from openpyxl.utils import get_column_letter
+
+    ws = load_workbook(path, read_only=True, data_only=False)[source.sheet]
+    first = source.first_data_row
+    uncached: dict[int, list[str]] = {}
+    for r, row in enumerate(ws.iter_rows(min_row=first), start=first):
+        for cell in row:
+            pos = getattr(cell, "column", None)
+            if pos is None or pos - 1 not in mapping or cell.data_type != "f":
+                continue
+            got = rows[r - 1][pos - 1] if r - 1 < len(rows) and pos - 1 < len(rows[r - 1]) else None
+            if got is None:
+                uncached.setdefault(pos - 1, []).append(f"{get_column_letter(pos)}{r}")
+    if uncached:
+        pos, cells = next(iter(sorted(uncached.items())))
+        span = cells[0] if len(cells) == 1 else f"{cells[0]}…{cells[-1]}"
+        first_row = int(cells[0][len(get_column_letter(pos + 1)):])
+        raise source.error(
+            f"sheet {source.sheet!r}: {len(cells)} formula cell(s) without a computed value ({span})",
+            data_row=first_row - source.first_data_row, column=mapping[pos],
+            expected="stored values: open the file in Excel, WPS or LibreOffice and save it again "
+                     "(formulas are then computed), or paste the column as values")
 
 
 def read_excel(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataFrame, Source]:
@@ -310,23 +466,100 @@ def read_excel(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.Dat
     except Exception as err:  # openpyxl raises many types for a damaged file
         raise IngestError(path, f"cannot open as an Excel workbook ({type(err).__name__}: {err})",
                           expected="an .xlsx file") from None
-    best = None
-    for ws in [wb.active, *[w for w in wb.worksheets if w is not wb.active]]:
-        rows = _sheet_rows(ws)
-        found = locate_header(rows, dictionary)
-        if best is None or len(found[2]) > len(best[2][2]):
-            best = (ws.title, rows, found)
-        if len(found[2]) >= MIN_HEADER_MATCHES:
-            break
-    sheet, rows, (idx, parent, mapping) = best
-    source = Source(path=Path(path), format="xlsx", sheet=sheet)
-    source.header_rows = ([idx] if parent is not None else []) + [idx + 1]
-    source.first_data_row = idx + 2
-    headers = rows[idx] if idx >= 0 else []
-    _check_mapping(source, headers, mapping, dictionary)
-    body = pd.DataFrame(rows[idx + 1:], dtype="object")
-    df = _frame(body, mapping)
-    return _drop_blank(df), source
+    order = [wb.active, *[w for w in wb.worksheets if w is not wb.active]]
+    sheets = [(ws.title, _sheet_rows(ws)) for ws in order]
+    df, source = _from_sheets(path, "xlsx", sheets, dictionary)
+    if _has_formulas(path):
+        _check_formulas(path, source, dict(sheets)[source.sheet], source.mapping)
+    return df, source
+
+
+def read_xls(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataFrame, Source]:
+    """Excel 97–2003 (BIFF) workbook, read with xlrd; dates become datetimes, merged cells filled."""
+    import xlrd
+
+    dictionary = dictionary or load_dictionary()
+    try:
+        book = xlrd.open_workbook(str(path), formatting_info=True)
+    except Exception as err:  # xlrd.XLRDError, CompDocError, struct errors for damaged files
+        raise IngestError(path, f"cannot open as an Excel 97–2003 workbook ({type(err).__name__}: {err})",
+                          expected="an .xls file that Excel opens") from None
+    sheets = []
+    for sh in book.sheets():
+        rows = []
+        for r in range(sh.nrows):
+            row = []
+            for c in range(sh.ncols):
+                cell = sh.cell(r, c)
+                if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK, xlrd.XL_CELL_ERROR):
+                    row.append(None)
+                elif cell.ctype == xlrd.XL_CELL_DATE:
+                    row.append(xlrd.xldate_as_datetime(cell.value, book.datemode))
+                else:
+                    row.append(cell.value)
+            rows.append(row)
+        for r0, r1, c0, c1 in sh.merged_cells:
+            _fill_merged(rows, r0, r1, c0, c1)
+        sheets.append((sh.name, rows))
+    return _from_sheets(path, "xls", sheets, dictionary)
+
+
+def read_html_table(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataFrame, Source]:
+    """An HTML table saved under an Excel name (older systems export 'Excel' this way)."""
+    import lxml.html
+
+    dictionary = dictionary or load_dictionary()
+    data = Path(path).read_bytes()
+    encoding = _html_charset(data) or detect_encoding(data, path)
+    try:
+        doc = lxml.html.document_fromstring(data.decode(encoding, errors="strict"))
+    except (UnicodeDecodeError, LookupError, ValueError) as err:
+        raise IngestError(path, f"cannot read as an HTML table ({type(err).__name__})",
+                          expected="an .xls file or an HTML table in UTF-8 or GBK") from None
+    sheets = []
+    for t, table in enumerate(doc.iter("table")):
+        rows = []
+        for tr in table.iter("tr"):
+            row = []
+            for cell in tr:
+                if cell.tag not in ("td", "th"):
+                    continue
+                text = cell.text_content().strip()
+                row += [text or None] * max(1, int(cell.get("colspan", "1") or 1))
+            rows.append(row)
+        sheets.append((f"table {t + 1}", rows))
+    if not sheets:
+        raise IngestError(path, "an HTML file without a table", expected="an Excel workbook or a table")
+    df, source = _from_sheets(path, "html", sheets, dictionary)
+    source.encoding = encoding
+    return df, source
+
+
+def _html_charset(data: bytes) -> str | None:
+    m = re.search(rb"""charset\s*=\s*["']?([A-Za-z0-9_-]+)""", data[:4096], re.I)
+    if not m:
+        return None
+    name = m.group(1).decode("ascii").lower()
+    return {"gb2312": "gbk", "utf8": "utf-8"}.get(name, name)
+
+
+def sniff_format(path: Path) -> str:
+    """What a file is, from its first bytes (extensions lie): xlsx, xls, html, text, sav or dta."""
+    ext = Path(path).suffix.lower()
+    if ext in (".sav", ".zsav"):
+        return "sav"
+    if ext == ".dta":
+        return "dta"
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "xls"
+    probe = head.replace(b"\x00", b"").lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n").lower()
+    if probe.startswith((b"<html", b"<!doctype html", b"<table", b"<?xml")) or b"<table" in probe[:2048]:
+        return "html"
+    return "text"
 
 
 def read_stat(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataFrame, Source]:
@@ -363,17 +596,33 @@ def read_stat(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.Data
 
 
 def read_survey(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataFrame, Source]:
-    """Read any supported survey file: (frame of canonical columns as delivered + `row`, Source)."""
+    """Read any supported survey file: (frame of canonical columns as delivered + `row`, Source).
+
+    The reader follows the content, not the extension: a CSV saved as .xls, or an HTML table
+    saved as .xls, is read for what it is.
+    """
     path = find_raw_file(Path(path))
     ext = path.suffix.lower()
-    if ext in (".csv", ".tsv", ".txt"):
+    if ext not in SUPPORTED:
+        raise IngestError(path, "unsupported file type", value=Shown(ext), expected=", ".join(SUPPORTED))
+    kind = sniff_format(path)
+    if kind == "text" and ext in (".xlsx", ".xlsm", ".xls"):
+        try:  # some systems write delimited text under an Excel name
+            df, source = read_csv(path, dictionary)
+        except IngestError as err:
+            raise IngestError(path, "cannot open as an Excel workbook (the file is neither a workbook "
+                              f"nor a table of text: {err.problem})",
+                              expected="an .xlsx or .xls file that Excel opens") from None
+    elif kind == "text":
         df, source = read_csv(path, dictionary)
-    elif ext in (".xlsx", ".xlsm"):
+    elif kind == "xlsx":
         df, source = read_excel(path, dictionary)
-    elif ext in (".sav", ".zsav", ".dta"):
-        df, source = read_stat(path, dictionary)
+    elif kind == "xls":
+        df, source = read_xls(path, dictionary)
+    elif kind == "html":
+        df, source = read_html_table(path, dictionary)
     else:
-        raise IngestError(path, "unsupported file type", value=ext, expected=", ".join(SUPPORTED))
+        df, source = read_stat(path, dictionary)
     log.info("read %s (%s%s%s): header row(s) %s, %d data rows, %d columns mapped",
              path.name, source.format,
              f", encoding {source.encoding}" if source.encoding else "",

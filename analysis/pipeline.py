@@ -71,12 +71,13 @@ class NotebookFailed(PipelineError):
 
 def survey_years_up_to(plan: Plan, year: int) -> list[int]:
     """Survey years <= year whose raw file exists (any supported extension)."""
+    from .ingest import find_survey_file
     years = []
     for y in plan.survey_years:
         if y > year:
             continue
         base = plan.raw_survey_path(y)
-        if any(base.with_suffix(ext).exists() for ext in (".csv", ".xlsx", ".sav", ".dta")):
+        if find_survey_file(base) is not None:  # raises for an unsupported or ambiguous file
             years.append(y)
         else:
             log.warning("no raw survey file for %s (%s): that year is left out", y, base)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import UserError
+
 # Columns of the clean survey (and the census margins file) behind each margin name.
 MARGIN_COLUMNS: dict[str, tuple[str, ...]] = {
     "division_urban": ("division_code", "urban_rural"),
@@ -24,9 +26,12 @@ MARGIN_COLUMNS: dict[str, tuple[str, ...]] = {
     "education": ("education",),
 }
 MARGIN_TOTAL_TOLERANCE = 1e-3  # margins whose totals differ more than this are refused
+# Census total / design-weight total outside [1/x, x] is refused before raking: expansion weights
+# come from a frame a few years old, not one off by a factor (a unit error, a wrong file).
+MAX_TOTAL_RATIO = 2.0
 
 
-class WeightingError(ValueError):
+class WeightingError(UserError, ValueError):
     """Weights cannot be calibrated (bad margins, empty cells, no convergence)."""
 
 
@@ -37,6 +42,7 @@ class Margin:
     name: str
     columns: tuple[str, ...]
     totals: pd.Series  # index: tuple of str (one per column), values: population
+    source: str = "census margins"  # the file, for messages
 
     def codes(self, df: pd.DataFrame) -> np.ndarray:
         """Cell index (0..G-1) of each row; raises if a row's cell is not in the margin."""
@@ -62,8 +68,9 @@ class Margin:
             if key not in lookup:
                 row = int(np.flatnonzero(inverse == j)[0])
                 raise WeightingError(
-                    f"margin {self.name}: row {row} has {dict(zip(self.columns, key, strict=True))}, "
-                    f"a cell the census margins do not have (cells: {list(self.totals.index)[:12]}...)")
+                    f"{self.source}: margin {self.name}: row {row} has "
+                    f"{dict(zip(self.columns, key, strict=True))}, a cell the census margins do not "
+                    f"have (cells: {list(self.totals.index)[:12]}...)")
             cell_of[j] = lookup[key]
         return cell_of[inverse.ravel()]
 
@@ -99,7 +106,7 @@ def margins_from_census(census: pd.DataFrame, names: list[str], source: str = "c
         if totals.index.duplicated().any():
             dup = totals.index[totals.index.duplicated()][0]
             raise WeightingError(f"{source}: margin {name} lists cell {dup} twice")
-        out.append(Margin(name, cols, totals))
+        out.append(Margin(name, cols, totals, source))
     ref = out[0].totals.sum()
     for m in out[1:]:
         gap = abs(m.totals.sum() - ref) / ref
@@ -177,11 +184,38 @@ class WeightingResult:
 
 def _check_cells(margin: Margin, codes: np.ndarray, d: np.ndarray) -> None:
     sample = np.bincount(codes, weights=d, minlength=len(margin.totals))
-    empty = (sample <= 0) & (margin.totals.to_numpy() > 0)
+    census = margin.totals.to_numpy()
+    empty = (sample <= 0) & (census > 0)
     if empty.any():
         cells = [margin.totals.index[i] for i in np.flatnonzero(empty)]
-        raise WeightingError(f"margin {margin.name}: census cells {cells} have population "
+        raise WeightingError(f"{margin.source}: margin {margin.name}: census cells {cells} have population "
                              "but no respondents; collapse them before weighting")
+    zero = (sample > 0) & (census <= 0)
+    if zero.any():
+        n = np.bincount(codes, minlength=len(census))
+        i = int(np.flatnonzero(zero)[0])
+        raise WeightingError(f"{margin.source}: margin {margin.name}: census cell {margin.totals.index[i]} "
+                             f"has population 0 but {int(n[i])} respondent(s); expected a positive "
+                             "population for every cell with respondents (an empty cell in the file?)")
+
+
+def check_totals(margins: list[Margin], d: np.ndarray, max_ratio: float = MAX_TOTAL_RATIO) -> None:
+    """Census totals against the design-weight total, before raking.
+
+    Relative design weights (mean about 1) carry no population size and are not compared.
+    """
+    total_d = float(np.sum(d))
+    if not margins or not len(d) or 0.5 <= total_d / len(d) <= 2.0:
+        return
+    census = float(margins[0].totals.sum())
+    ratio = census / total_d
+    if not 1 / max_ratio <= ratio <= max_ratio:
+        times = f"{ratio:.1f} times" if ratio >= 1 else f"{ratio:.3g} times (1/{1 / ratio:.1f} of)"
+        raise WeightingError(
+            f"{margins[0].source}: census total {census:,.0f} (margin {margins[0].name}) is {times} "
+            f"the design-weight total {total_d:,.0f} of the {len(d)} respondents; expected the "
+            f"same population within a factor {max_ratio:g} (check the census file's unit, e.g. "
+            "persons vs ten thousands, and that it is the file for this city and year)")
 
 
 def _gaps(w: np.ndarray, codes: list[np.ndarray], targets: list[np.ndarray]):
@@ -212,6 +246,7 @@ def rake(df: pd.DataFrame, design_weight: np.ndarray | str, margins: list[Margin
     targets = [m.totals.to_numpy(float) for m in margins]
     for m, c in zip(margins, codes, strict=True):
         _check_cells(m, c, d)
+    check_totals(margins, d)
     lo = d * bounds[0] if bounds else None
     hi = d * bounds[1] if bounds else None
     if trim is not None:
@@ -235,7 +270,7 @@ def rake(df: pd.DataFrame, design_weight: np.ndarray | str, margins: list[Margin
     m, i = _gaps(w, codes, targets)[1]
     tot = np.bincount(codes[m], weights=w, minlength=len(targets[m]))[i]
     raise WeightingError(
-        f"raking did not converge in {max_iter} iterations: margin {margins[m].name} cell "
+        f"{margins[m].source}: raking did not converge in {max_iter} iterations: margin {margins[m].name} cell "
         f"{margins[m].totals.index[i]} has weighted total {tot:,.1f} against census "
         f"{targets[m][i]:,.1f} (relative gap {gap:.2e} > tol {tol:g}). The bounds {bounds} "
         f"or trim {trim} may be too tight for these margins, or max_iter too small.")
@@ -246,6 +281,7 @@ def poststratify(df: pd.DataFrame, design_weight: np.ndarray | str, margin: Marg
     d = (df[design_weight] if isinstance(design_weight, str) else pd.Series(design_weight)).to_numpy(float)
     c = margin.codes(df)
     _check_cells(margin, c, d)
+    check_totals([margin], d)
     t = margin.totals.to_numpy(float)
     tot = np.bincount(c, weights=d, minlength=len(t))
     with np.errstate(invalid="ignore", divide="ignore"):
