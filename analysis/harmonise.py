@@ -155,6 +155,9 @@ def _number(v: Any) -> Any:
     return float(m.group(1)) if m else _BAD
 
 
+MAX_NUMBER = 1e9  # no age, weight or duration is this large; phone and ID-card numbers are
+
+
 def to_number(df: pd.DataFrame, column: str, expected: str, source: Source | None = None,
               integer: bool = False) -> pd.Series:
     s = df[column]
@@ -164,6 +167,10 @@ def to_number(df: pd.DataFrame, column: str, expected: str, source: Source | Non
         sub = df.loc[todo, ["row", column]]
         fixed = map_values(sub, column, _number, expected, source, dtype="float64")
         out.loc[todo] = fixed.to_numpy()
+    huge = (out.abs() >= MAX_NUMBER).to_numpy()
+    if huge.any():  # a phone or ID-card number typed into a number column
+        pos = int(np.flatnonzero(huge)[0])
+        raise _fail(source, df, pos, column, s.iloc[pos], f"{expected}, below {MAX_NUMBER:.0e}")
     if integer:
         frac = out.notna() & (out != np.round(out))
         if frac.any():

@@ -188,18 +188,14 @@ def detect_encoding(data: bytes, path: Any = "<bytes>") -> str:
         return "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
-    try:
-        data.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError as err:
-        first_error = err
-    for codec in ("gbk", "gb18030"):
+    errors = []
+    for codec in ("utf-8", "gbk", "gb18030"):
         try:
             data.decode(codec)
             return codec
-        except UnicodeDecodeError:
-            continue
-    pos = first_error.start
+        except UnicodeDecodeError as err:
+            errors.append(err.start)
+    pos = max(errors)  # the codec that read furthest points at the real fault
     line = data[:pos].count(b"\n") + 1
     raise IngestError(path, "text encoding not recognised", row=f"{line} (file line)",
                       value=Shown(f"byte 0x{data[pos]:02x} at offset {pos}"),  # not the text: may be personal

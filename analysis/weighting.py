@@ -199,23 +199,29 @@ def _check_cells(margin: Margin, codes: np.ndarray, d: np.ndarray) -> None:
                              "population for every cell with respondents (an empty cell in the file?)")
 
 
-def check_totals(margins: list[Margin], d: np.ndarray, max_ratio: float = MAX_TOTAL_RATIO) -> None:
+def check_totals(margins: list[Margin], d: np.ndarray, bounded: bool = False,
+                 max_ratio: float = MAX_TOTAL_RATIO) -> None:
     """Census totals against the design-weight total, before raking.
 
-    Relative design weights (mean about 1) carry no population size and are not compared.
+    Relative design weights (mean about 1) carry no population size; they are compared only
+    when the raking is bounded (bounds on weight / design weight need expansion weights).
     """
     total_d = float(np.sum(d))
-    if not margins or not len(d) or 0.5 <= total_d / len(d) <= 2.0:
+    relative = len(d) > 0 and 0.5 <= total_d / len(d) <= 2.0
+    if not margins or not len(d) or (relative and not bounded):
         return
     census = float(margins[0].totals.sum())
     ratio = census / total_d
     if not 1 / max_ratio <= ratio <= max_ratio:
-        times = f"{ratio:.1f} times" if ratio >= 1 else f"{ratio:.3g} times (1/{1 / ratio:.1f} of)"
+        times = f"{ratio:,.1f} times" if ratio >= 1 else f"{ratio:.3g} times (1/{1 / ratio:.1f} of)"
+        hint = ("design weights that average about 1 are relative weights, and survey.weighting.bounds "
+                "needs expansion weights that add up to the population" if relative else
+                "check the census file's unit, e.g. persons vs ten thousands, and that it is the file "
+                "for this city and year")
         raise WeightingError(
             f"{margins[0].source}: census total {census:,.0f} (margin {margins[0].name}) is {times} "
             f"the design-weight total {total_d:,.0f} of the {len(d)} respondents; expected the "
-            f"same population within a factor {max_ratio:g} (check the census file's unit, e.g. "
-            "persons vs ten thousands, and that it is the file for this city and year)")
+            f"same population within a factor {max_ratio:g} ({hint})")
 
 
 def _gaps(w: np.ndarray, codes: list[np.ndarray], targets: list[np.ndarray]):
@@ -244,9 +250,9 @@ def rake(df: pd.DataFrame, design_weight: np.ndarray | str, margins: list[Margin
         raise WeightingError(f"design weights must be positive; row {bad} has {d[bad]!r}")
     codes = [m.codes(df) for m in margins]
     targets = [m.totals.to_numpy(float) for m in margins]
+    check_totals(margins, d, bounded=bounds is not None or trim is not None)
     for m, c in zip(margins, codes, strict=True):
         _check_cells(m, c, d)
-    check_totals(margins, d)
     lo = d * bounds[0] if bounds else None
     hi = d * bounds[1] if bounds else None
     if trim is not None:
@@ -280,8 +286,8 @@ def poststratify(df: pd.DataFrame, design_weight: np.ndarray | str, margin: Marg
     """Scale the design weights so each cell of one margin hits its census total (R postStratify)."""
     d = (df[design_weight] if isinstance(design_weight, str) else pd.Series(design_weight)).to_numpy(float)
     c = margin.codes(df)
-    _check_cells(margin, c, d)
     check_totals([margin], d)
+    _check_cells(margin, c, d)
     t = margin.totals.to_numpy(float)
     tot = np.bincount(c, weights=d, minlength=len(t))
     with np.errstate(invalid="ignore", divide="ignore"):
