@@ -347,11 +347,12 @@ def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
                               keep_default_na=False, na_values=[""], skip_blank_lines=False)
         except pd.errors.ParserError as err:
             m = re.search(r"line (\d+), saw (\d+)", str(err))
-            line = int(m.group(1)) if m else None  # pandas counts file lines, skipped ones included
-            raise IngestError(path, "row has more fields than the header",
-                              row=None if line is None else f"{line} (file line)",
-                              value=None if m is None else f"{m.group(2)} fields",
-                              expected=f"{len(headers)} fields") from None
+            if m is None:
+                raise IngestError(path, f"not a readable table ({err})",
+                                  expected=f"{len(headers)} fields per row") from None
+            # pandas counts records (skipped ones included), not lines: quoted fields may span lines
+            raise source.error("row has more fields than the header", data_row=int(m.group(1)) - 2 - idx,
+                               value=f"{m.group(2)} fields", expected=f"{len(headers)} fields") from None
         if raw.shape[1] > len(headers):
             extra = raw.iloc[:, len(headers):].notna().any(axis=1).to_numpy()
             if extra.any():

@@ -85,27 +85,41 @@ def margins_from_census(census: pd.DataFrame, names: list[str], source: str = "c
     need = {"margin", "population"}
     if not need <= set(census.columns):
         raise WeightingError(f"{source}: needs columns {sorted(need)}, has {list(census.columns)}")
+    lines = census.attrs.get("lines")
+
+    def at(i: int) -> str:  # data row i (0-based) as the file's line and data row
+        return (f"line {lines[i]} (data row {i})" if lines and i < len(lines) else f"data row {i}")
+
     out = []
     for name in names:
         if name not in MARGIN_COLUMNS:
             raise WeightingError(f"unknown margin {name!r}; known: {list(MARGIN_COLUMNS)}")
         cols = MARGIN_COLUMNS[name]
-        part = census[census["margin"] == name]
+        rows = np.flatnonzero((census["margin"] == name).to_numpy(dtype=bool, na_value=False))
+        part = census.iloc[rows]
         if part.empty:
             raise WeightingError(f"{source}: no rows with margin == {name!r}")
         for c in cols:
-            if c not in part.columns or part[c].isna().any() or (part[c].astype(str) == "").any():
-                raise WeightingError(f"{source}: margin {name} needs column {c!r} filled in every row")
+            if c not in part.columns:
+                raise WeightingError(f"{source}: margin {name} needs a column {c!r}")
+            empty = (part[c].isna() | (part[c].astype(str) == "")).to_numpy()
+            if empty.any():
+                i = int(rows[np.flatnonzero(empty)[0]])
+                raise WeightingError(f"{source}: {at(i)}, column {c!r}: empty cell; margin {name} needs "
+                                     f"column {c!r} filled in every row")
         pop = pd.to_numeric(part["population"], errors="coerce")
         if pop.isna().any() or (pop < 0).any():
-            row = part.index[int(np.flatnonzero((pop.isna() | (pop < 0)).to_numpy())[0])]
-            raise WeightingError(f"{source}: row {row} of margin {name} has population "
-                                 f"{part.loc[row, 'population']!r}")
+            k = int(np.flatnonzero((pop.isna() | (pop < 0)).to_numpy())[0])
+            raise WeightingError(f"{source}: {at(int(rows[k]))}, column 'population': "
+                                 f"margin {name} has population {part['population'].iloc[k]!r}; "
+                                 "expected a non-negative number")
         keys = _cell_keys(part, cols)
         totals = pd.Series(pop.to_numpy(float), index=pd.Index(keys.to_list(), tupleize_cols=False))
         if totals.index.duplicated().any():
-            dup = totals.index[totals.index.duplicated()][0]
-            raise WeightingError(f"{source}: margin {name} lists cell {dup} twice")
+            where = np.flatnonzero(totals.index.duplicated())[0]
+            dup = totals.index[where]
+            i = int(rows[where])
+            raise WeightingError(f"{source}: {at(i)}: margin {name} lists cell {dup} twice")
         out.append(Margin(name, cols, totals, source))
     ref = out[0].totals.sum()
     for m in out[1:]:
@@ -127,7 +141,7 @@ def read_census_table(path: Path) -> pd.DataFrame:
     decoded or parsed, or a population that is not a non-negative number, is refused with
     the file, line, column and value.
     """
-    from .ingest import IngestError, detect_encoding
+    from .ingest import IngestError, csv_record_lines, detect_encoding
 
     path = Path(path)
     if not path.is_file():
@@ -139,10 +153,13 @@ def read_census_table(path: Path) -> pd.DataFrame:
         raise WeightingError(f"census margins file {path}: line {err.row}: text encoding not recognised; "
                              f"bytes {err.value!r}; expected {err.expected}") from err
     try:
-        df = pd.read_csv(io.StringIO(data.decode(encoding)), dtype="string", skipinitialspace=True,
+        content = data.decode(encoding)
+        df = pd.read_csv(io.StringIO(content), dtype="string", skipinitialspace=True,
                          keep_default_na=False, na_values=[""])  # "n/a" in a cell is reported, not read as blank
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise WeightingError(f"census margins file {path} ({encoding}): not a readable CSV table: {err}") from err
+    lines = csv_record_lines(content, skip_blank=True)[1:]
+    line = lambda i: lines[i] if i < len(lines) else i + 2  # noqa: E731
     df.columns = [str(c).strip() for c in df.columns]
     need = ["margin", "population"]
     if missing := [c for c in need if c not in df.columns]:
@@ -155,14 +172,15 @@ def read_census_table(path: Path) -> pd.DataFrame:
     bad = (pop.isna() | (pop < 0)).fillna(True).to_numpy(bool)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise WeightingError(f"census margins file {path}: line {i + 2} (data row {i}), column "
+        raise WeightingError(f"census margins file {path}: line {line(i)} (data row {i}), column "
                              f"'population': value {text.iloc[i]!r} is not a non-negative number")
     df["population"] = pop.astype(float)
     if df["margin"].isna().any():
         i = int(np.flatnonzero(df["margin"].isna().to_numpy(bool))[0])
-        raise WeightingError(f"census margins file {path}: line {i + 2} (data row {i}), column "
+        raise WeightingError(f"census margins file {path}: line {line(i)} (data row {i}), column "
                              "'margin' is empty")
     df.attrs["encoding"] = encoding
+    df.attrs["lines"] = lines
     return df
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from malformed_corpus import (
     CITY,
@@ -28,8 +28,10 @@ from malformed_corpus import (
     read_base,
 )
 from openpyxl import load_workbook
+from test_clean import messy_frames
 
 from analysis.clean import (
+    RULE_IDS,
     CleaningConfig,
     CleaningStopped,
     check_drop_share,
@@ -123,6 +125,10 @@ def test_line_numbers_follow_quoted_line_breaks(tmp_path):
     assert [source.file_row(r) for r in (0, 1, 2, 3)] == [2, 4, 5, 8]
     with pytest.raises(UserError, match=r"row 8 \(file line; data row 3\), column '性别' \(sex\)"):
         harmonise(df, load_plan(CITY), source)
+    path.write_text(path.read_text(encoding="utf-8").replace(",,C\n", ",,C,extra\n"), encoding="utf-8")
+    with pytest.raises(UserError, match=r"row 8 \(file line; data row 3\): row has more fields than the "
+                                        r"header; value '13 fields'; expected 12 fields"):
+        read_survey(path)
 
 
 # --- stopping at stage 01 -----------------------------------------------------------------------
@@ -152,6 +158,33 @@ def test_dropped_examples_in_rule_order_and_empty():
                                   [0, "speeder", "u"], [3, "speeder", "x"]]
     none = dropped_examples(ledger.assign(status="kept"))
     assert none.empty and list(none.columns) == ["row", "rule", "detail"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messy_frames())
+def test_a_row_with_several_faults_carries_the_first_rule(df):
+    """Rows with several faults at once: every row with a fault a rule can see alone is dropped,
+    and by that rule or an earlier one in RULES, never a later one."""
+    cfg = CleaningConfig()
+    res = clean(df, cfg, [f"q{i:02d}" for i in range(1, 11)])
+    order = {r: i for i, r in enumerate(RULE_IDS)}
+    age = df["age"].astype("float64")
+    alone = pd.DataFrame({
+        "missing_id": df["resp_key"].isna(),
+        "unknown_division": df["division_code"].isna(),
+        "missing_required": df[["sex", "age", "urban_rural", "education", "occupation", "stratum", "psu",
+                                "design_weight"]].isna().any(axis=1),
+        "age_out_of_range": (age < cfg.age_min) | (age > cfg.age_max),
+        "speeder": df["duration_min"] < cfg.min_duration_minutes,
+    }).fillna(False).astype(bool)
+    first = alone.apply(lambda r: min((order[c] for c in alone.columns if r[c]), default=None), axis=1)
+    led = res.ledger
+    for i, f in first.items():
+        if f is None or pd.isna(f):
+            continue
+        assert led.at[i, "status"] == "dropped", (i, f)
+        assert order[led.at[i, "rule"]] <= f, (i, led.at[i, "rule"], RULE_IDS[int(f)])
+    assert (led["rule"].isna() == (led["status"] == "kept")).all()
 
 
 # --- personal data ------------------------------------------------------------------------------
@@ -297,6 +330,14 @@ CENSUS_CASES = {
         lambda df: _move_cell(df, drop=True),
         r"margins-synthetic\.csv: margin division_urban: row \d+ has \{'division_code': '440802', "
         r"'urban_rural': '城镇'\}, a cell the census margins do not have"),
+    "empty_division_cell": (
+        lambda df: df.assign(division_code=df["division_code"].where(df.index != 2, "")),
+        r"margins-synthetic\.csv: line 4 \(data row 2\), column 'division_code': empty cell; margin "
+        r"division_urban needs column 'division_code' filled in every row"),
+    "cell_listed_twice": (
+        lambda df: pd.concat([df.iloc[:5], df.iloc[[1]], df.iloc[5:]], ignore_index=True),
+        r"margins-synthetic\.csv: line 7 \(data row 5\): margin division_urban lists cell "
+        r"\('440802', '乡村'\) twice"),
     "empty_population": (
         lambda df: df.assign(population=df["population"].where(df.index != 3, "")),
         r"margins-synthetic\.csv: line 5 \(data row 3\), column 'population': value <NA> is not a "
