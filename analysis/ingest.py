@@ -317,15 +317,21 @@ def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
     encoding = detect_encoding(data, path)
     text = data.decode(encoding)
     source = Source(path=Path(path), format="csv", encoding=encoding)
-    reader = io.StringIO(text)
+    reader = io.StringIO(text, newline="")
     head_text = "".join(reader.readline() for _ in range(HEADER_SCAN_ROWS))
     del reader
     # Delimiter: the one under which the header is found best (Excel's "Unicode text"
     # export is tab-separated UTF-16; some exports use semicolons).
     found = []
     for delim in DELIMITERS:
-        head = list(csv.reader(io.StringIO(head_text), delimiter=delim))
+        try:
+            head = list(csv.reader(io.StringIO(head_text, newline=""), delimiter=delim))
+        except csv.Error:  # e.g. a line break that only the right delimiter puts inside quotes
+            continue
         found.append((len(locate_header(head, dictionary)[2]), -DELIMITERS.index(delim), delim, head))
+    if not found:
+        raise IngestError(path, "not a readable table of text (quotes do not pair up in the first "
+                          f"{HEADER_SCAN_ROWS} lines)", expected="a CSV or tab-separated text file")
     _, _, delimiter, head = max(found)
     source.delimiter = delimiter
     idx, parent, mapping = locate_header(head, dictionary)
@@ -360,7 +366,7 @@ def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
                 raise source.error("row has more fields than the header", data_row=first,
                                    value=f"{int(raw.iloc[first].notna().sum())} fields",
                                    expected=f"{len(headers)} fields")
-        raw = raw.iloc[:, positions]
+        raw = raw.reindex(columns=range(max(len(headers), raw.shape[1]))).iloc[:, positions]  # all rows short
     del text
     df = _frame(raw.set_axis(range(raw.shape[1]), axis=1),
                 {i: mapping[p] for i, p in enumerate(positions)})
@@ -503,16 +509,25 @@ def read_xls(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
 
 def read_html_table(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataFrame, Source]:
     """An HTML table saved under an Excel name (older systems export 'Excel' this way)."""
+    import lxml.etree
     import lxml.html
 
     dictionary = dictionary or load_dictionary()
     data = Path(path).read_bytes()
-    encoding = _html_charset(data) or detect_encoding(data, path)
+    if b"urn:schemas-microsoft-com:office:spreadsheet" in data[:4096]:
+        raise IngestError(path, "an Excel 2003 XML spreadsheet, which cannot be read",
+                          expected="the file saved again as .xlsx (Excel workbook)")
+    encoding = _html_charset(data)
     try:
-        doc = lxml.html.document_fromstring(data.decode(encoding, errors="strict"))
-    except (UnicodeDecodeError, LookupError, ValueError) as err:
+        text = data.decode(encoding)  # the charset the page declares, when it is right
+    except (TypeError, LookupError, UnicodeDecodeError):
+        encoding = detect_encoding(data, path)
+        text = data.decode(encoding)
+    try:
+        doc = lxml.html.document_fromstring(re.sub(r"^\s*<\?xml[^>]*>", "", text))
+    except (ValueError, lxml.etree.ParserError) as err:
         raise IngestError(path, f"cannot read as an HTML table ({type(err).__name__})",
-                          expected="an .xls file or an HTML table in UTF-8 or GBK") from None
+                          expected="an .xls file or an HTML table") from None
     sheets = []
     for t, table in enumerate(doc.iter("table")):
         rows = []

@@ -113,6 +113,53 @@ def test_planner_names_an_unsupported_survey_file(base, tmp_path):
         survey_years_up_to(load_plan(CITY, raw), YEAR)
 
 
+def test_planner_names_a_survey_file_under_another_name(base, tmp_path):
+    from analysis.pipeline import PipelineError
+
+    raw = copy_raw(base, tmp_path / "raw")
+    (raw / SURVEY).rename(raw / "survey" / "2025年调查数据.xlsx")
+    with pytest.raises(PipelineError, match=r"no raw survey file for any year up to 2025 under \S+survey "
+                                            r"\(expected names like zhanjiang-2025-synthetic\.csv; the survey "
+                                            r"folder holds 2025年调查数据\.xlsx, which no survey year's name matches\)"):
+        survey_years_up_to(load_plan(CITY, raw), YEAR)
+
+
+def test_excel_2003_xml_is_named(tmp_path):
+    path = tmp_path / "s.xls"
+    path.write_text('<?xml version="1.0"?>\n<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet">'
+                    "</Workbook>", encoding="utf-8")
+    with pytest.raises(UserError, match=r"s\.xls: an Excel 2003 XML spreadsheet, which cannot be read; "
+                                        r"expected the file saved again as \.xlsx"):
+        read_survey(path)
+
+
+_cell_text = st.lists(st.sampled_from(["a", "张", ",", '"', "\n", "\r\n", " "]), max_size=8).map("".join)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_cell_text, st.booleans()), min_size=1, max_size=12))
+def test_file_line_is_where_the_row_starts(tmp_path, rows):
+    """Whatever quotes, commas and line breaks the remarks hold (and blank lines between rows),
+    the file line given for a data row is the line on which that row starts."""
+    import csv
+    import io
+
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["编号", "区县", "stratum", "psu", "权重", "性别", "年龄", "城乡", "文化程度", "职业", "备注", "q01"])
+    for k, (remark, blank) in enumerate(rows):
+        if blank:
+            buf.write("\n")
+        w.writerow([f"R{k}", "赤坎区", "s", "p", "1", "男", "30", "城镇", "初中", "农民", remark, "A"])
+    path = tmp_path / "lines.csv"
+    path.write_bytes(buf.getvalue().encode("utf-8"))
+    df, source = read_survey(path)
+    lines = buf.getvalue().split("\n")
+    assert df["resp_id"].tolist() == [f"R{k}" for k in range(len(rows))]
+    for row, rid in zip(df["row"], df["resp_id"], strict=True):
+        assert lines[source.file_row(row) - 1].startswith(rid + ","), (row, rid)
+
+
 def test_line_numbers_follow_quoted_line_breaks(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text('编号,区县,stratum,psu,权重,性别,年龄,城乡,文化程度,职业,备注,q01\n'
