@@ -483,7 +483,10 @@ def read_xls(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
 
     dictionary = dictionary or load_dictionary()
     try:
-        book = xlrd.open_workbook(str(path), formatting_info=True)
+        try:
+            book = xlrd.open_workbook(str(path), formatting_info=True)  # merged cells need it
+        except (NotImplementedError, xlrd.XLRDError, AssertionError, KeyError, IndexError):
+            book = xlrd.open_workbook(str(path))
     except Exception as err:  # xlrd.XLRDError, CompDocError, struct errors for damaged files
         raise IngestError(path, f"cannot open as an Excel 97–2003 workbook ({type(err).__name__}: {err})",
                           expected="an .xls file that Excel opens") from None
@@ -528,23 +531,50 @@ def read_html_table(path: Path, dictionary: Dictionary | None = None) -> tuple[p
     except (ValueError, lxml.etree.ParserError) as err:
         raise IngestError(path, f"cannot read as an HTML table ({type(err).__name__})",
                           expected="an .xls file or an HTML table") from None
-    sheets = []
-    for t, table in enumerate(doc.iter("table")):
-        rows = []
-        for tr in table.iter("tr"):
-            row = []
-            for cell in tr:
-                if cell.tag not in ("td", "th"):
-                    continue
-                text = cell.text_content().strip()
-                row += [text or None] * max(1, int(cell.get("colspan", "1") or 1))
-            rows.append(row)
-        sheets.append((f"table {t + 1}", rows))
+    sheets = [(f"table {t + 1}", _html_rows(table)) for t, table in enumerate(doc.iter("table"))]
     if not sheets:
         raise IngestError(path, "an HTML file without a table", expected="an Excel workbook or a table")
     df, source = _from_sheets(path, "html", sheets, dictionary)
     source.encoding = encoding
     return df, source
+
+
+def _span(cell, name: str) -> int:
+    try:
+        return max(1, int(cell.get(name, "1") or 1))
+    except ValueError:
+        return 1
+
+
+def _take_pending(row: list[Any], pending: dict[int, tuple[int, Any]]) -> None:
+    """Append the values of cells from rows above that still cover the next slots of `row`."""
+    while len(row) in pending:
+        left, value = pending.pop(len(row))
+        if left > 1:
+            pending[len(row)] = (left - 1, value)
+        row.append(value)
+
+
+def _html_rows(table) -> list[list[Any]]:
+    """Cells of an HTML table as a grid: a cell spanning rows or columns fills every slot it
+    covers, as merged cells of a workbook are read."""
+    rows: list[list[Any]] = []
+    pending: dict[int, tuple[int, Any]] = {}  # column -> (rows still covered, value)
+    for tr in table.iter("tr"):
+        row: list[Any] = []
+        for cell in tr:
+            if cell.tag not in ("td", "th"):
+                continue
+            _take_pending(row, pending)
+            text = cell.text_content().strip() or None
+            rowspan = _span(cell, "rowspan")
+            for _ in range(_span(cell, "colspan")):
+                if rowspan > 1:
+                    pending[len(row)] = (rowspan - 1, text)
+                row.append(text)
+        _take_pending(row, pending)
+        rows.append(row)
+    return rows
 
 
 def _html_charset(data: bytes) -> str | None:

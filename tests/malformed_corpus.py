@@ -151,6 +151,20 @@ def html_xls(raw_dir: Path) -> None:
     replace_survey(raw_dir, ".xls", html.encode("gbk"))
 
 
+def html_two_row_header(raw_dir: Path) -> None:
+    """An HTML export with a two-row header: a group cell over the demographics (colspan) and
+    every other header spanning both rows (rowspan), UTF-8 without a charset."""
+    df = read_base(raw_dir)
+    group = ["sex", "age", "urban_rural", "education", "occupation"]
+    first = "".join(f'<th rowspan="2">{c}</th>' for c in df.columns[: df.columns.get_loc("sex")])
+    first += f'<th colspan="{len(group)}">基本情况</th>'
+    first += "".join(f'<th rowspan="2">{c}</th>' for c in df.columns[df.columns.get_loc("occupation") + 1:])
+    second = "".join(f"<th>{c}</th>" for c in group)
+    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>" for r in df.itertuples(index=False))
+    html = f"<html><body><table><tr>{first}</tr><tr>{second}</tr>{body}</table></body></html>"
+    replace_survey(raw_dir, ".xls", html.encode("utf-8"))
+
+
 def _xlsx_with_formulas(raw_dir: Path, cached: bool) -> None:
     """The age column as formulas (=age+0); cached: with the computed values stored."""
     df = read_base(raw_dir)
@@ -235,6 +249,7 @@ SURVEY_CASES = (
     SurveyCase("tab_text_named_xls", csv_named_xls, None, "csv"),
     SurveyCase("biff_xls_title_row", biff_xls, None, "xls"),
     SurveyCase("html_table_named_xls", html_xls, None, "html"),
+    SurveyCase("html_two_row_header", html_two_row_header, None, "html"),
     SurveyCase("xlsx_formulas_with_values", xlsx_formulas_cached, None, "xlsx"),
     SurveyCase("xlsx_formulas_without_values", xlsx_formulas_uncached,
                r"\.xlsx, row 2 \(file row; data row 0\), column 'age': sheet 'data': 3\d\d formula cell\(s\) "
