@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .dictionary import Dictionary, load_dictionary
@@ -412,7 +413,23 @@ def _from_sheets(path: Path, fmt: str, sheets: list[tuple[str, list[list[Any]]]]
     width = max((len(r) for r in rows[idx + 1:]), default=0)
     body = pd.DataFrame([list(r) + [None] * (width - len(r)) for r in rows[idx + 1:]], dtype="object")
     df = _frame(body, mapping)
+    _check_error_cells(df, source)
     return _drop_blank(df), source
+
+
+EXCEL_ERRORS = ("#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#GETTING_DATA")
+
+
+def _check_error_cells(df: pd.DataFrame, source: Source) -> None:
+    """A spreadsheet error value (#N/A, #REF!, ...) is a formula that failed, not an answer."""
+    for col in df.columns.drop("row"):
+        bad = df[col].isin(EXCEL_ERRORS).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise source.error(f"the cell holds the spreadsheet error {df[col].iloc[i]} "
+                               f"({int(bad.sum())} such cell(s) in this column)",
+                               data_row=int(df["row"].iloc[i]), column=col,
+                               expected="a value: correct the formula, or paste the column as values")
 
 
 def _has_formulas(path: Path) -> bool:
@@ -497,8 +514,10 @@ def read_xls(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
             row = []
             for c in range(sh.ncols):
                 cell = sh.cell(r, c)
-                if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK, xlrd.XL_CELL_ERROR):
+                if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
                     row.append(None)
+                elif cell.ctype == xlrd.XL_CELL_ERROR:
+                    row.append(xlrd.error_text_from_code.get(cell.value, "#N/A"))
                 elif cell.ctype == xlrd.XL_CELL_DATE:
                     row.append(xlrd.xldate_as_datetime(cell.value, book.datemode))
                 else:

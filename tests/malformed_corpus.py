@@ -195,6 +195,15 @@ def xlsx_formulas_uncached(raw_dir: Path) -> None:
     _xlsx_with_formulas(raw_dir, cached=False)
 
 
+def xlsx_error_cell(raw_dir: Path) -> None:
+    """A workbook whose age formula failed in one row (the cell holds #N/A)."""
+    df = read_base(raw_dir)
+    df.loc[4, "age"] = "#N/A"
+    buf = io.BytesIO()
+    df.to_excel(buf, index=False, sheet_name="data")
+    replace_survey(raw_dir, ".xlsx", buf.getvalue())
+
+
 def unsupported_type(raw_dir: Path) -> None:
     replace_survey(raw_dir, ".numbers", b"PK\x03\x04not really")
 
@@ -254,6 +263,9 @@ SURVEY_CASES = (
     SurveyCase("xlsx_formulas_without_values", xlsx_formulas_uncached,
                r"\.xlsx, row 2 \(file row; data row 0\), column 'age': sheet 'data': 3\d\d formula cell\(s\) "
                r"without a computed value \(I2…I30\d\); expected stored values: open the file in Excel"),
+    SurveyCase("xlsx_error_cell", xlsx_error_cell,
+               r"\.xlsx, row 6 \(file row; data row 4\), column 'age': the cell holds the spreadsheet error "
+               r"#N/A \(1 such cell\(s\) in this column\); expected a value: correct the formula"),
     SurveyCase("unsupported_type", unsupported_type,
                r"\.numbers: unsupported file type in the survey folder; value \.numbers; expected one of "
                r"\.csv, \.tsv, \.txt, \.xlsx, \.xlsm, \.xls, \.sav, \.zsav, \.dta"),
