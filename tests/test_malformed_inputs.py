@@ -304,6 +304,18 @@ def test_personal_data_never_reaches_any_written_file(base, tmp_path):
     assert snapshot(out) == before
 
 
+@pytest.mark.parametrize(("value", "shown"), [
+    (35, "35"), (-3.0, "-3"), ("250.5", "'250.5'"), ("E", "'E'"), ("-", "'-'"), (None, "an empty cell"),
+    (PII["phone"], "a number of 11 digits, not shown"),
+    (PII["id_card"], "letters and digits of 18 characters, not shown"),
+    (PII["name"], "Chinese text of 4 characters, not shown"),
+    (PII["address"], "Chinese text of 16 characters, not shown"),
+    ("Wang Fang", "text of 9 characters, not shown"), ("abc", "3 letters, not shown"),
+])
+def test_safe_value_examples(value, shown):
+    assert repr(safe_value(value)) == shown
+
+
 @given(st.text(alphabet=st.sampled_from("0123456789赤坎区中山路号张伟XxAB- "), min_size=7))
 def test_safe_value_never_shows_long_text(text):
     shown = repr(safe_value(text))
