@@ -205,11 +205,8 @@ def to_date(df: pd.DataFrame, column: str, source: Source | None = None) -> pd.S
 # --- design identifiers ------------------------------------------------------------------
 
 DESIGN_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.\-/]{0,39}")
-PERSONAL_SHAPES = (
-    (re.compile(r"\+?(?:86)?1[3-9]\d{9}"), "a mobile phone number"),
-    (re.compile(r"\d{17}[\dXx]|\d{15}"), "an ID-card number"),
-    (re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}"), "an e-mail address"),
-)
+# a mobile phone number (with or without 86) or an ID-card number (18 or old 15 characters)
+PERSONAL_NUMBER = re.compile(r"(?:86)?1[3-9]\d{9}|\d{17}[\dXx]|\d{15}")
 DESIGN_CODE_EXPECTED = ("a design code of letters, digits and - _ . / (at most 40 characters, "
                         "e.g. 440802-U as in docs/contracts.md), not free text")
 
@@ -222,7 +219,9 @@ def design_code(v: Any) -> Any:
     s = norm_text(v)
     if s is None:
         return None
-    if not DESIGN_CODE.fullmatch(s) or any(p.fullmatch(s.replace("-", "")) for p, _ in PERSONAL_SHAPES):
+    if not DESIGN_CODE.fullmatch(s):
+        return _BAD
+    if len(s) >= 11 and PERSONAL_NUMBER.fullmatch(s.replace("-", "")):
         return _BAD
     return s
 
