@@ -9,6 +9,7 @@ read through the values the spreadsheet program stored; a formula without one is
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def _check_formulas(path: Path, source: Source, rows: list[list[Any]], mapping: 
     from openpyxl import load_workbook
     from openpyxl.utils import get_column_letter
 
-    ws = load_workbook(path, read_only=True, data_only=False)[source.sheet]
+    ws = load_workbook(io.BytesIO(Path(path).read_bytes()), read_only=True, data_only=False)[source.sheet]
     first = source.first_data_row
     uncached: dict[int, list[str]] = {}
     for r, row in enumerate(ws.iter_rows(min_row=first), start=first):
@@ -87,7 +88,7 @@ def read_excel(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.Dat
 
     dictionary = dictionary or load_dictionary()
     try:
-        wb = load_workbook(path, data_only=True)
+        wb = load_workbook(io.BytesIO(Path(path).read_bytes()), data_only=True)  # any extension
     except Exception as err:  # openpyxl raises many types for a damaged file
         raise IngestError(path, f"cannot open as an Excel workbook ({type(err).__name__}: {err})",
                           expected="an .xlsx file") from None

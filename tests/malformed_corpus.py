@@ -140,6 +140,13 @@ def biff_xls(raw_dir: Path) -> None:
     replace_survey(raw_dir, ".xls", buf.getvalue())
 
 
+def xlsx_named_csv(raw_dir: Path) -> None:
+    """A workbook saved under the plan's .csv name."""
+    buf = io.BytesIO()
+    read_base(raw_dir).to_excel(buf, index=False)
+    (raw_dir / SURVEY).write_bytes(buf.getvalue())
+
+
 def html_xls(raw_dir: Path) -> None:
     """An HTML table saved as .xls (GBK, charset in a meta tag), as older systems export."""
     df = read_base(raw_dir)
@@ -257,6 +264,7 @@ SURVEY_CASES = (
     SurveyCase("gb18030_semicolon_csv", semicolon_csv, None, "csv"),
     SurveyCase("tab_text_named_xls", csv_named_xls, None, "csv"),
     SurveyCase("biff_xls_title_row", biff_xls, None, "xls"),
+    SurveyCase("xlsx_named_csv", xlsx_named_csv, None, "xlsx"),
     SurveyCase("html_table_named_xls", html_xls, None, "html"),
     SurveyCase("html_two_row_header", html_two_row_header, None, "html"),
     SurveyCase("xlsx_formulas_with_values", xlsx_formulas_cached, None, "xlsx"),
