@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 
 from .config import Plan
 from .dictionary import ITEM_RE
+from .errors import UserError, safe_value
 from .harmonise import ITEM_OPTIONS, arrow_of
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ class CleaningConfig:
     max_straightline_run: int = 15
     duplicate_min_answered_share: float = 0.5
     implausible: tuple[dict[str, Any], ...] = field(default=DEFAULT_IMPLAUSIBLE)
+    # More dropped than this share of the input stops stage 01 (survey.cleaning.max_drop_share):
+    # a wrong file, a wrong code list or a broken column, not a real sample.
+    max_drop_share: float = 0.5
 
     @classmethod
     def from_plan(cls, plan: Plan) -> CleaningConfig:
@@ -100,6 +104,7 @@ class CleaningConfig:
             duplicate_min_answered_share=float(
                 g("duplicate_min_answered_share", cls.duplicate_min_answered_share)),
             implausible=tuple(g("implausible", None) or DEFAULT_IMPLAUSIBLE),
+            max_drop_share=float(g("max_drop_share", cls.max_drop_share)),
         )
 
     def threshold_text(self, key: str | None) -> str:
@@ -243,7 +248,8 @@ def clean(df: pd.DataFrame, config: CleaningConfig, core_items: list[str] | None
          lambda m: _fmt(first_of_hash[m], "same demographics and answers as row {}"))
 
     fire("unknown_division", df["division_code"].isna().to_numpy(),
-         lambda m: _fmt(df["county"].to_numpy(dtype=object, na_value=None)[m], "division {!r} not in plan"))
+         lambda m: _fmt(map(safe_value, df["county"].to_numpy(dtype=object, na_value=None)[m]),
+                        "not a division of the plan: {!r}"))
 
     present = [c for c in REQUIRED_VALUES if c in df.columns]
     missing = df[present].isna().to_numpy()
@@ -297,3 +303,38 @@ def summarise(ledger: pd.DataFrame, config: CleaningConfig) -> pd.DataFrame:
     out["order"] = out["order"].astype("Int64")
     out["share_pct"] = (100 * out["n"] / n_in).round(2) if n_in else 0.0
     return out
+
+
+class CleaningStopped(UserError, ValueError):
+    """Cleaning left no rows, or dropped more than survey.cleaning.max_drop_share of them."""
+
+
+def check_drop_share(result: CleanResult, config: CleaningConfig, source: Any = "survey file") -> None:
+    """Stop when the clean table would be empty or too much was dropped; say what each rule dropped."""
+    n_in = len(result.ledger)
+    n_kept = len(result.kept)
+    dropped = n_in - n_kept
+    if n_in == 0:
+        raise CleaningStopped(f"survey file {source}: no data rows below the header; expected one row "
+                              "per respondent")
+    share = dropped / n_in
+    if n_kept > 0 and share <= config.max_drop_share:
+        return
+    by_rule = result.summary.set_index("rule")["n"]
+    counts = ", ".join(f"{r.id} {int(by_rule[r.id])}" for r in RULES if by_rule.get(r.id, 0))
+    what = ("no row is left after cleaning" if n_kept == 0 else
+            f"cleaning drops {share:.1%} of the rows, more than survey.cleaning.max_drop_share "
+            f"= {config.max_drop_share:.0%}")
+    raise CleaningStopped(
+        f"survey file {source}: {what} ({dropped} of {n_in} dropped; by rule: {counts}); "
+        "check the file's columns and codes against the ledger rules, or change survey.cleaning "
+        "in the plan file")
+
+
+def dropped_examples(ledger: pd.DataFrame, per_rule: int = 3) -> pd.DataFrame:
+    """The first `per_rule` dropped rows of each rule, in rule order (empty when none dropped)."""
+    dropped = ledger.loc[ledger["status"] == "dropped", ["row", "rule", "detail"]]
+    order = {r: i for i, r in enumerate(RULE_IDS)}
+    out = (dropped.assign(_order=dropped["rule"].map(order)).sort_values(["_order", "row"], kind="stable")
+           .groupby("rule", sort=False).head(per_rule).drop(columns="_order"))
+    return out.reset_index(drop=True)

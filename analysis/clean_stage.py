@@ -22,7 +22,7 @@ import pandas as pd
 from pandera.errors import SchemaErrors
 
 from . import scoring
-from .clean import CleaningConfig, CleanResult, clean
+from .clean import CleaningConfig, CleanResult, check_drop_share, clean
 from .config import Plan, processed_dir
 from .dictionary import ITEM_RE
 from .harmonise import harmonise
@@ -115,6 +115,7 @@ def process(df: pd.DataFrame, source: Source, plan: Plan, year: int, questionnai
     h = harmonise(df, plan, source)
     p = pseudonymise(h, key)
     result = clean(p, config, core)
+    check_drop_share(result, config, source.path)
     rows = result.kept["row"]
     scored = scoring.score(result.kept.drop(columns="row"), questionnaire, plan, year)
     table = scored[clean_columns(items)]

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from .config import Plan
 from .dictionary import AGE_GROUPS, ITEM_RE
+from .errors import safe_value
 from .ingest import IngestError, Source
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ CATEGORIES = {"sex": SEX, "urban_rural": URBAN_RURAL, "education": EDUCATION, "o
 def _fail(source: Source | None, df: pd.DataFrame, pos: int, column: str, value: Any,
           expected: str) -> IngestError:
     problem = "value cannot be read"
+    value = safe_value(value)  # never echo a free-text value: it may be personal data
     if source is None:
         return IngestError("<frame>", problem, row=f"data row {int(df['row'].iloc[pos])}",
                            column=column, value=value, expected=expected)
@@ -153,6 +155,9 @@ def _number(v: Any) -> Any:
     return float(m.group(1)) if m else _BAD
 
 
+MAX_NUMBER = 1e9  # no age, weight or duration is this large; phone and ID-card numbers are
+
+
 def to_number(df: pd.DataFrame, column: str, expected: str, source: Source | None = None,
               integer: bool = False) -> pd.Series:
     s = df[column]
@@ -162,6 +167,10 @@ def to_number(df: pd.DataFrame, column: str, expected: str, source: Source | Non
         sub = df.loc[todo, ["row", column]]
         fixed = map_values(sub, column, _number, expected, source, dtype="float64")
         out.loc[todo] = fixed.to_numpy()
+    huge = (out.abs() >= MAX_NUMBER).to_numpy()
+    if huge.any():  # a phone or ID-card number typed into a number column
+        pos = int(np.flatnonzero(huge)[0])
+        raise _fail(source, df, pos, column, s.iloc[pos], f"{expected}, below {MAX_NUMBER:.0e}")
     if integer:
         frac = out.notna() & (out != np.round(out))
         if frac.any():
@@ -191,6 +200,30 @@ def _date(v: Any) -> Any:
 
 def to_date(df: pd.DataFrame, column: str, source: Source | None = None) -> pd.Series:
     return map_values(df, column, _date, "a date such as 2025-05-31", source, dtype="datetime64[us]")
+
+
+# --- design identifiers ------------------------------------------------------------------
+
+DESIGN_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.\-/]{0,39}")
+# a mobile phone number (with or without 86) or an ID-card number (18 or old 15 characters)
+PERSONAL_NUMBER = re.compile(r"(?:86)?1[3-9]\d{9}|\d{17}[\dXx]|\d{15}")
+DESIGN_CODE_EXPECTED = ("a design code of letters, digits and - _ . / (at most 40 characters, "
+                        "e.g. 440802-U as in docs/contracts.md), not free text")
+
+
+def design_code(v: Any) -> Any:
+    """A stratum or PSU code as text, or _BAD for free text or something shaped like personal data.
+
+    These columns are kept in the clean table, so only code-like values may pass.
+    """
+    s = norm_text(v)
+    if s is None:
+        return None
+    if not DESIGN_CODE.fullmatch(s):
+        return _BAD
+    if len(s) >= 11 and PERSONAL_NUMBER.fullmatch(s.replace("-", "")):
+        return _BAD
+    return s
 
 
 # --- divisions ---------------------------------------------------------------------------
@@ -279,8 +312,9 @@ def harmonise(df: pd.DataFrame, plan: Plan, source: Source | None = None) -> pd.
     for col in ("name", "phone", "id_card", "address"):
         if col in df:
             out[col] = df[col]
-    for col in ("county", "stratum", "psu"):
-        out[col] = map_values(df, col, norm_text, "text", source)
+    out["county"] = map_values(df, "county", norm_text, "text", source)
+    for col in ("stratum", "psu"):
+        out[col] = map_values(df, col, design_code, DESIGN_CODE_EXPECTED, source)
     resolve = division_resolver(plan)
     out["division_code"] = map_values(out.assign(row=df["row"]), "county", resolve, "", source)
     out["design_weight"] = to_number(df, "design_weight", "a positive number", source)

@@ -1,11 +1,12 @@
-"""Read a delivered survey file (CSV, Excel, SPSS, Stata) into canonical columns.
+"""Read a delivered survey file (CSV and other text, Excel, SPSS, Stata) into canonical columns.
 
 Encodings are detected, not guessed: a CSV must decode completely as UTF-8
 (with or without BOM), GBK or GB18030, in that order, and the one used is
 reported. Title rows above the header and two-row (merged) headers are found
 by matching cells against the data dictionary. Unknown columns are dropped
 (they may hold personal data); the raw values are left as text for
-analysis.harmonise.
+analysis.harmonise. Spreadsheets (.xlsx, .xls, HTML tables) are read by analysis.workbooks;
+the reader follows the file's content, not its extension.
 """
 
 from __future__ import annotations
@@ -18,26 +19,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .dictionary import Dictionary, load_dictionary
+from .errors import Shown, UserError
 
 log = logging.getLogger(__name__)
 
 DELIMITERS = (",", "\t", ";", "|")
-SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".sav", ".zsav", ".dta")
+SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xls", ".sav", ".zsav", ".dta")
 HEADER_SCAN_ROWS = 30
 MIN_HEADER_MATCHES = 3
 
 
-class IngestError(ValueError):
-    """A file the stage cannot use: one message naming file, row, column, value and expectation."""
+class IngestError(UserError, ValueError):
+    """A file the stage cannot use: one message naming file, row, column, value and expectation.
 
-    def __init__(self, path: Any, problem: str, *, row: int | None = None, column: str | None = None,
-                 value: Any = None, expected: str | None = None):
+    `value` must already be safe to print (see analysis.errors.safe_value).
+    """
+
+    def __init__(self, path: Any, problem: str, *, row: int | str | None = None, column: str | None = None,
+                 value: Any = None, expected: str | None = None, what: str = "survey file"):
         self.path, self.problem, self.row, self.column = path, problem, row, column
         self.value, self.expected = value, expected
-        parts = [f"survey file {path}"]
+        parts = [f"{what} {path}"]
         if row is not None:
             parts.append(f"row {row}")
         if column is not None:
@@ -64,9 +70,30 @@ class Source:
     dropped_columns: list[str] = field(default_factory=list)
     value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
     delimiter: str | None = None
+    header_record: int = 0  # 0-based record index of the (last) header row, CSV only
+    mapping: dict[int, str] = field(default_factory=dict)  # column position -> canonical name
+    _record_lines: list[int] | None = field(default=None, repr=False)
 
     def file_row(self, data_row: int) -> int:
+        """1-based row (spreadsheet) or physical line (CSV) of data row `data_row`.
+
+        A CSV field in quotes may hold line breaks, so records and lines differ; the line is
+        then found by re-reading the file (only when an error needs it).
+        """
+        if self.format == "csv" and self.encoding is not None:
+            lines = self.record_lines()
+            k = self.header_record + 1 + int(data_row)
+            if k < len(lines):
+                return lines[k]
         return self.first_data_row + int(data_row)
+
+    def record_lines(self) -> list[int]:
+        """The physical line (1-based) on which each CSV record starts."""
+        if self._record_lines is None:
+            text = self.path.read_bytes().decode(self.encoding)
+            self._record_lines = csv_record_lines(text, self.delimiter or ",")
+        return self._record_lines
+
 
     def column_label(self, name: str) -> str:
         raw = self.headers.get(name)
@@ -83,21 +110,72 @@ class Source:
                            value=value, expected=expected)
 
 
+def csv_record_lines(text: str, delimiter: str = ",", skip_blank: bool = False) -> list[int]:
+    """The physical line (1-based) on which each CSV record starts (quoted fields may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    starts, prev = [], 0
+    for record in reader:
+        if record or not skip_blank:
+            starts.append(prev + 1)
+        prev = reader.line_num
+    return starts
+
+
 # --- locating the raw file ---------------------------------------------------------------
 
+IGNORED_PREFIXES = ("~$", ".")  # Excel/WPS lock files and hidden files
+
+
+def survey_candidates(base: Path) -> list[Path]:
+    """Files beside `base` with its name whatever the extension (lock and hidden files excluded)."""
+    base = Path(base)
+    if not base.parent.is_dir():
+        return []
+    stem = base.stem.lower()
+    return sorted(p for p in base.parent.iterdir()
+                  if p.is_file() and p.stem.lower() == stem and not p.name.startswith(IGNORED_PREFIXES))
+
+
+def find_survey_file(base: Path) -> Path | None:
+    """The survey file for `base`: itself, or its name with another supported extension.
+
+    None when there is no file of that name at all. A file of that name with an unsupported
+    extension, or two supported candidates where `base` itself is absent, is an error rather
+    than a year silently left out or a file silently preferred.
+    """
+    base = Path(base)
+    found = survey_candidates(base)
+    supported = [p for p in found if p.suffix.lower() in SUPPORTED]
+    others = [p for p in found if p not in supported]
+    if base.is_file() and base.suffix.lower() in SUPPORTED:
+        if len(found) > 1:
+            log.warning("several files named %s: using %s (also %s)", base.stem, base.name,
+                        ", ".join(p.name for p in found if p != base))
+        return base
+    if others and not supported:
+        p = others[0]
+        raise IngestError(p, "unsupported file type in the survey folder",
+                          value=Shown(p.suffix or "no extension"),
+                          expected=f"one of {', '.join(SUPPORTED)} (save the file in one of these "
+                                   "formats, or move it out of the survey folder)")
+    if len(supported) > 1:
+        raise IngestError(base.parent, f"{len(supported)} survey files for one year: "
+                          + ", ".join(p.name for p in supported), what="survey folder",
+                          expected=f"one file named {base.stem} with one extension; move the others away")
+    if others:
+        log.warning("ignored %s beside %s (unsupported type)", ", ".join(p.name for p in others),
+                    supported[0].name)
+    return supported[0] if supported else None
+
+
 def find_raw_file(path: Path) -> Path:
-    """The file itself, or one with the same stem and another supported extension."""
+    """The survey file for `path`: itself, or its name with another supported extension."""
     path = Path(path)
-    if path.is_file():
-        return path
-    candidates = [path.with_suffix(ext) for ext in SUPPORTED if path.with_suffix(ext).is_file()]
-    if not candidates:
+    found = find_survey_file(path)
+    if found is None:
         raise IngestError(path, "no survey file found",
                           expected=f"{path.name} or the same name with one of {', '.join(SUPPORTED)}")
-    if len(candidates) > 1:
-        log.warning("several survey files for %s: using %s (also %s)", path.stem, candidates[0].name,
-                    ", ".join(c.name for c in candidates[1:]))
-    return candidates[0]
+    return found
 
 
 # --- encodings ---------------------------------------------------------------------------
@@ -112,21 +190,18 @@ def detect_encoding(data: bytes, path: Any = "<bytes>") -> str:
         return "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
-    try:
-        data.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError as err:
-        first_error = err
-    for codec in ("gbk", "gb18030"):
+    errors = []
+    for codec in ("utf-8", "gbk", "gb18030"):
         try:
             data.decode(codec)
             return codec
-        except UnicodeDecodeError:
-            continue
-    pos = first_error.start
+        except UnicodeDecodeError as err:
+            errors.append(err.start)
+    pos = max(errors)  # the codec that read furthest points at the real fault
     line = data[:pos].count(b"\n") + 1
     raise IngestError(path, "text encoding not recognised", row=f"{line} (file line)",
-                      value=data[pos:pos + 4], expected="UTF-8 (with or without BOM), GBK or GB18030")
+                      value=Shown(f"byte 0x{data[pos]:02x} at offset {pos}"),  # not the text: may be personal
+                      expected="UTF-8 (with or without BOM), GBK or GB18030")
 
 
 # --- header location ---------------------------------------------------------------------
@@ -187,6 +262,7 @@ def _check_mapping(source: Source, headers: list[Any], mapping: dict[int, str],
             expected="headers the data dictionary knows (analysis/data_dictionary.yml)",
         )
     source.headers = {name: str(headers[pos]) for pos, name in mapping.items()}
+    source.mapping = dict(mapping)
     source.dropped_columns = [str(h) for p, h in enumerate(headers)
                               if p not in mapping and h is not None and str(h).strip()]
     if source.dropped_columns:
@@ -243,20 +319,27 @@ def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
     encoding = detect_encoding(data, path)
     text = data.decode(encoding)
     source = Source(path=Path(path), format="csv", encoding=encoding)
-    reader = io.StringIO(text)
+    reader = io.StringIO(text, newline="")
     head_text = "".join(reader.readline() for _ in range(HEADER_SCAN_ROWS))
     del reader
     # Delimiter: the one under which the header is found best (Excel's "Unicode text"
     # export is tab-separated UTF-16; some exports use semicolons).
     found = []
     for delim in DELIMITERS:
-        head = list(csv.reader(io.StringIO(head_text), delimiter=delim))
+        try:
+            head = list(csv.reader(io.StringIO(head_text, newline=""), delimiter=delim))
+        except csv.Error:  # e.g. a line break that only the right delimiter puts inside quotes
+            continue
         found.append((len(locate_header(head, dictionary)[2]), -DELIMITERS.index(delim), delim, head))
+    if not found:
+        raise IngestError(path, "not a readable table of text (quotes do not pair up in the first "
+                          f"{HEADER_SCAN_ROWS} lines)", expected="a CSV or tab-separated text file")
     _, _, delimiter, head = max(found)
     source.delimiter = delimiter
     idx, parent, mapping = locate_header(head, dictionary)
     source.header_rows = ([idx] if parent is not None else []) + [idx + 1]
     source.first_data_row = idx + 2
+    source.header_record = idx
     headers = head[idx] if idx >= 0 else []
     _check_mapping(source, headers, mapping, dictionary)
     positions = sorted(mapping)
@@ -272,11 +355,12 @@ def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
                               keep_default_na=False, na_values=[""], skip_blank_lines=False)
         except pd.errors.ParserError as err:
             m = re.search(r"line (\d+), saw (\d+)", str(err))
-            line = int(m.group(1)) if m else None  # pandas counts file lines, skipped ones included
-            raise IngestError(path, "row has more fields than the header",
-                              row=None if line is None else f"{line} (file line)",
-                              value=None if m is None else f"{m.group(2)} fields",
-                              expected=f"{len(headers)} fields") from None
+            if m is None:
+                raise IngestError(path, f"not a readable table ({err})",
+                                  expected=f"{len(headers)} fields per row") from None
+            # pandas counts records (skipped ones included), not lines: quoted fields may span lines
+            raise source.error("row has more fields than the header", data_row=int(m.group(1)) - 2 - idx,
+                               value=f"{m.group(2)} fields", expected=f"{len(headers)} fields") from None
         if raw.shape[1] > len(headers):
             extra = raw.iloc[:, len(headers):].notna().any(axis=1).to_numpy()
             if extra.any():
@@ -284,49 +368,70 @@ def read_csv(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataF
                 raise source.error("row has more fields than the header", data_row=first,
                                    value=f"{int(raw.iloc[first].notna().sum())} fields",
                                    expected=f"{len(headers)} fields")
-        raw = raw.iloc[:, positions]
+        raw = raw.reindex(columns=range(max(len(headers), raw.shape[1]))).iloc[:, positions]  # all rows short
     del text
     df = _frame(raw.set_axis(range(raw.shape[1]), axis=1),
                 {i: mapping[p] for i, p in enumerate(positions)})
     return _drop_blank(df), source
 
 
-def _sheet_rows(ws) -> list[list[Any]]:
-    rows = [list(r) for r in ws.iter_rows(values_only=True)]
-    for rng in ws.merged_cells.ranges:
-        value = rows[rng.min_row - 1][rng.min_col - 1]
-        for r in range(rng.min_row - 1, rng.max_row):
-            for c in range(rng.min_col - 1, rng.max_col):
-                rows[r][c] = value
-    return rows
-
-
-def read_excel(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataFrame, Source]:
-    from openpyxl import load_workbook
-
-    dictionary = dictionary or load_dictionary()
-    try:
-        wb = load_workbook(path, data_only=True)
-    except Exception as err:  # openpyxl raises many types for a damaged file
-        raise IngestError(path, f"cannot open as an Excel workbook ({type(err).__name__}: {err})",
-                          expected="an .xlsx file") from None
+def from_sheets(path: Path, fmt: str, sheets: list[tuple[str, list[list[Any]]]],
+                 dictionary: Dictionary) -> tuple[pd.DataFrame, Source]:
+    """The first sheet with a header row (else the best one) as a canonical frame."""
     best = None
-    for ws in [wb.active, *[w for w in wb.worksheets if w is not wb.active]]:
-        rows = _sheet_rows(ws)
+    for title, rows in sheets:
         found = locate_header(rows, dictionary)
         if best is None or len(found[2]) > len(best[2][2]):
-            best = (ws.title, rows, found)
+            best = (title, rows, found)
         if len(found[2]) >= MIN_HEADER_MATCHES:
             break
+    if best is None:
+        raise IngestError(path, "the workbook has no sheets", expected="a sheet with the survey table")
     sheet, rows, (idx, parent, mapping) = best
-    source = Source(path=Path(path), format="xlsx", sheet=sheet)
+    source = Source(path=Path(path), format=fmt, sheet=sheet)
     source.header_rows = ([idx] if parent is not None else []) + [idx + 1]
     source.first_data_row = idx + 2
     headers = rows[idx] if idx >= 0 else []
     _check_mapping(source, headers, mapping, dictionary)
-    body = pd.DataFrame(rows[idx + 1:], dtype="object")
+    width = max((len(r) for r in rows[idx + 1:]), default=0)
+    body = pd.DataFrame([list(r) + [None] * (width - len(r)) for r in rows[idx + 1:]], dtype="object")
     df = _frame(body, mapping)
+    _check_error_cells(df, source)
     return _drop_blank(df), source
+
+
+EXCEL_ERRORS = ("#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#GETTING_DATA")
+
+
+def _check_error_cells(df: pd.DataFrame, source: Source) -> None:
+    """A spreadsheet error value (#N/A, #REF!, ...) is a formula that failed, not an answer."""
+    for col in df.columns.drop("row"):
+        bad = df[col].isin(EXCEL_ERRORS).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise source.error(f"the cell holds the spreadsheet error {df[col].iloc[i]} "
+                               f"({int(bad.sum())} such cell(s) in this column)",
+                               data_row=int(df["row"].iloc[i]), column=col,
+                               expected="a value: correct the formula, or paste the column as values")
+
+
+def sniff_format(path: Path) -> str:
+    """What a file is, from its first bytes (extensions lie): xlsx, xls, html, text, sav or dta."""
+    ext = Path(path).suffix.lower()
+    if ext in (".sav", ".zsav"):
+        return "sav"
+    if ext == ".dta":
+        return "dta"
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "xls"
+    probe = head.replace(b"\x00", b"").lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n").lower()
+    if probe.startswith((b"<html", b"<!doctype html", b"<table", b"<?xml")) or b"<table" in probe[:2048]:
+        return "html"
+    return "text"
 
 
 def read_stat(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataFrame, Source]:
@@ -363,17 +468,35 @@ def read_stat(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.Data
 
 
 def read_survey(path: Path, dictionary: Dictionary | None = None) -> tuple[pd.DataFrame, Source]:
-    """Read any supported survey file: (frame of canonical columns as delivered + `row`, Source)."""
+    """Read any supported survey file: (frame of canonical columns as delivered + `row`, Source).
+
+    The reader follows the content, not the extension: a CSV saved as .xls, or an HTML table
+    saved as .xls, is read for what it is.
+    """
     path = find_raw_file(Path(path))
     ext = path.suffix.lower()
-    if ext in (".csv", ".tsv", ".txt"):
+    if ext not in SUPPORTED:
+        raise IngestError(path, "unsupported file type", value=Shown(ext), expected=", ".join(SUPPORTED))
+    from .workbooks import read_excel, read_html_table, read_xls
+
+    kind = sniff_format(path)
+    if kind == "text" and ext in (".xlsx", ".xlsm", ".xls"):
+        try:  # some systems write delimited text under an Excel name
+            df, source = read_csv(path, dictionary)
+        except IngestError as err:
+            raise IngestError(path, "cannot open as an Excel workbook (the file is neither a workbook "
+                              f"nor a table of text: {err.problem})",
+                              expected="an .xlsx or .xls file that Excel opens") from None
+    elif kind == "text":
         df, source = read_csv(path, dictionary)
-    elif ext in (".xlsx", ".xlsm"):
+    elif kind == "xlsx":
         df, source = read_excel(path, dictionary)
-    elif ext in (".sav", ".zsav", ".dta"):
-        df, source = read_stat(path, dictionary)
+    elif kind == "xls":
+        df, source = read_xls(path, dictionary)
+    elif kind == "html":
+        df, source = read_html_table(path, dictionary)
     else:
-        raise IngestError(path, "unsupported file type", value=ext, expected=", ".join(SUPPORTED))
+        df, source = read_stat(path, dictionary)
     log.info("read %s (%s%s%s): header row(s) %s, %d data rows, %d columns mapped",
              path.name, source.format,
              f", encoding {source.encoding}" if source.encoding else "",

@@ -102,19 +102,36 @@ class NotebookFailed(PipelineError):
 
 
 def survey_years_up_to(plan: Plan, year: int) -> list[int]:
-    """Survey years <= year whose raw file exists (any supported extension)."""
-    years = []
+    """Survey years <= year whose raw file exists (any supported extension).
+
+    A file of a year's name in an unsupported format, or two files for one year, stops the run
+    (ingest.find_survey_file); when a year has no file, files in the survey folder that no year
+    claims are named, since a delivery under another name is the usual cause.
+    """
+    from .ingest import find_survey_file, survey_candidates
+
+    years, missing, claimed = [], [], {plan.questionnaire_path}
     for y in plan.survey_years:
+        base = plan.raw_survey_path(y)
+        claimed |= set(survey_candidates(base))
         if y > year:
             continue
-        base = plan.raw_survey_path(y)
-        if any(base.with_suffix(ext).exists() for ext in (".csv", ".xlsx", ".sav", ".dta")):
+        if find_survey_file(base) is not None:  # raises for an unsupported or ambiguous file
             years.append(y)
         else:
-            log.warning("no raw survey file for %s (%s): that year is left out", y, base)
+            missing.append((y, base))
+    folder = plan.raw_survey_path(plan.survey_years[0]).parent
+    others = sorted(p.name for p in folder.glob("*") if p.is_file() and p not in claimed
+                    and not p.name.startswith((".", "~$")) and not p.stem.endswith("-faults"))
+    hint = (f"; the survey folder holds {', '.join(others)}, which no survey year's name matches"
+            if others else "")
+    for y, base in missing:
+        log.warning("no raw survey file for %s (%s with any supported extension): that year is left out%s",
+                    y, base, hint)
     if not years:
-        raise PipelineError(f"no raw survey file for any year up to {year} under {plan.raw_dir / 'survey'}; "
-                            "run `python -m analysis demo` to build the synthetic demo data")
+        raise PipelineError(f"no raw survey file for any year up to {year} under {folder} (expected names "
+                            f"like {plan.raw_survey_path(year).name}{hint}); for the synthetic demo data "
+                            "run `python -m analysis demo`")
     return years
 
 

@@ -352,6 +352,16 @@ def _find_header(ws, labels: dict[str, str]) -> tuple[int, dict[str, int]] | Non
     return None
 
 
+def _merged_cells(ws, hrow: int, col: _Collector) -> None:
+    """A merged range below the header is reported: only its first cell holds a value, and the
+    rows it covers would otherwise be read as blank without anyone noticing."""
+    for rng in sorted(ws.merged_cells.ranges, key=lambda r: (r.min_row, r.min_col)):
+        if rng.max_row > hrow:
+            col.add(ws.title, rng.coord, "merged_cell",
+                    f"合并单元格 {rng.coord}：只有左上角单元格有内容，其余单元格按空白读取；"
+                    "请取消合并，在每一行分别填写")
+
+
 def _read_year(v, cell, sheet, col: _Collector, period) -> int | None:
     start, end = period
     if v is None or (isinstance(v, str) and not v.strip()):
@@ -436,6 +446,7 @@ def _read_measures(ws, plan, tasks, unit, col: _Collector) -> list[dict]:
                 "找不到表头（需要“措施编号”“年度”“完成状态”列）")
         return []
     hrow, cols = found
+    _merged_cells(ws, hrow, col)
     known = dict(zip(tasks["measure_id"], tasks["lead_units"], strict=True))
     seen: dict[tuple, str] = {}
     out = []
@@ -492,6 +503,7 @@ def _read_indicators(ws, plan, tasks, unit, col: _Collector) -> list[dict]:
         col.add(sheet, f"A{HEADER_ROW}", "missing_header", "找不到表头（需要“指标编号”“年度”“数值”列）")
         return []
     hrow, cols = found
+    _merged_cells(ws, hrow, col)
     specs = {s["id"]: s for s in indicator_specs(plan, tasks)}
     divisions = {str(d["code"]): str(d["code"]) for d in plan.divisions}
     for d in plan.divisions:

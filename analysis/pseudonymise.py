@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from .config import ROOT
 from .dictionary import load_dictionary
+from .errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ def pseudonym_key(path: Path | None = None) -> bytes:
                     "reproduced. Set %s to use another key.", path, KEY_ENV)
     key = path.read_text(encoding="utf-8").strip()
     if not key:
-        raise ValueError(f"pseudonymisation key file {path} is empty")
+        raise UserError(f"pseudonymisation key file {path} is empty; expected the key written on first "
+                        f"use (restore it from your backup, or set {KEY_ENV})")
     return key.encode("utf-8")
 
 

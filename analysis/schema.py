@@ -11,6 +11,7 @@ from pandera.errors import SchemaErrors
 from .clean import CleaningConfig
 from .config import Plan
 from .dictionary import AGE_GROUPS, load_dictionary
+from .errors import safe_value
 
 ITEM_OPTIONS = ["A", "B", "C", "D"]
 FRONT = ["resp_key", "division_code", "county", "stratum", "psu", "design_weight", "sex", "age",
@@ -72,7 +73,7 @@ def first_failure(err: SchemaErrors) -> dict[str, Any]:
     return {
         "column": first.get("column"),
         "check": str(first.get("check")),
-        "value": first.get("failure_case"),
+        "value": safe_value(first.get("failure_case")),  # may be a free-text cell
         "index": None if index is None or pd.isna(index) else int(index),
         "n_failures": len(fc),
     }

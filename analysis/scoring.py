@@ -16,11 +16,14 @@ does that); an unanswered item (missing or empty) scores 0.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .errors import UserError
 
 DIMENSIONS = ("knowledge", "method", "spirit", "application")
 # The national 100-point split, used when no plan is given to check a questionnaire against.
@@ -36,11 +39,11 @@ _TRUE = {"true", "1", "yes", "y", "t", "是"}
 _FALSE = {"false", "0", "no", "n", "f", "否", ""}
 
 
-class QuestionnaireError(ValueError):
+class QuestionnaireError(UserError, ValueError):
     """The questionnaire / answer key file is not usable."""
 
 
-class ScoringError(ValueError):
+class ScoringError(UserError, ValueError):
     """Survey data or plan cannot be scored as asked."""
 
 
@@ -66,8 +69,12 @@ def _parse_bool(value: Any, where: str) -> bool:
     raise QuestionnaireError(f"{where}: core must be true/false, got {value!r}")
 
 
-def validate_questionnaire(q: pd.DataFrame, plan: Any | None = None, source: str = "questionnaire") -> pd.DataFrame:
-    """Check and normalise a questionnaire table; return it with typed columns."""
+def validate_questionnaire(q: pd.DataFrame, plan: Any | None = None, source: str = "questionnaire",
+                           lines: list[int] | None = None) -> pd.DataFrame:
+    """Check and normalise a questionnaire table; return it with typed columns.
+
+    lines: the file line of each data row (header excluded), when read from a file.
+    """
     missing = [c for c in QUESTIONNAIRE_COLUMNS if c not in q.columns]
     if missing:
         raise QuestionnaireError(f"{source}: missing columns {missing}; expected {list(QUESTIONNAIRE_COLUMNS)}")
@@ -81,8 +88,11 @@ def validate_questionnaire(q: pd.DataFrame, plan: Any | None = None, source: str
     q["dimension"] = q["dimension"].astype(str).str.strip()
     q["correct"] = q["correct"].astype(str).str.strip().str.upper()
     points = pd.to_numeric(q["points"], errors="coerce")
+    def line(k: int) -> str:
+        return f" (file line {lines[k]}, data row {k + 1})" if lines and k < len(lines) else ""
+
     for i, row in q.iterrows():
-        where = f"{source} row {int(i) + 2} (item {row['item_id']})"  # +2: header and 1-based
+        where = f"{source} row {int(i) + 2} (item {row['item_id']}){line(int(i))}"  # +2: header, 1-based
         if row["dimension"] not in DIMENSIONS:
             raise QuestionnaireError(
                 f"{where}: dimension {row['dimension']!r} is not one of {list(DIMENSIONS)}")
@@ -91,7 +101,8 @@ def validate_questionnaire(q: pd.DataFrame, plan: Any | None = None, source: str
         if pd.isna(points.loc[i]) or points.loc[i] <= 0:
             raise QuestionnaireError(f"{where}: points {q.at[i, 'points']!r} is not a positive number")
     q["points"] = points.astype(float)
-    q["core"] = [_parse_bool(v, f"{source} row {k + 2}") for k, v in enumerate(q["core"])]
+    q["core"] = [_parse_bool(v, f"{source} row {k + 2}{line(k)}, column 'core'")
+                 for k, v in enumerate(q["core"])]
     q["text_zh"] = q["text_zh"].astype(str)
 
     expected = plan_dimension_points(plan)
@@ -118,8 +129,20 @@ def load_questionnaire(path: str | Path, plan: Any | None = None) -> pd.DataFram
     path = Path(path)
     if not path.exists():
         raise QuestionnaireError(f"questionnaire file {path} does not exist")
-    q = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    return validate_questionnaire(q, plan, source=str(path))
+    from .ingest import IngestError, csv_record_lines, detect_encoding
+
+    data = path.read_bytes()
+    try:
+        text = data.decode(detect_encoding(data, path))
+    except IngestError as err:
+        raise QuestionnaireError(f"questionnaire file {path}: row {err.row}: text encoding not "
+                                 f"recognised; expected {err.expected}") from None
+    try:
+        q = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise QuestionnaireError(f"questionnaire file {path}: not a readable CSV table ({err}); expected "
+                                 f"the columns {', '.join(QUESTIONNAIRE_COLUMNS)}") from None
+    return validate_questionnaire(q, plan, source=str(path), lines=csv_record_lines(text, skip_blank=True)[1:])
 
 
 def _answers_match(col: pd.Series, key: str) -> tuple[np.ndarray, np.ndarray]:

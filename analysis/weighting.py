@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import UserError
+
 # Columns of the clean survey (and the census margins file) behind each margin name.
 MARGIN_COLUMNS: dict[str, tuple[str, ...]] = {
     "division_urban": ("division_code", "urban_rural"),
@@ -24,9 +26,12 @@ MARGIN_COLUMNS: dict[str, tuple[str, ...]] = {
     "education": ("education",),
 }
 MARGIN_TOTAL_TOLERANCE = 1e-3  # margins whose totals differ more than this are refused
+# Census total / design-weight total outside [1/x, x] is refused before raking: expansion weights
+# come from a frame a few years old, not one off by a factor (a unit error, a wrong file).
+MAX_TOTAL_RATIO = 2.0
 
 
-class WeightingError(ValueError):
+class WeightingError(UserError, ValueError):
     """Weights cannot be calibrated (bad margins, empty cells, no convergence)."""
 
 
@@ -37,6 +42,7 @@ class Margin:
     name: str
     columns: tuple[str, ...]
     totals: pd.Series  # index: tuple of str (one per column), values: population
+    source: str = "census margins"  # the file, for messages
 
     def codes(self, df: pd.DataFrame) -> np.ndarray:
         """Cell index (0..G-1) of each row; raises if a row's cell is not in the margin."""
@@ -62,8 +68,9 @@ class Margin:
             if key not in lookup:
                 row = int(np.flatnonzero(inverse == j)[0])
                 raise WeightingError(
-                    f"margin {self.name}: row {row} has {dict(zip(self.columns, key, strict=True))}, "
-                    f"a cell the census margins do not have (cells: {list(self.totals.index)[:12]}...)")
+                    f"{self.source}: margin {self.name}: row {row} has "
+                    f"{dict(zip(self.columns, key, strict=True))}, a cell the census margins do not "
+                    f"have (cells: {list(self.totals.index)[:12]}...)")
             cell_of[j] = lookup[key]
         return cell_of[inverse.ravel()]
 
@@ -78,28 +85,42 @@ def margins_from_census(census: pd.DataFrame, names: list[str], source: str = "c
     need = {"margin", "population"}
     if not need <= set(census.columns):
         raise WeightingError(f"{source}: needs columns {sorted(need)}, has {list(census.columns)}")
+    lines = census.attrs.get("lines")
+
+    def at(i: int) -> str:  # data row i (0-based) as the file's line and data row
+        return (f"line {lines[i]} (data row {i})" if lines and i < len(lines) else f"data row {i}")
+
     out = []
     for name in names:
         if name not in MARGIN_COLUMNS:
             raise WeightingError(f"unknown margin {name!r}; known: {list(MARGIN_COLUMNS)}")
         cols = MARGIN_COLUMNS[name]
-        part = census[census["margin"] == name]
+        rows = np.flatnonzero((census["margin"] == name).to_numpy(dtype=bool, na_value=False))
+        part = census.iloc[rows]
         if part.empty:
             raise WeightingError(f"{source}: no rows with margin == {name!r}")
         for c in cols:
-            if c not in part.columns or part[c].isna().any() or (part[c].astype(str) == "").any():
-                raise WeightingError(f"{source}: margin {name} needs column {c!r} filled in every row")
+            if c not in part.columns:
+                raise WeightingError(f"{source}: margin {name} needs a column {c!r}")
+            empty = (part[c].isna() | (part[c].astype(str) == "")).to_numpy()
+            if empty.any():
+                i = int(rows[np.flatnonzero(empty)[0]])
+                raise WeightingError(f"{source}: {at(i)}, column {c!r}: empty cell; margin {name} needs "
+                                     f"column {c!r} filled in every row")
         pop = pd.to_numeric(part["population"], errors="coerce")
         if pop.isna().any() or (pop < 0).any():
-            row = part.index[int(np.flatnonzero((pop.isna() | (pop < 0)).to_numpy())[0])]
-            raise WeightingError(f"{source}: row {row} of margin {name} has population "
-                                 f"{part.loc[row, 'population']!r}")
+            k = int(np.flatnonzero((pop.isna() | (pop < 0)).to_numpy())[0])
+            raise WeightingError(f"{source}: {at(int(rows[k]))}, column 'population': "
+                                 f"margin {name} has population {part['population'].iloc[k]!r}; "
+                                 "expected a non-negative number")
         keys = _cell_keys(part, cols)
         totals = pd.Series(pop.to_numpy(float), index=pd.Index(keys.to_list(), tupleize_cols=False))
         if totals.index.duplicated().any():
-            dup = totals.index[totals.index.duplicated()][0]
-            raise WeightingError(f"{source}: margin {name} lists cell {dup} twice")
-        out.append(Margin(name, cols, totals))
+            where = np.flatnonzero(totals.index.duplicated())[0]
+            dup = totals.index[where]
+            i = int(rows[where])
+            raise WeightingError(f"{source}: {at(i)}: margin {name} lists cell {dup} twice")
+        out.append(Margin(name, cols, totals, source))
     ref = out[0].totals.sum()
     for m in out[1:]:
         gap = abs(m.totals.sum() - ref) / ref
@@ -120,7 +141,7 @@ def read_census_table(path: Path) -> pd.DataFrame:
     decoded or parsed, or a population that is not a non-negative number, is refused with
     the file, line, column and value.
     """
-    from .ingest import IngestError, detect_encoding
+    from .ingest import IngestError, csv_record_lines, detect_encoding
 
     path = Path(path)
     if not path.is_file():
@@ -132,10 +153,13 @@ def read_census_table(path: Path) -> pd.DataFrame:
         raise WeightingError(f"census margins file {path}: line {err.row}: text encoding not recognised; "
                              f"bytes {err.value!r}; expected {err.expected}") from err
     try:
-        df = pd.read_csv(io.StringIO(data.decode(encoding)), dtype="string", skipinitialspace=True,
+        content = data.decode(encoding)
+        df = pd.read_csv(io.StringIO(content), dtype="string", skipinitialspace=True,
                          keep_default_na=False, na_values=[""])  # "n/a" in a cell is reported, not read as blank
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise WeightingError(f"census margins file {path} ({encoding}): not a readable CSV table: {err}") from err
+    lines = csv_record_lines(content, skip_blank=True)[1:]
+    line = lambda i: lines[i] if i < len(lines) else i + 2  # noqa: E731
     df.columns = [str(c).strip() for c in df.columns]
     need = ["margin", "population"]
     if missing := [c for c in need if c not in df.columns]:
@@ -148,14 +172,15 @@ def read_census_table(path: Path) -> pd.DataFrame:
     bad = (pop.isna() | (pop < 0)).fillna(True).to_numpy(bool)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise WeightingError(f"census margins file {path}: line {i + 2} (data row {i}), column "
+        raise WeightingError(f"census margins file {path}: line {line(i)} (data row {i}), column "
                              f"'population': value {text.iloc[i]!r} is not a non-negative number")
     df["population"] = pop.astype(float)
     if df["margin"].isna().any():
         i = int(np.flatnonzero(df["margin"].isna().to_numpy(bool))[0])
-        raise WeightingError(f"census margins file {path}: line {i + 2} (data row {i}), column "
+        raise WeightingError(f"census margins file {path}: line {line(i)} (data row {i}), column "
                              "'margin' is empty")
     df.attrs["encoding"] = encoding
+    df.attrs["lines"] = lines
     return df
 
 
@@ -177,11 +202,44 @@ class WeightingResult:
 
 def _check_cells(margin: Margin, codes: np.ndarray, d: np.ndarray) -> None:
     sample = np.bincount(codes, weights=d, minlength=len(margin.totals))
-    empty = (sample <= 0) & (margin.totals.to_numpy() > 0)
+    census = margin.totals.to_numpy()
+    empty = (sample <= 0) & (census > 0)
     if empty.any():
         cells = [margin.totals.index[i] for i in np.flatnonzero(empty)]
-        raise WeightingError(f"margin {margin.name}: census cells {cells} have population "
+        raise WeightingError(f"{margin.source}: margin {margin.name}: census cells {cells} have population "
                              "but no respondents; collapse them before weighting")
+    zero = (sample > 0) & (census <= 0)
+    if zero.any():
+        n = np.bincount(codes, minlength=len(census))
+        i = int(np.flatnonzero(zero)[0])
+        raise WeightingError(f"{margin.source}: margin {margin.name}: census cell {margin.totals.index[i]} "
+                             f"has population 0 but {int(n[i])} respondent(s); expected a positive "
+                             "population for every cell with respondents (an empty cell in the file?)")
+
+
+def check_totals(margins: list[Margin], d: np.ndarray, bounded: bool = False,
+                 max_ratio: float = MAX_TOTAL_RATIO) -> None:
+    """Census totals against the design-weight total, before raking.
+
+    Relative design weights (mean about 1) carry no population size; they are compared only
+    when the raking is bounded (bounds on weight / design weight need expansion weights).
+    """
+    total_d = float(np.sum(d))
+    relative = len(d) > 0 and 0.5 <= total_d / len(d) <= 2.0
+    if not margins or not len(d) or (relative and not bounded):
+        return
+    census = float(margins[0].totals.sum())
+    ratio = census / total_d
+    if not 1 / max_ratio <= ratio <= max_ratio:
+        times = f"{ratio:,.1f} times" if ratio >= 1 else f"{ratio:.3g} times (1/{1 / ratio:.1f} of)"
+        hint = ("design weights that average about 1 are relative weights, and survey.weighting.bounds "
+                "needs expansion weights that add up to the population" if relative else
+                "check the census file's unit, e.g. persons vs ten thousands, and that it is the file "
+                "for this city and year")
+        raise WeightingError(
+            f"{margins[0].source}: census total {census:,.0f} (margin {margins[0].name}) is {times} "
+            f"the design-weight total {total_d:,.0f} of the {len(d)} respondents; expected the "
+            f"same population within a factor {max_ratio:g} ({hint})")
 
 
 def _gaps(w: np.ndarray, codes: list[np.ndarray], targets: list[np.ndarray]):
@@ -210,6 +268,7 @@ def rake(df: pd.DataFrame, design_weight: np.ndarray | str, margins: list[Margin
         raise WeightingError(f"design weights must be positive; row {bad} has {d[bad]!r}")
     codes = [m.codes(df) for m in margins]
     targets = [m.totals.to_numpy(float) for m in margins]
+    check_totals(margins, d, bounded=bounds is not None or trim is not None)
     for m, c in zip(margins, codes, strict=True):
         _check_cells(m, c, d)
     lo = d * bounds[0] if bounds else None
@@ -235,7 +294,7 @@ def rake(df: pd.DataFrame, design_weight: np.ndarray | str, margins: list[Margin
     m, i = _gaps(w, codes, targets)[1]
     tot = np.bincount(codes[m], weights=w, minlength=len(targets[m]))[i]
     raise WeightingError(
-        f"raking did not converge in {max_iter} iterations: margin {margins[m].name} cell "
+        f"{margins[m].source}: raking did not converge in {max_iter} iterations: margin {margins[m].name} cell "
         f"{margins[m].totals.index[i]} has weighted total {tot:,.1f} against census "
         f"{targets[m][i]:,.1f} (relative gap {gap:.2e} > tol {tol:g}). The bounds {bounds} "
         f"or trim {trim} may be too tight for these margins, or max_iter too small.")
@@ -245,6 +304,7 @@ def poststratify(df: pd.DataFrame, design_weight: np.ndarray | str, margin: Marg
     """Scale the design weights so each cell of one margin hits its census total (R postStratify)."""
     d = (df[design_weight] if isinstance(design_weight, str) else pd.Series(design_weight)).to_numpy(float)
     c = margin.codes(df)
+    check_totals([margin], d)
     _check_cells(margin, c, d)
     t = margin.totals.to_numpy(float)
     tot = np.bincount(c, weights=d, minlength=len(t))

@@ -1,0 +1,461 @@
+"""The malformed-input corpus (tests/malformed_corpus.py): each case ends in its documented
+message or a correct clean result, leaves the processed folder as it was when it fails, and
+never lets planted personal data into a message, a log, an output file or an executed notebook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from malformed_corpus import (
+    CITY,
+    PII,
+    SURVEY,
+    SURVEY_CASES,
+    YEAR,
+    build_base,
+    copy_raw,
+    csv_bytes,
+    read_base,
+)
+from openpyxl import load_workbook
+from test_clean import messy_frames
+
+from analysis.clean import (
+    RULE_IDS,
+    CleaningConfig,
+    CleaningStopped,
+    check_drop_share,
+    clean,
+    dropped_examples,
+)
+from analysis.clean_stage import run_clean
+from analysis.config import load_plan
+from analysis.errors import UserError, safe_value
+from analysis.harmonise import harmonise
+from analysis.ingest import read_survey
+from analysis.pipeline import survey_years_up_to
+from analysis.progress_returns import MEASURE_SHEET, read_return
+from analysis.pseudonymise import pseudonymise
+from analysis.scoring import QuestionnaireError, load_questionnaire
+from analysis.weighting import WeightingError, calibrate, read_census_margins, weighting_settings
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def leaked(text: str) -> list[str]:
+    return [v for v in PII.values() if v in text]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    return build_base(tmp_path_factory.mktemp("raw"))
+
+
+@pytest.fixture(scope="module")
+def good(base, tmp_path_factory):
+    """Stage 01 on the unchanged delivery: (processed root, result)."""
+    out = tmp_path_factory.mktemp("processed")
+    return out, run_clean(load_plan(CITY, base), YEAR, out, key=b"k")
+
+
+# --- survey files -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", SURVEY_CASES, ids=[c.id for c in SURVEY_CASES])
+def test_survey_case(case, base, good, tmp_path, caplog):
+    raw = copy_raw(base, tmp_path / "raw")
+    case.mutate(raw)
+    out = tmp_path / "processed"
+    shutil.copytree(good[0], out)  # last year's good outputs must survive a failed run
+    before = snapshot(out)
+    plan = load_plan(CITY, raw)
+    caplog.set_level(logging.DEBUG)
+    if case.message is None:
+        res = run_clean(plan, YEAR, out, key=b"k")
+        assert res.source.format == case.fmt
+        if case.id == "no_faults":
+            assert (res.ledger["status"] == "kept").all() and len(res.clean) == res.n_in > 0
+            assert dropped_examples(res.ledger).empty
+        else:  # the same delivery in another format cleans to the same table
+            pd.testing.assert_frame_equal(res.clean, good[1].clean)
+            assert res.ledger["status"].tolist() == good[1].ledger["status"].tolist()
+        assert YEAR in survey_years_up_to(plan, YEAR)
+    else:
+        with pytest.raises(UserError) as err:
+            run_clean(plan, YEAR, out, key=b"k")
+        msg = str(err.value)
+        assert re.search(case.message, msg), msg
+        assert "\n" not in msg
+        assert snapshot(out) == before
+    assert not leaked(caplog.text + (msg if case.message else ""))
+    assert not any(leaked(p.read_bytes().decode("utf-8", "replace")) for p in out.rglob("*") if p.is_file())
+
+
+def test_planner_names_an_unsupported_survey_file(base, tmp_path):
+    raw = copy_raw(base, tmp_path / "raw")
+    (raw / SURVEY).rename((raw / SURVEY).with_suffix(".et"))  # a WPS spreadsheet
+    with pytest.raises(UserError, match=r"zhanjiang-2025-synthetic\.et: unsupported file type in the "
+                                        r"survey folder; value \.et; expected one of \.csv"):
+        survey_years_up_to(load_plan(CITY, raw), YEAR)
+
+
+def test_planner_names_a_survey_file_under_another_name(base, tmp_path):
+    from analysis.pipeline import PipelineError
+
+    raw = copy_raw(base, tmp_path / "raw")
+    (raw / SURVEY).rename(raw / "survey" / "2025年调查数据.xlsx")
+    with pytest.raises(PipelineError, match=r"no raw survey file for any year up to 2025 under \S+survey "
+                                            r"\(expected names like zhanjiang-2025-synthetic\.csv; the survey "
+                                            r"folder holds 2025年调查数据\.xlsx, which no survey year's name matches\)"):
+        survey_years_up_to(load_plan(CITY, raw), YEAR)
+
+
+def test_excel_2003_xml_is_named(tmp_path):
+    path = tmp_path / "s.xls"
+    path.write_text('<?xml version="1.0"?>\n<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet">'
+                    "</Workbook>", encoding="utf-8")
+    with pytest.raises(UserError, match=r"s\.xls: an Excel 2003 XML spreadsheet, which cannot be read; "
+                                        r"expected the file saved again as \.xlsx"):
+        read_survey(path)
+
+
+_cell_text = st.lists(st.sampled_from(["a", "张", ",", '"', "\n", "\r\n", " "]), max_size=8).map("".join)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_cell_text, st.booleans()), min_size=1, max_size=12))
+def test_file_line_is_where_the_row_starts(tmp_path, rows):
+    """Whatever quotes, commas and line breaks the remarks hold (and blank lines between rows),
+    the file line given for a data row is the line on which that row starts."""
+    import csv
+    import io
+
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["编号", "区县", "stratum", "psu", "权重", "性别", "年龄", "城乡", "文化程度", "职业", "备注", "q01"])
+    for k, (remark, blank) in enumerate(rows):
+        if blank:
+            buf.write("\n")
+        w.writerow([f"R{k}", "赤坎区", "s", "p", "1", "男", "30", "城镇", "初中", "农民", remark, "A"])
+    path = tmp_path / "lines.csv"
+    path.write_bytes(buf.getvalue().encode("utf-8"))
+    df, source = read_survey(path)
+    lines = buf.getvalue().split("\n")
+    assert df["resp_id"].tolist() == [f"R{k}" for k in range(len(rows))]
+    for row, rid in zip(df["row"], df["resp_id"], strict=True):
+        assert lines[source.file_row(row) - 1].startswith(rid + ","), (row, rid)
+
+
+def test_line_numbers_follow_quoted_line_breaks(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text('编号,区县,stratum,psu,权重,性别,年龄,城乡,文化程度,职业,备注,q01\n'
+                    '1,赤坎区,s,p,1,男,30,城镇,初中,农民,"多行\n备注",A\n'
+                    '\n'
+                    '2,赤坎区,s,p,1,男,30,城镇,初中,农民,"x\r\ny\nz",B\n'
+                    '3,赤坎区,s,p,1,X星人,30,城镇,初中,农民,,C\n', encoding="utf-8")
+    df, source = read_survey(path)
+    assert df["row"].tolist() == [0, 2, 3]  # the blank line is data row 1
+    assert [source.file_row(r) for r in (0, 1, 2, 3)] == [2, 4, 5, 8]
+    with pytest.raises(UserError, match=r"row 8 \(file line; data row 3\), column '性别' \(sex\)"):
+        harmonise(df, load_plan(CITY), source)
+    path.write_text(path.read_text(encoding="utf-8").replace(",,C\n", ",,C,extra\n"), encoding="utf-8")
+    with pytest.raises(UserError, match=r"row 8 \(file line; data row 3\): row has more fields than the "
+                                        r"header; value '13 fields'; expected 12 fields"):
+        read_survey(path)
+
+
+# --- stopping at stage 01 -----------------------------------------------------------------------
+
+def test_drop_share_threshold_comes_from_the_plan(base):
+    df, source = read_survey(base / SURVEY)
+    plan = load_plan(CITY, base)
+    p = pseudonymise(harmonise(df, plan, source), b"k")
+    cfg = CleaningConfig.from_plan(plan)
+    res = clean(p, cfg)
+    share = 1 - len(res.kept) / len(res.ledger)
+    assert 0 < share < cfg.max_drop_share == 0.5
+    check_drop_share(res, cfg)
+    strict = CleaningConfig(max_drop_share=share / 2)
+    with pytest.raises(CleaningStopped, match=rf"cleaning drops {100 * share:.1f}% of the rows, more than "
+                                              rf"survey.cleaning.max_drop_share = \d%"):
+        check_drop_share(res, strict, source.path)
+
+
+def test_dropped_examples_in_rule_order_and_empty():
+    ledger = pd.DataFrame({"row": [0, 1, 2, 3, 4, 5], "resp_key": list("abcdef"),
+                           "status": ["dropped", "kept", "dropped", "dropped", "dropped", "dropped"],
+                           "rule": ["speeder", None, "missing_id", "speeder", "speeder", "missing_id"],
+                           "detail": list("uvwxyz")})
+    ex = dropped_examples(ledger, per_rule=2)
+    assert ex.values.tolist() == [[2, "missing_id", "w"], [5, "missing_id", "z"],
+                                  [0, "speeder", "u"], [3, "speeder", "x"]]
+    none = dropped_examples(ledger.assign(status="kept"))
+    assert none.empty and list(none.columns) == ["row", "rule", "detail"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messy_frames())
+def test_a_row_with_several_faults_carries_the_first_rule(df):
+    """Rows with several faults at once: every row with a fault a rule can see alone is dropped,
+    and by that rule or an earlier one in RULES, never a later one."""
+    cfg = CleaningConfig()
+    res = clean(df, cfg, [f"q{i:02d}" for i in range(1, 11)])
+    order = {r: i for i, r in enumerate(RULE_IDS)}
+    age = df["age"].astype("float64")
+    alone = pd.DataFrame({
+        "missing_id": df["resp_key"].isna(),
+        "unknown_division": df["division_code"].isna(),
+        "missing_required": df[["sex", "age", "urban_rural", "education", "occupation", "stratum", "psu",
+                                "design_weight"]].isna().any(axis=1),
+        "age_out_of_range": (age < cfg.age_min) | (age > cfg.age_max),
+        "speeder": df["duration_min"] < cfg.min_duration_minutes,
+    }).fillna(False).astype(bool)
+    first = alone.apply(lambda r: min((order[c] for c in alone.columns if r[c]), default=None), axis=1)
+    led = res.ledger
+    for i, f in first.items():
+        if f is None or pd.isna(f):
+            continue
+        assert led.at[i, "status"] == "dropped", (i, f)
+        assert order[led.at[i, "rule"]] <= f, (i, led.at[i, "rule"], RULE_IDS[int(f)])
+    assert (led["rule"].isna() == (led["status"] == "kept")).all()
+
+
+# --- personal data ------------------------------------------------------------------------------
+
+def _planted(base: Path) -> pd.DataFrame:
+    """The base survey with a personal-data column set and an unknown remarks column."""
+    df = read_base(base)
+    df.insert(1, "身份证号", PII["id_card"])
+    df.insert(2, "住址", PII["address"])
+    df["备注"] = PII["address"]
+    return df
+
+
+def test_personal_data_in_any_column_is_never_echoed(base):
+    """Every column in turn carries each kind of personal data: the run goes on or stops with a
+    message that describes the value; neither the message nor the log may contain it."""
+    plan = load_plan(CITY, base)
+    df0, source = read_survey(base / SURVEY)
+    stopped = {}
+    items = [c for c in df0.columns if re.fullmatch(r"q\d+", c)]
+    for col in [c for c in df0.columns if c != "row" and c not in items[1:-1]]:  # items: one code path
+        for kind, value in PII.items():
+            df = df0.copy()
+            df[col] = df[col].astype(object)
+            df.loc[5, col] = value
+            try:
+                res = clean(pseudonymise(harmonise(df, plan, source), b"k"), CleaningConfig())
+            except UserError as err:
+                assert not leaked(str(err)), (col, kind, str(err))
+                stopped.setdefault(col, set()).add(kind)
+                continue
+            text = res.ledger.to_csv() + res.kept.to_csv()
+            assert not leaked(text), (col, kind)
+    assert {"stratum", "psu", "age", "sex", "q01", "design_weight"} <= set(stopped)
+    assert "resp_id" not in stopped and "county" not in stopped and "name" not in stopped
+
+
+def test_personal_data_never_reaches_any_written_file(base, tmp_path):
+    """Stage 01 as the pipeline runs it (the notebook) on a file with personal data in the free-text
+    columns (respondent id, name, phone, ID card, address, division, remarks): no file it writes,
+    executed notebook included, holds a planted value; then a run that stops on personal data in
+    the age column: neither its message nor its executed notebook does."""
+    from analysis.pipeline import NotebookFailed, execute_notebook
+
+    raw = copy_raw(base, tmp_path / "raw")
+    df = _planted(raw)
+    df.loc[3, "resp_id"] = PII["phone"]
+    df.loc[4, "county"] = PII["address"]
+    df.loc[6, "name"] = PII["name"]
+    (raw / SURVEY).write_bytes(csv_bytes(df, encoding="gbk"))
+    out = tmp_path / "processed"
+    params = {"city": CITY, "year": YEAR, "raw_dir": str(raw), "processed_root": str(out)}
+    execute_notebook("01_clean", YEAR, params, str(tmp_path / "nb" / "01_clean.ipynb"))
+    ledger = pd.read_parquet(out / CITY / str(YEAR) / "ledger.parquet")
+    assert ledger.loc[ledger["row"] == 4, "detail"].item() == (
+        "not a division of the plan: Chinese text of 16 characters, not shown")
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and "raw" not in p.relative_to(tmp_path).parts]
+    assert len(written) >= 6
+    for p in written:
+        assert not leaked(p.read_bytes().decode("utf-8", "replace")), p
+
+    df.loc[8, "age"] = PII["name"]
+    (raw / SURVEY).write_bytes(csv_bytes(df, encoding="gbk"))
+    before = snapshot(out)
+    with pytest.raises(NotebookFailed) as err:
+        execute_notebook("01_clean", YEAR, params, str(tmp_path / "nb2" / "01_clean.ipynb"))
+    assert "row 10 (file line; data row 8), column 'age'" in str(err.value)
+    assert not leaked(str(err.value))
+    assert not leaked((tmp_path / "nb2" / "01_clean.ipynb").read_text(encoding="utf-8"))
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (35, "35"), (-3.0, "-3"), ("250.5", "'250.5'"), ("E", "'E'"), ("-", "'-'"), (None, "an empty cell"),
+    (PII["phone"], "a number of 11 digits, not shown"),
+    (PII["id_card"], "letters and digits of 18 characters, not shown"),
+    (PII["name"], "Chinese text of 4 characters, not shown"),
+    (PII["address"], "Chinese text of 16 characters, not shown"),
+    ("Wang Fang", "text of 9 characters, not shown"), ("abc", "3 letters, not shown"),
+])
+def test_safe_value_examples(value, shown):
+    assert repr(safe_value(value)) == shown
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789赤坎区中山路号张伟XxAB-. "), min_size=1))
+def test_safe_value_never_shows_chinese_text_or_long_numbers(text):
+    """Whatever is echoed holds no Chinese character (a name, an address) and no run of more
+    than 6 digits (a phone or ID-card number)."""
+    shown = repr(safe_value(text))
+    core = text.strip()
+    if core and core in shown:
+        assert not re.search(r"[\u3400-\u9fff]|\d{7}", core), shown
+
+
+# --- questionnaire / answer key -----------------------------------------------------------------
+
+def _questionnaire(base: Path, tmp_path: Path, mutate) -> Path:
+    q = pd.read_csv(base / "survey/questionnaire-synthetic.csv", dtype=str, keep_default_na=False)
+    q = mutate(q)
+    path = tmp_path / "q.csv"
+    path.write_bytes(csv_bytes(q))
+    return path
+
+
+def test_questionnaire_line_numbers_with_line_breaks(base, tmp_path):
+    def mutate(q):
+        q.loc[0, "text_zh"] = "第一行\n第二行"
+        q.loc[2, "text_zh"] = "甲\n乙\n丙"
+        q.loc[4, "core"] = "maybe"
+        return q
+    path = _questionnaire(base, tmp_path, mutate)
+    with pytest.raises(QuestionnaireError, match=r"q\.csv row 6 \(file line 9, data row 5\), column 'core': "
+                                                 r"core must be true/false, got 'maybe'"):
+        load_questionnaire(path, load_plan(CITY, base))
+
+
+def test_questionnaire_in_gbk_is_read_and_bad_bytes_named(base, tmp_path):
+    path = _questionnaire(base, tmp_path, lambda q: q)
+    path.write_bytes(path.read_bytes().decode("utf-8").encode("gbk"))
+    assert len(load_questionnaire(path, load_plan(CITY, base))) == 50
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\n\xff", 1))
+    with pytest.raises(QuestionnaireError, match=r"questionnaire file \S+q\.csv: row 2 \(file line\): text "
+                                                 r"encoding not recognised"):
+        load_questionnaire(path, load_plan(CITY, base))
+
+
+# --- census margins -----------------------------------------------------------------------------
+
+def _census(base: Path, tmp_path: Path, mutate) -> Path:
+    src = load_plan(CITY, base).census_margins_path
+    df = pd.read_csv(src, dtype=str, keep_default_na=False)
+    path = tmp_path / src.name
+    path.write_bytes(csv_bytes(mutate(df)))
+    return path
+
+
+def _move_cell(df: pd.DataFrame, *, drop: bool) -> pd.DataFrame:
+    """Give the first division_urban cell's population to the second (totals stay equal)."""
+    i, j = df.index[df["margin"] == "division_urban"][:2]
+    df.loc[j, "population"] = str(int(df.loc[i, "population"]) + int(df.loc[j, "population"]))
+    if drop:
+        return df.drop(index=i)
+    df.loc[i, "population"] = "0"
+    return df
+
+
+CENSUS_CASES = {
+    "ten_times_too_large": (
+        lambda df: df.assign(population=(df["population"].astype(int) * 10).astype(str)),
+        r"margins-synthetic\.csv: census total 43,591,580 \(margin division_urban\) is 10\.5 times the "
+        r"design-weight total 4,\d{3},\d{3} of the 281 respondents; expected the same population within "
+        r"a factor 2"),
+    "cell_with_zero_population": (
+        lambda df: _move_cell(df, drop=False),
+        r"margins-synthetic\.csv: margin division_urban: census cell \('440802', '城镇'\) has population 0 "
+        r"but \d+ respondent\(s\)"),
+    "cell_missing": (
+        lambda df: _move_cell(df, drop=True),
+        r"margins-synthetic\.csv: margin division_urban: row \d+ has \{'division_code': '440802', "
+        r"'urban_rural': '城镇'\}, a cell the census margins do not have"),
+    "empty_division_cell": (
+        lambda df: df.assign(division_code=df["division_code"].where(df.index != 2, "")),
+        r"margins-synthetic\.csv: line 4 \(data row 2\), column 'division_code': empty cell; margin "
+        r"division_urban needs column 'division_code' filled in every row"),
+    "cell_listed_twice": (
+        lambda df: pd.concat([df.iloc[:5], df.iloc[[1]], df.iloc[5:]], ignore_index=True),
+        r"margins-synthetic\.csv: line 7 \(data row 5\): margin division_urban lists cell "
+        r"\('440802', '乡村'\) twice"),
+    "empty_population": (
+        lambda df: df.assign(population=df["population"].where(df.index != 3, "")),
+        r"margins-synthetic\.csv: line 5 \(data row 3\), column 'population': value <NA> is not a "
+        r"non-negative number"),
+}
+
+
+@pytest.mark.parametrize("case", list(CENSUS_CASES))
+def test_census_case(case, base, good, tmp_path):
+    mutate, message = CENSUS_CASES[case]
+    path = _census(base, tmp_path, mutate)
+    settings = weighting_settings(load_plan(CITY, base))
+    with pytest.raises(WeightingError, match=message):
+        calibrate(good[1].clean, read_census_margins(path, settings["margins"]), settings)
+
+
+def test_relative_design_weights_rake_unbounded_and_are_named_when_bounded(base, good):
+    plan = load_plan(CITY, base)
+    settings = weighting_settings(plan)
+    margins = read_census_margins(plan.census_margins_path, settings["margins"])
+    df = good[1].clean.assign(design_weight=lambda d: d["design_weight"] / d["design_weight"].mean())
+    res, diag = calibrate(df, margins, {**settings, "bounds": None})
+    assert diag["converged"] and np.isclose(res.weights.sum(), margins[0].totals.sum())
+    with pytest.raises(WeightingError, match=r"is 15,\d{3}\.\d times the design-weight total 281 .*design "
+                                             r"weights that average about 1 are relative weights"):
+        calibrate(df, margins, settings)
+
+
+# --- progress returns ---------------------------------------------------------------------------
+
+def test_merged_cell_in_a_return_is_reported(tmp_path):
+    mini = load_plan("mini", raw_dir=FIX / "progress" / "raw")
+    path = shutil.copy(FIX / "progress" / "mini-yi-malformed.xlsx", tmp_path / "r.xlsx")
+    clean_problems = read_return(path, mini).problems
+    wb = load_workbook(path)
+    wb[MEASURE_SHEET].merge_cells("H5:H7")
+    wb.save(path)
+    problems = read_return(path, mini).problems
+    merged = problems[problems["code"] == "merged_cell"]
+    assert merged[["file", "sheet", "cell", "severity"]].values.tolist() == [
+        ["r.xlsx", MEASURE_SHEET, "H5:H7", "error"]]
+    assert merged["problem"].item().startswith("合并单元格 H5:H7：只有左上角单元格有内容")
+    assert len(clean_problems[clean_problems["code"] == "merged_cell"]) == 0
+
+
+def test_notebook_01_on_a_file_without_faults(base, tmp_path):
+    """The stage notebook on a delivery where cleaning drops nothing (it used to fail on an empty
+    table of dropped-row examples after replacing the outputs)."""
+    from malformed_corpus import no_faults
+
+    from analysis.pipeline import execute_notebook
+
+    raw = copy_raw(base, tmp_path / "raw")
+    no_faults(raw)
+    out = tmp_path / "processed"
+    params = {"city": CITY, "year": YEAR, "raw_dir": str(raw), "processed_root": str(out)}
+    execute_notebook("01_clean", YEAR, params, str(tmp_path / "01_clean.ipynb"))
+    ledger = pd.read_parquet(out / CITY / str(YEAR) / "ledger.parquet")
+    assert len(ledger) == len(read_base(raw)) and (ledger["status"] == "kept").all()
