@@ -24,7 +24,7 @@ from .estimate_stage import (
     read_estimates_file,
 )
 from .jsonio import to_jsonable, write_json
-from .labels import VERDICT_ZH, domain_label_zh
+from .vocabulary import VERDICT_ZH, domain_label_zh
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
 from .weighting import WeightingError, read_census_table

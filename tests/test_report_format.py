@@ -153,7 +153,7 @@ def test_write_workbook_reads_back(tmp_path):
     assert not set(":*/?[]\\") & set(wb.sheetnames[2])
     head = wb["说明"]
     assert head["A2"].value == "报告标题" and head["A3"].value == "合成数据说明"
-    notes = [head.cell(r, 1).value for r in range(4, 4 + len(rf.NOTES))]
+    notes = [head.cell(r, 1).value for r in range(4, 4 + len(rf.NOTES["zh"]))]
     assert any("设有“备注”列的表格" in n for n in notes) and any("文本" in n for n in notes)
     contents = {(head.cell(r, 1).value, head.cell(r, 2).value, head.cell(r, 3).value) for r in range(1, 12)}
     assert ("表1", "各年度样本", "tbl-a") in contents
@@ -163,6 +163,10 @@ def test_write_workbook_reads_back(tmp_path):
     assert not (tmp_path / "out" / "t.tmp.xlsx").exists()
     with pytest.raises(ValueError, match="no tables"):
         rf.write_workbook(tmp_path / "e.xlsx", "t", None, [])
+    en = openpyxl.load_workbook(rf.write_workbook(tmp_path / "en.xlsx", "Title", None,
+                                                  [("tbl-a", "Samples", tables[0][2])], lang="en"))
+    assert en.sheetnames == ["Notes", "Table 1 Samples"]
+    assert any("Note column" in (c.value or "") for c in en["Notes"]["A"])
 
 
 def test_report_data_reads_processed_and_names_missing_files(tmp_path):
