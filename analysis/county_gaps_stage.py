@@ -24,9 +24,9 @@ from .estimate_stage import (
     read_estimates_file,
 )
 from .jsonio import to_jsonable, write_json
-from .vocabulary import VERDICT_ZH, domain_label_zh
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
+from .vocabulary import VERDICT_ZH, domain_label_zh
 from .weighting import WeightingError, read_census_table
 
 STAGE = "04_county_gaps"

@@ -13,8 +13,17 @@ import numpy as np
 import pandas as pd
 
 from .config import Plan
-from .vocabulary import (TERMS, capitalise, check_lang, division_names, domain_label, indicator_names, level_label,
-                         plan_word, term)
+from .vocabulary import (
+    TERMS,
+    capitalise,
+    check_lang,
+    division_names,
+    domain_label,
+    indicator_names,
+    level_label,
+    plan_word,
+    term,
+)
 
 INEQUALITY_MEASURES = ("range", "cv", "mean_abs_gap")
 

@@ -13,9 +13,9 @@ from . import trajectory as tr
 from .config import Plan, processed_dir
 from .estimate_stage import EstimateStageError, load_estimates_with_paths
 from .jsonio import to_jsonable, write_json
-from .vocabulary import DOMAIN_NAMES_ZH, level_label_zh
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
+from .vocabulary import DOMAIN_NAMES_ZH, level_label_zh
 
 STAGE = "03_trajectory"
 INDICATOR = "literate"
