@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -128,6 +130,29 @@ def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) 
     return out
 
 
+_NUMBER_TEXT = re.compile(r"^[<>≤≥＜＞−+-]?\d[\d.,]*%?$")
+
+
+def _numeric_column(values: pd.Series) -> bool:
+    """Whether a column shows numbers only (formatted or not, '—' for blanks): such columns align right."""
+    cells = [str(v) for v in values if not _missing(v) and str(v) not in BLANKS]
+    return bool(cells) and all(_NUMBER_TEXT.match(c) for c in cells)
+
+
+def _text_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _column_width(header: object, values: pd.Series, cap: int = 36, pad: int = 3) -> int:
+    """Dashes under a header: pandoc shares the page width between columns in proportion to them.
+
+    The widest cell (or header word) plus `pad` for the cell's margins, at most `cap`: text wraps, numbers fit.
+    """
+    longest = max((_text_width(_cell(v)) for v in values), default=0)
+    header_word = min(12, max((_text_width(w) for w in str(header).split()), default=0))  # headers may wrap
+    return min(cap, max(longest, header_word)) + pad
+
+
 def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | None = None,
              decimals: Mapping[str, int] | None = None) -> str:
     """A pipe table with a caption and a `tbl-` label, for Quarto and pandoc alike.
@@ -139,11 +164,12 @@ def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | 
         raise ValueError(f"table label must start with 'tbl-': {label}")
     if df.empty:
         raise ValueError(f"table {label} has no rows")
-    align = list(align) if align else ["l"] + ["r"] * (df.shape[1] - 1)
-    rule = {"l": ":---", "r": "---:", "c": ":---:"}
     shown = format_numbers(df, decimals)
+    align = list(align) if align else ["l"] + ["r" if _numeric_column(shown[c]) else "l" for c in shown.columns[1:]]
+    widths = [_column_width(c, shown[c]) for c in shown.columns]
+    rule = {"l": ":{}", "r": "{}:", "c": ":{}:"}
     lines = ["| " + " | ".join(_cell(c) for c in shown.columns) + " |",
-             "|" + "|".join(rule[a] for a in align) + "|"]
+             "|" + "|".join(rule[a].format("-" * w) for a, w in zip(align, widths, strict=True)) + "|"]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     PUBLISHED.append((label, caption, df.copy()))
     return "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"
@@ -215,7 +241,6 @@ def write_workbook(path: Path, title: str, notice: str | None,
 
 def number_crossrefs(markdown: str, lang: str = "zh") -> str:
     """Quarto-style @fig-/@tbl-/@sec- references as numbered links (for HTML, where Typst does not number)."""
-    import re
 
     numbers: dict[str, str] = {}
     titles: dict[str, str] = {}  # unnumbered sections are referred to by their title

@@ -19,7 +19,6 @@ from .vocabulary import (
     check_lang,
     division_names,
     domain_label,
-    indicator_names,
     level_label,
     plan_word,
     term,
@@ -46,7 +45,8 @@ def domain_table(estimates: pd.DataFrame, plan: Plan, lang: str, indicator: str 
     t = estimates[estimates["indicator"] == indicator]
     if year is not None:
         t = t[t["year"] == year]
-    t = publishable(t)
+    rank = {d: i for i, d in enumerate(TERMS["domain"])}
+    t = publishable(t).sort_values("domain", key=lambda s: s.map(rank).fillna(len(rank)), kind="stable")
     value = "estimate_pct" if indicator.startswith(("literate", "level_")) else "estimate_score"
     suppressed = t["suppressed"].astype(bool).to_numpy()
     out = pd.DataFrame({
@@ -139,10 +139,6 @@ def backtest_table(traj: dict[str, Any], lang: str) -> pd.DataFrame:
     return headers(pd.DataFrame(rows).round(2), lang)
 
 
-def _group_label(plan: Plan, domain: str, level: str, lang: str) -> str:
-    return level_label(plan, domain, level, lang)
-
-
 def groups_table(traj: dict[str, Any], plan: Plan, lang: str) -> pd.DataFrame:
     """Per group: latest share, change a year, trend value in the target year and the gap trend.
 
@@ -158,7 +154,7 @@ def groups_table(traj: dict[str, Any], plan: Plan, lang: str) -> pd.DataFrame:
                 (v for k, v in block["gaps"].items() if lev in k.split("-")), {})
             last = max(g["observed"], key=int) if g["observed"] else None
             where[(domain, lev)] = len(rows)
-            rows.append({"group": _group_label(plan, domain, lev, lang), "latest_year": int(last) if last else None,
+            rows.append({"group": level_label(plan, domain, lev, lang), "latest_year": int(last) if last else None,
                          "latest_estimate": g["observed"].get(last) if last else None,
                          "avg_change": g.get("avg_change_pp_per_year"), trend_header: g.get("forecast_target_year"),
                          "gap_trend": term("gap_trend", gap["verdict"], lang) if gap.get("verdict") else None,
@@ -173,7 +169,7 @@ def groups_table(traj: dict[str, Any], plan: Plan, lang: str) -> pd.DataFrame:
             if (domain, a) not in where or (domain, b) not in where:
                 continue  # a gap to the city: one row only
             first, second = sorted((where[(domain, a)], where[(domain, b)]))
-            label_a, label_b = (_group_label(plan, domain, x, lang) for x in (a, b))
+            label_a, label_b = (level_label(plan, domain, x, lang) for x in (a, b))
             other = out.at[first, "group"]
             said = (f"差距为{label_a}减{label_b}", f"与{other}行为同一差距") if lang == "zh" else \
                 (f"gap: {label_a} minus {label_b}", f"same gap as the {other} row")
@@ -281,6 +277,3 @@ def _deadline_en(text: str) -> str:
     m = re.fullmatch(r"(\d{4})年底", str(text))
     return f"end of {m.group(1)}" if m else str(text)
 
-
-def indicator_label(plan: Plan, code: str, lang: str) -> str:
-    return indicator_names(plan, lang).get(code, code)

@@ -53,6 +53,12 @@ def _name(item: dict[str, Any], lang: str) -> str:
     return name(item, lang)
 
 
+def number_en(n: int) -> str:
+    """Small counts in words, as English writes them at the start of a sentence ('six'); others as digits."""
+    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    return words[n] if 0 <= n < len(words) else str(n)
+
+
 def _pp(value: float) -> str:
     return f"{abs(value):.1f}"
 
@@ -220,7 +226,8 @@ def division_sentence(county: dict[str, Any], lang: str = "zh", n_largest: int =
         lang,
         f"{ys}{len(below)}个县（市、区）的小区域估计低于{'该目标' if ys else f'目标 {pct(target)}'}，"
         f"其中{len(likely)}个低于目标的概率在 {p_likely_below:.0%} 及以上；差距最大的是{_list(names, lang)}。",
-        f"{ys[:1].upper()}{ys[1:]}{len(below)} divisions are below "
+        f"{ys[:1].upper()}{ys[1:]}{len(below) if ys else capitalise(number_en(len(below)))} "
+        f"{'division is' if len(below) == 1 else 'divisions are'} below "
         f"{'it' if ys else f'the target of {pct(target)}'} on the small-area estimates, "
         f"{len(likely)} of them with a probability of {p_likely_below:.0%} or more. The largest gaps are in "
         f"{_list(names, lang)}.",
@@ -335,7 +342,7 @@ def progress_sentence(progress: dict[str, Any], lang: str = "zh") -> str:
         parts_en.append(f"{c['met']} met the target")
     if c["missed"]:
         parts_zh.append(f"未达标 {c['missed']} 项：{'；'.join(missed)}")
-        parts_en.append(f"{c['missed']} missed it ({'; '.join(missed)})")
+        parts_en.append(f"{c['missed']} missed it")
     if c["not_due"]:
         parts_zh.append(f"尚未到考核年份 {c['not_due']} 项")
         parts_en.append(f"{c['not_due']} {'is' if c['not_due'] == 1 else 'are'} not yet due")
@@ -344,6 +351,8 @@ def progress_sentence(progress: dict[str, Any], lang: str = "zh") -> str:
         parts_en.append(f"{c['no_data']} {'has' if c['no_data'] == 1 else 'have'} no data")
     zh += f"{len(ind)} 项量化指标中，" + "；".join(parts_zh) + "。"
     en += f" Of the {len(ind)} numeric indicators, " + join(parts_en, "en") + "."
+    if missed:
+        en += f" The {'indicator' if len(missed) == 1 else 'indicators'} missed: " + "; ".join(missed) + "."
     return tr(lang, zh, en)
 
 
@@ -389,11 +398,11 @@ def packages_sentence(manifests: list[dict[str, Any]], lang: str = "zh") -> str:
     same = {p: next(iter(v)) for p, v in versions.items() if len(v) == 1}
     differ = {p: v for p, v in versions.items() if len(v) > 1}
     zh = "主要软件版本：" + "，".join(f"{p} {v}" for p, v in same.items())
-    en = "Packages: " + ", ".join(f"{p} {v}" for p, v in same.items())
+    en = "The stages ran with " + join((f"{p} {v}" for p, v in same.items()), "en")
     if differ:
         zh += ("。各阶段所用版本不一致的有：" + "；".join(
             f"{p} " + " / ".join(f"{v}（{'、'.join(w)}）" for v, w in vs.items()) for p, vs in differ.items()))
-        en += (". Versions differ between stages for: " + "; ".join(
+        en += (". Versions differ between stages for " + "; ".join(
             f"{p} " + " / ".join(f"{v} ({', '.join(w)})" for v, w in vs.items()) for p, vs in differ.items()))
     else:
         zh += f"（{len(manifests)} 份阶段清单一致）"
@@ -468,7 +477,7 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
     _, likely = likely_below(county)
     if likely:
         names = [tr(lang, f"{_name(d, lang)}（{pct(d['benchmarked'])}，低于目标概率 {prob(d['p_below_target'])}）",
-                    f"{_name(d, lang)} ({pct(d['benchmarked'])}; probability of being below "
+                    f"{_name(d, lang)} ({pct(d['benchmarked'])}, below with probability "
                     f"{prob(d['p_below_target'])})") for d in likely]
         out.append(Finding(
             "divisions_behind",

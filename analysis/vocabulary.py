@@ -79,7 +79,7 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
         "urban_rural": _t("城镇人口比重", "urban share"), "joint": _t("各因素的联合分布", "the joint distribution of the factors"),
     },
     "decomposition_method": {
-        "kitagawa": _t("按受教育程度×年龄组×城乡分格的结构—组内分解（Kitagawa）",
+        "shift_share": _t("按受教育程度×年龄组×城乡分格的结构—组内分解（Kitagawa）",
                        "Kitagawa composition–within split over education × age group × urban/rural cells"),
         "oaxaca_logit": _t("logit Oaxaca–Blinder 分解（Yun 权重）", "logit Oaxaca–Blinder (Yun weights)"),
     },
@@ -142,6 +142,16 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
         "所": _t("所", ""), "场": _t("场", "events"), "次": _t("次", "times"), "percent": _t("%", "%"),
     },
     "division_type": {"区": _t("区", "District"), "县": _t("县", "County"), "县级市": _t("市", "")},
+    "recommendation_rule": {
+        "target_not_secured": _t("目标达成未确认", "Target not secured"),
+        "divisions_behind": _t("县（市、区）落后", "Divisions behind"),
+        "imbalance_not_improved": _t("不均衡未改善", "Imbalance not improved"),
+        "groups_far_behind": _t("重点人群明显落后", "Key groups far behind"),
+        "groups_unmeasured": _t("重点人群无法评估", "Key groups not measured"),
+        "overdue_measures": _t("措施逾期", "Overdue measures"),
+        "indicators_missed": _t("指标未达标", "Indicators missed"),
+        "returns_with_errors": _t("报表有误", "Returns with errors"),
+    },
     "yes_no": {"yes": _t("是", "yes"), "no": _t("否", "no")},
     "header": {  # table headers (report_tables.py)
         "year": _t("年份", "Year"), "domain": _t("分组", "Group"), "level": _t("类别", "Category"),
