@@ -25,18 +25,18 @@ def level_label_zh(plan: Plan, domain: str, level: str) -> str:
     if domain == "division":
         return plan.division_names.get(str(level), str(level))
     if domain == "key_group":
-        groups = {str(g["id"]): g.get("name_zh", g["id"]) for g in plan.get("literacy.key_groups", []) or []}
+        groups = {str(g["id"]): g.get("name_zh", g["id"]) for g in plan.settings.literacy.key_groups}
         return groups.get(str(level), str(level))
     return str(level)
 
 
 def indicator_names_zh(plan: Plan) -> dict[str, str]:
     """Chinese names of the indicators for tables and figures."""
-    names = {"literate": plan.get("literacy.indicator_zh", "具备科学素质的比例"),
+    names = {"literate": plan.settings.literacy.indicator_zh,
              "mean_score_total": "平均总分"}
-    for lv in plan.get("scoring.score.levels", []):
+    for lv in plan.settings.scoring.score.levels:
         names[f"level_{lv['id']}"] = f"{lv['name_zh']}比例"
-    for dim in plan.get("scoring.score.dimensions", []):
+    for dim in plan.settings.scoring.score.dimensions:
         names[f"mean_score_{dim['id']}"] = f"{dim['name_zh']}平均得分"
     return names
 
