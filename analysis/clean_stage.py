@@ -64,7 +64,7 @@ def scoring_summary(scored: pd.DataFrame, plan: Plan, year: int) -> dict[str, An
     def pct(mask: pd.Series) -> float | None:
         return round(100 * float(mask.mean()), 4) if n else None
 
-    levels = [str(x["id"]) for x in plan.get("scoring.score.levels", [])]
+    levels = [str(x["id"]) for x in plan.settings.scoring.score.levels]
     return {
         "year": int(year),
         "rule": plan.scoring_rule(int(year)),
@@ -200,7 +200,7 @@ def cleaning_table_zh(summary: pd.DataFrame) -> pd.DataFrame:
 
 def scoring_table_zh(summary: dict[str, Any], plan: Plan) -> pd.DataFrame:
     """Unweighted shares by level and literacy flags with Chinese labels."""
-    names = {str(x["id"]): x["name_zh"] for x in plan.get("scoring.score.levels", [])}
+    names = {str(x["id"]): x["name_zh"] for x in plan.settings.scoring.score.levels}
     rows = [("具备科学素质（当年规则：" + {"score": "百分制", "three_dimension": "三维度"}.get(
         summary["rule"], summary["rule"]) + "）", summary["literate_pct"]),
             ("具备科学素质（百分制规则）", summary["literate_score_rule_pct"]),

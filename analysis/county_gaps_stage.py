@@ -7,7 +7,6 @@ figures/map_*.png and manifest-04_county_gaps.json into processed_dir(city, year
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +157,7 @@ def fit_year(plan, year: int, estimates: pd.DataFrame, covars: pd.DataFrame,
     t["synthetic"] = X @ fit.beta
     t["fh"], t["fh_mse"], t["fh_rmse"], t["shrinkage"] = fh, mse, np.sqrt(mse), shrink
     w = t["population"].to_numpy(float)
-    method = plan.get("sae.benchmark", "ratio")
+    method = plan.settings.sae.benchmark
     t["benchmarked"] = np.clip(sae.benchmark(fh, w, city_direct, method), 0.0, 100.0)
     t["ci_low"] = np.clip(t["benchmarked"] - Z95 * t["fh_rmse"], 0, 100)
     t["ci_high"] = np.clip(t["benchmarked"] + Z95 * t["fh_rmse"], 0, 100)
@@ -220,11 +219,11 @@ def inequality_summary(first: dict, latest: dict, n_boot: int, seed: int) -> dic
 # ---------------------------------------------------------------- maps
 
 def _breaks(plan, name: str, pooled, force=(), decimals: int = 1) -> list[float]:
-    fixed = plan.get(f"map.breaks.{name}")
+    fixed = plan.settings.map.breaks.get(name)
     if fixed:
         return [float(b) for b in fixed]
-    return geo.class_breaks(pooled, k=int(plan.get("map.classes", 5)),
-                            scheme=plan.get("map.scheme", "FisherJenks"),
+    return geo.class_breaks(pooled, k=plan.settings.map.classes,
+                            scheme=plan.settings.map.scheme,
                             force=force, decimals=decimals)
 
 
@@ -241,7 +240,7 @@ def draw_maps(plan, year: int, tab: pd.DataFrame, years_tab: pd.DataFrame, first
     breaks = {
         "estimate": _breaks(plan, "estimate", years_tab["benchmarked"], force=(target,)),
         "gap_to_target": _breaks(plan, "gap_to_target", years_tab["gap_to_target"], force=(0.0,)),
-        "cv": _breaks(plan, "cv", pooled_cv, force=(float(plan.get("survey.disclosure.max_cv", 0.3)),),
+        "cv": _breaks(plan, "cv", pooled_cv, force=(plan.settings.survey.disclosure.max_cv,),
                       decimals=2),
     }
     if years_tab["change_since_baseline"].notna().any():  # none without a baseline-year survey
@@ -292,15 +291,7 @@ def _division_records(df: pd.DataFrame, cols: list[str]) -> list[dict[str, Any]]
 
 def likely_below_cutoff(plan) -> float:
     """P(below target) from which a division counts as very likely below (plan report.p_likely_below)."""
-    p = plan.get("report.p_likely_below", 0.9)
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        p = math.nan
-    if not 0.5 <= p < 1:
-        raise PlanError(f"{plan.path}: report.p_likely_below is {plan.get('report.p_likely_below')!r}; "
-                        "expected a probability in [0.5, 1)")
-    return p
+    return plan.settings.report.p_likely_below  # checked in [0.5, 1) by analysis.settings
 
 
 def largest_gaps(tab: pd.DataFrame, k: int = 3) -> pd.DataFrame:
@@ -316,7 +307,7 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
     margins = read_margins(plan.census_margins_path)
     covars, unavailable = division_covariates(margins, codes)
     extra = _plan_covariates(plan, codes)
-    requested = plan.get("sae.covariates")
+    requested = plan.settings.sae.covariates
     if requested is None:
         names = [c for c in DEFAULT_COVARIATES if c not in unavailable]
     else:
@@ -397,7 +388,7 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
     summary = {
         "city": plan.city, "year": year, "indicator": INDICATOR, "unit": "percent",
         "target": plan.target, "target_year": plan.target_year,
-        "target_rule": plan.get("literacy.target_rule", "above"),
+        "target_rule": plan.settings.literacy.target_rule,
         "baseline_year": base, "years_fitted": years,
         "model": {
             "method": "Fay–Herriot area-level model, EBLUP, REML (Fisher scoring as R sae::eblupFH), "

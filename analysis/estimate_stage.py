@@ -11,7 +11,6 @@ import pandas as pd
 from .config import Plan, processed_dir
 from .disclosure import disclosure_limits, flag_cells
 from .estimate import (
-    DEFAULT_LONELY_PSU,
     Calibration,
     Design,
     confidence_interval,
@@ -43,13 +42,13 @@ def _indicators(df: pd.DataFrame, plan: Plan) -> list[tuple[str, np.ndarray, boo
         raise EstimateStageError("survey_clean has no 'literate' column")
     lit = pd.to_numeric(df["literate"].astype("boolean"), errors="coerce").to_numpy(float, na_value=np.nan)
     out.append(("literate", lit, True))
-    levels = [str(x["id"]) for x in plan.get("scoring.score.levels", [])] or list(LEVEL_FALLBACK)
+    levels = [str(x["id"]) for x in plan.settings.scoring.score.levels] or list(LEVEL_FALLBACK)
     if "level" in df.columns:
         lv = df["level"].astype("string")
         for lid in levels:
             v = (lv == lid).astype("boolean").to_numpy(float, na_value=np.nan)
             out.append((f"level_{lid}", v, True))
-    dims = [str(x["id"]) for x in plan.get("scoring.score.dimensions", [])] or list(DIMENSION_FALLBACK)
+    dims = [str(x["id"]) for x in plan.settings.scoring.score.dimensions] or list(DIMENSION_FALLBACK)
     for col in ["score_total", *[f"score_{d}" for d in dims]]:
         if col in df.columns:
             out.append((f"mean_{col}", pd.to_numeric(df[col], errors="coerce").to_numpy(float), False))
@@ -59,7 +58,7 @@ def _indicators(df: pd.DataFrame, plan: Plan) -> list[tuple[str, np.ndarray, boo
 def key_group_masks(df: pd.DataFrame, plan: Plan) -> dict[str, np.ndarray]:
     """Membership of each key group of the plan (groups may overlap: elderly farmers)."""
     masks = {}
-    for g in plan.get("literacy.key_groups", []):
+    for g in plan.settings.literacy.key_groups:
         rule = g.get("rule", {})
         m = np.ones(len(df), bool)
         if "occupation" in rule:
@@ -74,7 +73,7 @@ def key_group_masks(df: pd.DataFrame, plan: Plan) -> dict[str, np.ndarray]:
 def level_order(plan: Plan) -> dict[str, list[str]]:
     """Natural order of the levels of each domain (plan order of divisions, dictionary order)."""
     order = {"city": ["all"], "division": list(plan.division_names),
-             "key_group": [str(g["id"]) for g in plan.get("literacy.key_groups", [])]}
+             "key_group": [str(g["id"]) for g in plan.settings.literacy.key_groups]}
     try:
         from .dictionary import load_dictionary
         d = load_dictionary()
@@ -140,9 +139,9 @@ def estimate_table(df: pd.DataFrame, design: Design, plan: Plan, year: int) -> p
 def design_for(df: pd.DataFrame, weights: np.ndarray, plan: Plan, codes: list[np.ndarray],
                method: str) -> Design:
     """The sample design with the final weights and the calibration the variance accounts for."""
-    lonely = plan.get("survey.variance.lonely_psu", DEFAULT_LONELY_PSU)
+    lonely = plan.settings.survey.variance.lonely_psu
     cal = None
-    if plan.get("survey.variance.calibration", True):
+    if plan.settings.survey.variance.calibration:
         if method == "rake":
             cal = Calibration("raking", tuple(codes))
         elif method == "poststratify":

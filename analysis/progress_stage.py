@@ -33,7 +33,7 @@ class ProgressStageError(ValueError):
 
 def returns_dir(plan: Plan) -> Path:
     """Folder of the filled returns: <raw_dir>/<tasks.returns_dir> (default progress)."""
-    return plan.raw_dir / plan.get("tasks.returns_dir", "progress")
+    return plan.raw_dir / plan.settings.tasks.returns_dir
 
 
 def find_returns(plan: Plan) -> list[Path]:

@@ -16,11 +16,13 @@ from typing import Any
 import pandas as pd
 
 from .report_format import interval, pct, prob
+from .settings import DEFAULT_GROUP_FAR_BEHIND, DEFAULT_P_LIKELY_BELOW, DEFAULT_P_TARGET_SECURED
 from .vocabulary import TERMS, capitalise, check_lang, join, name, term
 
-P_LIKELY_BELOW = 0.9    # a division at or above this P(below target) is "very likely below target"
-P_TARGET_SECURED = 0.9  # below this P(target) the target counts as not secured
-GROUP_FAR_BEHIND = 0.5  # a key group below this fraction of the city share is "far behind"
+# defaults of the rules' thresholds (the report passes the plan's `report:` values)
+P_LIKELY_BELOW = DEFAULT_P_LIKELY_BELOW
+P_TARGET_SECURED = DEFAULT_P_TARGET_SECURED
+GROUP_FAR_BEHIND = DEFAULT_GROUP_FAR_BEHIND
 
 
 def tr(lang: str, zh: str, en: str) -> str:

@@ -125,7 +125,7 @@ def make_questionnaire(plan: Any, seed: int) -> pd.DataFrame:
     """50 synthetic items (contract columns); keys never repeat more than 3 times in a row."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     points = plan_dimension_points(plan)
-    names = {str(d["id"]): d.get("name_zh", d["id"]) for d in plan.get("scoring.score.dimensions", [])}
+    names = {str(d["id"]): d.get("name_zh", d["id"]) for d in plan.settings.scoring.score.dimensions}
     rows = []
     for dim in DIMENSIONS:
         k = ITEMS_PER_DIMENSION[dim]
@@ -156,7 +156,7 @@ def target_rate(plan: Any, year: int) -> float:
     published = plan.published_rates
     if year in published:
         return published[year]
-    path = {int(k): float(v) for k, v in (plan.get("survey.demo_rates") or DEMO_PATH).items()}
+    path = {int(k): float(v) for k, v in (plan.settings.survey.demo_rates or DEMO_PATH).items()}
     if year not in path:
         raise SynthError(f"no target rate for {year}: not published in the plan and not in the demo path "
                          f"{sorted(path)}")
@@ -345,7 +345,7 @@ def division_variants(plan: Any, code: str) -> list[str]:
     name = d["name_zh"]
     out = [*map(str, d.get("aliases", [])), code, _fullwidth(code), str(d.get("name_en", "")),
            f" {name}", f"{name} ", f"{name}\u3000", f" {code} "]
-    for z in plan.get("management_zones", []) or []:
+    for z in plan.settings.management_zones:
         if str(z["host_code"]) == code:
             out += [z["name_zh"], *z.get("aliases", [])]
     seen, result = set(), []
@@ -431,9 +431,9 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
         calib = np.sort(r_misc.choice(calib, CALIBRATION_MAX_ROWS, replace=False))
     w = design["design_weight"]
     # calibrate on the weights the estimate will use: design weights raked to the census margins
-    names = [m for m in plan.get("survey.weighting.margins", list(MARGIN_CELLS)) if m in MARGIN_CELLS]
+    names = [m for m in plan.settings.survey.weighting.margins if m in MARGIN_CELLS]
     cells = _sample_cells(st, s_idx[calib], {k: v[calib] for k, v in demo.items()})
-    bounds = plan.get("survey.weighting.bounds", [0.2, 5.0])
+    bounds = plan.settings.survey.weighting.bounds or (0.2, 5.0)
     w_cal = rake_weights(w[calib], cells, margins, names, tuple(bounds) if bounds else None)
     intercept, achieved, iters = calibrate_intercept(t[calib], pts, w_cal, plan, year, target)
     achieved_design = _weighted_rate(t[calib] < intercept, pts, w[calib], plan, year)
@@ -447,7 +447,7 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
     codes = codes.astype(np.int8)
     del v, wrong, correct
 
-    min_dur = float(plan.get("survey.cleaning.min_duration_minutes", 8.0))
+    min_dur = plan.settings.survey.cleaning.min_duration_minutes
     duration = np.clip(np.exp(r_misc.normal(np.log(24.0) + 0.004 * (demo["age"] - 40), 0.3, n_base)),
                        min_dur + 2.0, 90.0)
     psu_day = r_misc.integers(59, 320, int(design["n_psu"]))
@@ -486,7 +486,7 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
     duration = np.round(duration, 1)
     details["speeder"] = [f"duration {d:.1f} min < {min_dur:g}" for d in duration[rows]]
 
-    max_run = int(plan.get("survey.cleaning.max_straightline_run", 15))
+    max_run = plan.settings.survey.cleaning.max_straightline_run
     rows = fault_rows.get("straightline", np.array([], int))
     m = len(q)
     run_len = r_fault.integers(min(max(20, max_run + 5), m), m + 1, len(rows))

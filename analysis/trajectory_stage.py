@@ -150,14 +150,14 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
     bench = bm.load_benchmarks(bench_path)
     inputs = [plan.path, bench_path, *inputs]
     national = bm.series(bench, "national")
-    province_scope = plan.get("trajectory.province_scope") or _province_scope(bench, plan)
+    province_scope = plan.settings.trajectory.province_scope or _province_scope(bench, plan)
     province = bm.series(bench, province_scope)
     target, ty = plan.target, plan.target_year
 
     obs = domain_obs(est, "city", "all")
     if obs.empty:
         raise tr.TrajectoryError("no unsuppressed city estimate of `literate` in any year")
-    fit_obs, handling = select_fit_years(obs, plan, plan.get("trajectory.rule_handling", "auto"))
+    fit_obs, handling = select_fit_years(obs, plan, plan.settings.trajectory.rule_handling)
     chosen, comparison = tr.compare_models(fit_obs, national)
     fits = {name: tr.fit_model(name, fit_obs, national) for name in comparison}
     fit = fits[chosen]
@@ -206,7 +206,7 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
     gap_obs = {str(y): obs_by_year[y] - v for y, v in implied.items() if y in obs_by_year}
     gap_trend = {str(y): trend_by_year[y] - v for y, v in implied.items() if y in trend_by_year}
 
-    bt_until = int(plan.get("trajectory.backtest_fit_until", 2020))
+    bt_until = plan.settings.trajectory.backtest_fit_until
     bt_years = [int(y) for y in national.index if y > bt_until]
     backtest = tr.backtest(national, bt_until, bt_years, level=level) if bt_years else None
 
@@ -233,7 +233,7 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
         "city": plan.city, "city_name_zh": plan.name_zh, "report_year": int(year),
         "indicator": INDICATOR, "unit": "percent", "interval_level": level,
         "target": target, "target_year": ty,
-        "target_rule": plan.get("literacy.target_rule", "above"),
+        "target_rule": plan.settings.literacy.target_rule,
         "baseline_year": plan.baseline_year, "baseline": plan.baseline,
         "published_city": {str(k): v for k, v in plan.published_rates.items()},
         "observed": [{"year": int(r.year), "estimate": r.estimate, "se": r.se,
@@ -277,7 +277,7 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
             "national_latest_year": nat_last,
             "national_latest": float(national.loc[nat_last]) if nat_last else None,
             "province_scope": province_scope,
-            "province_name_zh": plan.get("city.province_zh", province_scope),
+            "province_name_zh": (plan.settings.city.province_zh or province_scope),
             "province_latest_year": int(province.index.max()) if len(province) else None,
             "province_latest": float(province.iloc[-1]) if len(province) else None,
             "city_minus_national_latest_common_pp": next(
@@ -305,7 +305,7 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
                           "label_zh": "规划隐含路径（匀速增长）"}),
             pd.DataFrame({"year": [ty], "estimate": [target], "series": "city",
                           "kind": "target", "label_zh": "规划目标"})]
-    province_zh = plan.get("city.province_zh", province_scope)
+    province_zh = (plan.settings.city.province_zh or province_scope)
     for scope, lab in (("national", "全国"), (province_scope, province_zh)):
         b = bench[bench["scope"] == scope]
         rows.append(pd.DataFrame({"year": b["year"], "estimate": b["value"], "series": scope,

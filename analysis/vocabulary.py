@@ -270,10 +270,11 @@ def division_names(plan: Plan, lang: str = "zh") -> dict[str, str]:
 
 
 def key_group_names(plan: Plan, lang: str = "zh") -> dict[str, str]:
-    return {str(g["id"]): name(g, lang) for g in plan.data.get("literacy", {}).get("key_groups", []) or []}
+    return {str(g["id"]): name(g, lang) for g in plan.settings.literacy.key_groups}
 
 
 def _names_en(plan: Plan, kind: str) -> dict[str, str]:
+    # plan key names_en.<kind> (not yet in analysis/settings.py)
     return dict((plan.data.get("names_en") or {}).get(kind) or {})
 
 
@@ -303,12 +304,12 @@ def level_label(plan: Plan, domain: str, level: str, lang: str = "zh") -> str:
 
 def indicator_names(plan: Plan, lang: str = "zh") -> dict[str, str]:
     """Names of the survey indicators (estimates.parquet 'indicator') for tables and figures."""
-    literacy = plan.data.get("literacy", {})
-    names = {"literate": _t(literacy.get("indicator_zh", "具备科学素质的比例"), "Share with scientific literacy"),
+    score = plan.settings.scoring.score
+    names = {"literate": _t(plan.settings.literacy.indicator_zh, "Share with scientific literacy"),
              "mean_score_total": _t("平均总分", "Mean total score")}
-    for lv in plan.data.get("scoring", {}).get("score", {}).get("levels", []):
+    for lv in score.levels:
         names[f"level_{lv['id']}"] = _t(f"{lv['name_zh']}比例", f"Share at level '{lv['id']}'")
-    for dim in plan.data.get("scoring", {}).get("score", {}).get("dimensions", []):
+    for dim in score.dimensions:
         names[f"mean_score_{dim['id']}"] = _t(f"{dim['name_zh']}平均得分", f"Mean score: {dim['id']}")
     return {k: v[check_lang(lang)] for k, v in names.items()}
 

@@ -311,7 +311,7 @@ def test_stage_gap_lists_follow_the_plan(stage_run, tmp_path):
     below = tab[tab["gap_to_target"] < 0].nsmallest(3, "gap_to_target")
     assert [d["division_code"] for d in js["largest_gaps"]] == list(below["division_code"])
     assert all(d["gap_to_target"] < 0 for d in js["largest_gaps"])
-    assert js["p_likely_below"] == plan.get("report.p_likely_below") == 0.9
+    assert js["p_likely_below"] == plan.settings.report.p_likely_below == 0.9
     assert {d["division_code"] for d in js["divisions_likely_below_target"]} == set(
         tab.loc[tab["p_below_target"] >= 0.9, "division_code"])
     # another cut-off in the plan file moves the list
@@ -336,7 +336,8 @@ def test_bad_likely_below_cutoff_is_refused(tmp_path):
     yml = raw / "plan" / "zhanjiang.yml"
     yml.write_text(yml.read_text(encoding="utf-8").replace("p_likely_below: 0.9", "p_likely_below: 90"),
                    encoding="utf-8")
-    with pytest.raises(PlanError, match=r"report.p_likely_below is 90; expected a probability"):
+    with pytest.raises(PlanError, match=r"key 'report.p_likely_below': expected a number \(probability\) "
+                                        r"in \[0.5, 1\), found 90"):
         likely_below_cutoff(load_plan("zhanjiang", raw))
 
 

@@ -95,7 +95,7 @@ def raked_rate(scored: pd.DataFrame, margins: pd.DataFrame, plan) -> float:
              "sex_age": (scored["sex"] + "|" + groups).to_numpy(object),
              "education": scored["education"].to_numpy(object)}
     w = rake_weights(scored["design_weight"].astype(float).to_numpy(), cells, margins,
-                     plan.get("survey.weighting.margins"), tuple(plan.get("survey.weighting.bounds")))
+                     plan.settings.survey.weighting.margins, tuple(plan.settings.survey.weighting.bounds))
     return float(100 * (w * scored["literate"]).sum() / w.sum())
 
 
@@ -213,9 +213,9 @@ def test_fault_rates_and_ground_truth(plan, demo):
     q = load_questionnaire(written["questionnaire"][0], plan)
     core = q.loc[q["core"], "item_id"].tolist()
     items = q["item_id"].tolist()
-    min_dur = plan.get("survey.cleaning.min_duration_minutes")
-    max_run = plan.get("survey.cleaning.max_straightline_run")
-    max_core = plan.get("survey.cleaning.max_missing_core_share")
+    min_dur = plan.settings.survey.cleaning.min_duration_minutes
+    max_run = plan.settings.survey.cleaning.max_straightline_run
+    max_core = plan.settings.survey.cleaning.max_missing_core_share
     for path, fpath in zip(written["survey"], written["faults"], strict=True):
         raw = read_raw(path)
         faults = pd.read_csv(fpath, dtype={"resp_id": str, "fault": str, "detail": str})
