@@ -554,37 +554,3 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
                f"{problems['errors']} {'error' if problems['errors'] == 1 else 'errors'}."),
             tr(lang, "相关单位按单元格问题清单更正后重新报送。", "The units should correct the listed cells and resubmit.")))
     return out
-
-
-GAP_COLUMNS = ("差距变化", "差距年均变化（百分点）")
-
-
-def show_shared_gaps_once(table: pd.DataFrame, traj: dict[str, Any]) -> pd.DataFrame:
-    """The group-trends table (trajectory_stage.groups_table_zh) with a gap between two of its rows shown once.
-
-    A gap between two levels of one block (城镇-乡村) is the same number on both
-    rows; it is kept on the first row, named there, and blanked on the other.
-    """
-    missing = [c for c in ("人群", "说明", *GAP_COLUMNS) if c not in table.columns]
-    if missing:
-        raise KeyError(f"group-trends table has no column(s) {missing}; columns: {list(table.columns)}")
-    rows = [(block, lev) for block in traj["groups"].values() for lev in block["levels"]]
-    if len(rows) != len(table):
-        raise ValueError(f"group-trends table has {len(table)} rows for {len(rows)} groups in trajectory.json")
-    out = table.astype({c: object for c in (*GAP_COLUMNS, "说明")})
-    position = {(id(b), lev): i for i, (b, lev) in enumerate(rows)}
-    for block in traj["groups"].values():
-        for key in block.get("gaps", {}):
-            a, _, b = key.partition("-")
-            if a not in block["levels"] or b not in block["levels"]:
-                continue  # a gap to the city: one row only
-            first, second = sorted((position[(id(block), a)], position[(id(block), b)]))
-            label_a, label_b = block["levels"][a].get("label_zh", a), block["levels"][b].get("label_zh", b)
-            other = out.iloc[first]["人群"]
-            out.iloc[first, out.columns.get_loc("说明")] = "；".join(
-                x for x in (out.iloc[first]["说明"], f"差距为{label_a}减{label_b}") if x)
-            for c in GAP_COLUMNS:
-                out.iloc[second, out.columns.get_loc(c)] = ""
-            out.iloc[second, out.columns.get_loc("说明")] = "；".join(
-                x for x in (out.iloc[second]["说明"], f"与{other}行为同一差距") if x)
-    return out

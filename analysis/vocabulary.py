@@ -62,7 +62,7 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
     },
     "gap_trend": {  # fitted trend of a group's gap (trajectory.json)
         "closing": _t("差距缩小", "closing"), "widening": _t("差距扩大", "widening"),
-        "no_clear_change": _t("无明显变化", "no clear change"), "insufficient_years": _t("年份不足", "too few years"),
+        "no_clear_change": _t("差距无明显变化", "no clear change"), "insufficient_years": _t("年份不足", "too few years"),
     },
     "model": {
         "logit_linear": _t("logit线性趋势（按精度加权）", "logit-linear trend (precision-weighted)"),

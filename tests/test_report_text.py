@@ -327,20 +327,3 @@ def test_recommendation_rules_print_the_thresholds_in_use():
     assert [r for r, _ in rt.recommendation_rules()] == [
         "target_not_secured", "divisions_behind", "imbalance_not_improved", "groups_far_behind",
         "groups_unmeasured", "overdue_measures", "indicators_missed", "returns_with_errors"]
-
-
-def test_shared_gap_between_two_levels_is_shown_once():
-    traj = {"groups": {
-        "key_group": {"levels": {"farmers": {"label_zh": "农民"}},
-                      "gaps": {"farmers-city": {"slope_pp_per_year": -0.81, "verdict_zh": "差距扩大"}}},
-        "urban_rural": {"levels": {"乡村": {"label_zh": "乡村"}, "城镇": {"label_zh": "城镇"}},
-                        "gaps": {"城镇-乡村": {"slope_pp_per_year": 1.05, "verdict_zh": "差距无明显变化"}}}}}
-    table = pd.DataFrame({"人群": ["农民", "乡村", "城镇"], "差距变化": ["差距扩大", "差距无明显变化", "差距无明显变化"],
-                          "差距年均变化（百分点）": [-0.81, 1.05, 1.05], "说明": ["", "", ""]})
-    out = rt.show_shared_gaps_once(table, traj)
-    assert out["差距年均变化（百分点）"].tolist() == [-0.81, 1.05, ""]
-    assert out["差距变化"].tolist() == ["差距扩大", "差距无明显变化", ""]
-    assert out["说明"].tolist() == ["", "差距为城镇减乡村", "与乡村行为同一差距"]
-    assert table["差距年均变化（百分点）"].tolist()[2] == 1.05  # the input is not changed
-    with pytest.raises(ValueError, match="2 rows for 3 groups"):
-        rt.show_shared_gaps_once(table.iloc[:2], traj)
