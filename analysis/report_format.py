@@ -143,13 +143,17 @@ def _text_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _column_width(header: object, values: pd.Series, cap: int = 36, pad: int = 3) -> int:
+def _column_width(header: object, values: pd.Series, cap: int = 30, pad: int = 3) -> int:
     """Dashes under a header: pandoc shares the page width between columns in proportion to them.
 
-    The widest cell (or header word) plus `pad` for the cell's margins, at most `cap`: text wraps, numbers fit.
+    Text columns get their widest cell (or header word, at most 12) up to `cap`, and wrap; number columns,
+    which cannot wrap, get a third more than their widest number. `pad` stands for the cell's margins.
     """
     longest = max((_text_width(_cell(v)) for v in values), default=0)
-    header_word = min(12, max((_text_width(w) for w in str(header).split()), default=0))  # headers may wrap
+    # a header wraps between words (Latin) or between any two characters (CJK): its longest unbreakable part
+    header_word = min(12, max((4 if _text_width(w) > len(w) else len(w) for w in str(header).split()), default=0))
+    if _numeric_column(values):
+        return max(math.ceil(longest * 4 / 3), header_word) + pad + 1
     return min(cap, max(longest, header_word)) + pad
 
 
@@ -166,7 +170,7 @@ def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | 
         raise ValueError(f"table {label} has no rows")
     shown = format_numbers(df, decimals)
     align = list(align) if align else ["l"] + ["r" if _numeric_column(shown[c]) else "l" for c in shown.columns[1:]]
-    widths = [_column_width(c, shown[c]) for c in shown.columns]
+    widths = [_column_width(c, shown[c]) for c in shown.columns]  # from the cells as printed
     rule = {"l": ":{}", "r": "{}:", "c": ":{}:"}
     lines = ["| " + " | ".join(_cell(c) for c in shown.columns) + " |",
              "|" + "|".join(rule[a].format("-" * w) for a, w in zip(align, widths, strict=True)) + "|"]

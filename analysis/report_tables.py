@@ -39,7 +39,10 @@ def yes_no(flag: Any, lang: str) -> str:
 
 def domain_table(estimates: pd.DataFrame, plan: Plan, lang: str, indicator: str = "literate",
                  year: int | None = None) -> pd.DataFrame:
-    """One indicator by group (estimates.parquet rows), suppressed cells blanked with the reason in a note."""
+    """One indicator by group (estimates.parquet rows), suppressed cells blanked with the reason in a note.
+
+    For one year (named in the caption) the table has no year column.
+    """
     from .disclosure import publishable
 
     t = estimates[estimates["indicator"] == indicator]
@@ -60,6 +63,8 @@ def domain_table(estimates: pd.DataFrame, plan: Plan, lang: str, indicator: str 
         "note": np.where(suppressed, f"{term('word', 'suppressed', lang)}{'：' if lang == 'zh' else ': '}"
                          + t["suppress_reason"].astype(str), ""),
     })
+    if year is not None:
+        out = out.drop(columns="year")
     return headers(out, lang)
 
 

@@ -231,7 +231,8 @@ def division_sentence(county: dict[str, Any], lang: str = "zh", n_largest: int =
         f"{ys[:1].upper()}{ys[1:]}{len(below) if ys else capitalise(number_en(len(below)))} "
         f"{'division is' if len(below) == 1 else 'divisions are'} below "
         f"{'it' if ys else f'the target of {pct(target)}'} on the small-area estimates, "
-        f"{len(likely)} of them with a probability of {p_likely_below:.0%} or more. The largest gaps are in "
+        f"{'all' if likely and len(likely) == len(below) else len(likely)} of them with a probability of "
+        f"{p_likely_below:.0%} or more. The largest gaps are in "
         f"{_list(names, lang)}.",
     ) + tail
 
@@ -245,7 +246,7 @@ def group_sentence(estimates: pd.DataFrame, year: int, key_groups: list[dict[str
             hidden.append(_name(g, lang))
         else:
             shown.append(f"{_name(g, lang)} {pct(row.iloc[0]['estimate'])}" if lang == "zh"
-                         else f"{_name(g, lang)} {pct(row.iloc[0]['estimate'])}")
+                         else f"{_name(g, lang)} ({pct(row.iloc[0]['estimate'])})")
     text = tr(lang, f"{year}年重点人群中，{_list(shown, lang)}。" if shown else "",
               f"In {year} the shares of the key groups were: {_list(shown, lang)}." if shown else "")
     if hidden:

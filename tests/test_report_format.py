@@ -59,14 +59,15 @@ def test_md_table_caption_label_escaping():
     md = rf.md_table(t, "标题", "tbl-x")
     lines = md.splitlines()
     assert lines[0] == "| 项目 | 值 |"
-    assert lines[1] == "|:--------|------:|"  # widest cell + 3: pandoc shares the page width by the dashes
+    assert lines[1] == "|:--------|--------:|"  # pandoc shares the page width by the dashes: widest cell + 3
+    # (numbers, which cannot wrap, get a third more)
     assert lines[2] == "| a\\|b | 1.5 |"
     assert lines[3] == "| 多 行 | — |"
     assert md.rstrip().endswith(": 标题 {#tbl-x}")
     assert rf.PUBLISHED[-1][0] == "tbl-x" and rf.PUBLISHED[-1][2].equals(t)
     mixed = rf.md_table(pd.DataFrame({"年": [2025], "规则": ["百分制"], "比例": ["<1%"], "区间": ["5.8–8.2"]}), "t",
                         "tbl-align").splitlines()[1]
-    assert mixed == "|:-------|:---------|-------:|:----------|"  # text columns left, numbers (also as text) right
+    assert mixed == "|:----------|:---------|--------:|:----------|"  # text columns left, numbers (also as text) right
     na = pd.DataFrame({"年": pd.array([2025, None], dtype="Int64")})
     assert "<NA>" not in rf.md_table(na, "t", "tbl-na")
     with pytest.raises(ValueError, match="must start with 'tbl-'"):
