@@ -320,7 +320,7 @@ def test_run_progress_on_the_mini_plan(mini, tmp_path):
     pd.DataFrame({"year": [2023, 2023], "indicator": ["literate", "literate"],
                   "domain": ["city", "sex"], "level": ["all", "男"], "estimate": [12.5, 11.0]}
                  ).to_parquet(est / "estimates.parquet")
-    h = run_progress(plan, 2023, processed_root=tmp_path / "proc")
+    h = run_progress(plan, 2023, processed_root=tmp_path / "proc").headline
     out = tmp_path / "proc" / "mini" / "2023"
     assert json.loads((out / "progress.json").read_text(encoding="utf-8")) == h
     assert h["measures_total"] == 5 and h["synthetic"] is True
