@@ -206,7 +206,6 @@ def clean(df: pd.DataFrame, config: CleaningConfig, core_items: list[str] | None
     key = df["resp_key"]
     age = df["age"].astype("float64").to_numpy()
     duration = df["duration_min"].astype("float64").to_numpy()
-
     rule = np.full(n, None, dtype=object)
     detail = np.full(n, None, dtype=object)
     taken = np.zeros(n, dtype=bool)

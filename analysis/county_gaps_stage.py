@@ -14,14 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import geo, inequality, sae
+from . import catalog, geo, inequality, sae
 from .config import PlanError, processed_dir
-from .estimate_stage import (
-    ESTIMATE_REQUIRED,
-    EstimateStageError,
-    load_estimates_with_paths,
-    read_estimates_file,
-)
 from .jsonio import to_jsonable, write_json
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
@@ -34,7 +28,6 @@ DEFAULT_COVARIATES = ("urban_share", "upper_secondary_share", "age_50plus_share"
 UPPER_SECONDARY = ("高中", "大专", "本科及以上")
 OLDER_AGE_GROUPS = ("50-59", "60-69")
 GROUP_DOMAINS = ("urban_rural", "sex", "age_group", "education", "occupation")
-ESTIMATE_COLUMNS = ESTIMATE_REQUIRED
 Z95 = 1.959963984540054
 
 
@@ -97,14 +90,6 @@ def group_populations(margins: pd.DataFrame) -> dict[str, dict[str, float]]:
         if not rows.empty:
             out[domain] = rows.groupby(domain)["population"].sum().astype(float).to_dict()
     return out
-
-
-def read_estimates(path: Path) -> pd.DataFrame:
-    """One estimates.parquet (estimate_stage.read_estimates_file), errors as CountyGapsError."""
-    try:
-        return read_estimates_file(path)
-    except EstimateStageError as err:
-        raise CountyGapsError(str(err)) from err
 
 
 # ---------------------------------------------------------------- model
@@ -323,11 +308,8 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
             covars[c] = extra[c].astype(float)
 
     start, end = plan.period
-    try:
-        est_all, est_files = load_estimates_with_paths(
-            plan, processed_root, up_to=year, since=min(plan.baseline_year, start), require=[year])
-    except EstimateStageError as err:
-        raise CountyGapsError(str(err)) from err
+    est_all, est_files = catalog.load_estimates_with_paths(
+        plan, processed_root, up_to=year, since=min(plan.baseline_year, start), require=[year])
     years = sorted(int(y) for y in est_all["year"].unique())
     est_by_year = {y: est_all[est_all["year"] == y].reset_index(drop=True) for y in years}
     tabs, fits = [], {}

@@ -20,26 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .catalog import STAGES, Stage
 from .config import NOTEBOOKS, PROCESSED, REPORTS, ROOT, Plan, processed_dir
 from .executors import Executor, SerialExecutor
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str          # notebook file stem in notebooks/
-    scope: str         # "survey_year": once per survey year; "report_year": once for the report year
-    needs: tuple[str, ...] = ()
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage("01_clean", "survey_year"),
-    Stage("02_weight_estimate", "survey_year", ("01_clean",)),
-    Stage("03_trajectory", "report_year", ("02_weight_estimate",)),
-    Stage("04_county_gaps", "report_year", ("02_weight_estimate",)),
-    Stage("05_plan_progress", "report_year", ("02_weight_estimate",)),  # reads the literacy estimate
-)
 
 
 @dataclass(frozen=True)

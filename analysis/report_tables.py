@@ -249,10 +249,21 @@ def progress_indicator_table(ind: pd.DataFrame, specs: list[dict[str, Any]], lan
         "year": d["year"].to_numpy(), "value": d["value"].round(2).to_numpy(),
         "target": [f"{_comparison(c, lang)}{t:g}" for c, t in zip(d["comparison"], d["target"], strict=True)],
         "unit_of_count": units, "due": [yes_no(x, lang) for x in d["due"]], "met": met,
+        "explanation": [_indicator_note(note, n, lang) for note, n in
+                        zip(d["note"], d["n_missing"] if "n_missing" in d else [0] * len(d), strict=True)],
     })
-    if lang == "zh":
-        out["explanation"] = d["note"].to_numpy()
     return headers(out.reset_index(drop=True), lang)
+
+
+def _indicator_note(note: Any, n_missing: Any, lang: str) -> str:
+    """A progress_indicators note code in words ('missing_counted_as_none' with the count of divisions)."""
+    if not note or pd.isna(note):
+        return ""
+    if note == "missing_counted_as_none":
+        return (f"{int(n_missing)}个县（市、区）未报送，按未建成计" if lang == "zh"
+                else f"{int(n_missing)} {'division' if int(n_missing) == 1 else 'divisions'} did not report "
+                     f"(counted as having none)")
+    return str(note)
 
 
 def overdue_table(measures: pd.DataFrame, plan: Plan, lang: str) -> pd.DataFrame:

@@ -454,6 +454,12 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
 
     Which divisions are very likely below target is stage 04's call (county_gaps.json).
     """
+    return [*_target_findings(traj, lang, p_target_secured), *_division_findings(county, lang),
+            *_group_findings(traj["latest_year"], estimates, key_groups, lang, group_far_behind),
+            *_progress_findings(progress, lang)]
+
+
+def _target_findings(traj: dict[str, Any], lang: str, p_target_secured: float) -> list[Finding]:
     out: list[Finding] = []
     year, target, ty = traj["latest_year"], traj["target"], traj["target_year"]
     p = traj["p_exceeds_target"]
@@ -477,6 +483,11 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
                 tr(lang, "在剩余年份加快落实滞后的措施，并在下一次监测中检查是否回到规划隐含路径。",
                    "Speed up the lagging measures in the remaining years and check at the next survey whether the "
                    "city is back on the implied path.")))
+    return out
+
+
+def _division_findings(county: dict[str, Any], lang: str) -> list[Finding]:
+    out: list[Finding] = []
     _, likely = likely_below(county)
     if likely:
         names = [tr(lang, f"{_name(d, lang)}（{pct(d['benchmarked'])}，低于目标概率 {prob(d['p_below_target'])}）",
@@ -500,6 +511,12 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
             tr(lang, "把缩小区县和人群差距作为下一阶段的考核指标，资源向低水平地区和人群倾斜。",
                "Make the gaps between divisions and groups an assessed indicator and direct resources to the "
                "lowest.")))
+    return out
+
+
+def _group_findings(year: int, estimates: pd.DataFrame, key_groups: list[dict[str, Any]], lang: str,
+                    group_far_behind: float) -> list[Finding]:
+    out: list[Finding] = []
     city = estimates[(estimates.year == year) & (estimates.domain == "city") & (estimates.indicator == "literate")]
     city_est = float(city.iloc[0]["estimate"]) if len(city) else None
     kg = estimates[(estimates.year == year) & (estimates.domain == "key_group") & (estimates.indicator == "literate")]
@@ -526,6 +543,11 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
                f"{capitalise(_list(groups, lang))} cannot be assessed separately because the sample is too small."),
             tr(lang, "下一轮调查对这些人群增补样本，使其估计达到发布标准。",
                "Boost these groups' samples in the next survey so that their estimates can be published.")))
+    return out
+
+
+def _progress_findings(progress: dict[str, Any], lang: str) -> list[Finding]:
+    out: list[Finding] = []
     if progress["overdue_count"]:
         out.append(Finding(
             "overdue_measures",

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from . import benchmarks as bm
+from . import catalog
 from . import decompose as dc
 from . import trajectory as tr
 from .config import Plan, processed_dir
-from .estimate_stage import EstimateStageError, load_estimates_with_paths
 from .jsonio import to_jsonable, write_json
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
@@ -31,10 +31,7 @@ def _r(x, nd: int = 4):
 def load_estimates(plan: Plan, year: int, processed_root: Path | None = None
                    ) -> tuple[pd.DataFrame, list[Path]]:
     """estimates.parquet of every survey year <= year that exists (indicator `literate`), and the files."""
-    try:
-        return load_estimates_with_paths(plan, processed_root, up_to=year, indicator=INDICATOR)
-    except EstimateStageError as err:
-        raise tr.TrajectoryError(str(err)) from err
+    return catalog.load_estimates_with_paths(plan, processed_root, up_to=year, indicator=INDICATOR)
 
 
 def domain_obs(est: pd.DataFrame, domain: str, level: str) -> pd.DataFrame:
@@ -70,12 +67,12 @@ def select_fit_years(obs: pd.DataFrame, plan: Plan, handling: str = "auto", min_
 
 
 def _microdata(plan: Plan, y: int, processed_root) -> tuple[pd.DataFrame | None, list[Path]]:
-    d = processed_dir(plan.city, y, processed_root)
-    sc, wt = d / "survey_clean.parquet", d / "weights.parquet"
+    sc = catalog.output_path(plan, "survey_clean.parquet", y, processed_root)
+    wt = catalog.output_path(plan, "weights.parquet", y, processed_root)
     if not (sc.exists() and wt.exists()):
         return None, []
-    s = pd.read_parquet(sc)
-    w = pd.read_parquet(wt, columns=["resp_key", "weight"])
+    s = catalog.read_file_table(sc)
+    w = catalog.read_file_table(wt)[["resp_key", "weight"]]
     m = s.drop(columns=["weight"], errors="ignore").merge(w, on="resp_key", how="inner",
                                                           validate="one_to_one")
     if len(m) != len(s):

@@ -271,10 +271,11 @@ def test_stage_division_without_sample_gets_synthetic_estimate(tmp_path):
 
 
 def test_stage_missing_year_fails_clearly(tmp_path):
-    from analysis.county_gaps_stage import CountyGapsError, run_county_gaps
+    from analysis.catalog import MissingOutput
+    from analysis.county_gaps_stage import run_county_gaps
 
     raw = make_inputs(tmp_path, years=(2021,))
-    with pytest.raises(CountyGapsError, match="2025.*estimates.parquet|estimates.parquet.*2025"):
+    with pytest.raises(MissingOutput, match="2025.*estimates.parquet|estimates.parquet.*2025"):
         run_county_gaps(load_plan("zhanjiang", raw), 2025, processed_root=tmp_path / "processed")
 
 

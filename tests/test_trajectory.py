@@ -307,7 +307,8 @@ def test_stage_with_few_same_rule_years_uses_the_rule_indicator(stage_root):
 
 
 def test_stage_without_estimates_names_the_folder(tmp_path):
+    from analysis.catalog import MissingOutput
     from analysis.trajectory_stage import run_trajectory
 
-    with pytest.raises(tr.TrajectoryError, match="run stage 02 first"):
+    with pytest.raises(MissingOutput, match="run stage 02 first"):
         run_trajectory(load_plan("zhanjiang"), 2025, tmp_path)
