@@ -150,8 +150,9 @@ def _column_width(header: object, values: pd.Series, cap: int = 30, pad: int = 3
     which cannot wrap, get a third more than their widest number. `pad` stands for the cell's margins.
     """
     longest = max((_text_width(_cell(v)) for v in values), default=0)
-    # a header wraps between words (Latin) or between any two characters (CJK): its longest unbreakable part
-    header_word = min(12, max((4 if _text_width(w) > len(w) else len(w) for w in str(header).split()), default=0))
+    # a header wraps between words (Latin) or between any two characters (CJK, kept to 4 characters a line)
+    header_word = min(12, max((min(8, _text_width(w)) if _text_width(w) > len(w) else len(w)
+                               for w in str(header).split()), default=0))
     if _numeric_column(values):
         return max(math.ceil(longest * 4 / 3), header_word) + pad + 1
     return min(cap, max(longest, header_word)) + pad
