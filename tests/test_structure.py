@@ -13,6 +13,7 @@ NOT_YET_SPLIT = {
     ("report_text.py", "recommendations"),    # the report's sentences (issue 16, language part)
     ("trajectory_stage.py", "run_trajectory"),
     ("county_gaps_stage.py", "run_county_gaps"),
+    ("county_gaps_stage.py", "fit_year"),
 }
 
 
