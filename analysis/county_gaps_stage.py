@@ -101,8 +101,14 @@ def _plan_covariates(plan, codes: list[str]) -> pd.DataFrame:
 
 
 def fit_year(plan, year: int, estimates: pd.DataFrame, covars: pd.DataFrame,
-             covariate_names: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Fay–Herriot fit for one survey year; one row per plan division plus a fit summary."""
+             covariate_names: list[str], deff: float | None = None, n_boot: int = 250,
+             seed: int = 20251) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fay–Herriot fit for one survey year; one row per plan division plus a fit summary.
+
+    deff: the pooled design effect; given, the model uses smoothed (GVF) sampling
+    variances (``sae.fit_smoothed``), the raw ones are fitted too for comparison. The
+    benchmarked estimates carry the parametric-bootstrap MSE of fit plus benchmark.
+    """
     codes = list(covars.index)
     est = estimates[(estimates["indicator"] == INDICATOR) & (estimates["year"] == year)]
     div = est[est["domain"] == "division"].set_index("level")
@@ -118,6 +124,7 @@ def fit_year(plan, year: int, estimates: pd.DataFrame, covars: pd.DataFrame,
     t["n"] = div["n"].reindex(codes).fillna(0).astype(int)
     t["direct"] = div["estimate"].reindex(codes).astype(float)
     t["direct_se"] = div["se"].reindex(codes).astype(float)
+    t["direct_deff"] = div["deff"].reindex(codes).astype(float) if "deff" in div else np.nan
     t["direct_suppressed"] = div["suppressed"].reindex(codes).astype("boolean")
     sampled = (t["direct"].notna() & (t["direct_se"] > 0)).to_numpy()
     if sampled.sum() <= len(covariate_names) + 1:
@@ -125,11 +132,17 @@ def fit_year(plan, year: int, estimates: pd.DataFrame, covars: pd.DataFrame,
             f"estimates {year}: {int(sampled.sum())} divisions with a direct estimate and positive SE; "
             f"too few for {len(covariate_names)} covariates")
     X = np.column_stack([np.ones(len(t))] + [t[c].to_numpy(float) for c in covariate_names])
-    y, D = t["direct"].to_numpy(float), t["direct_se"].to_numpy(float) ** 2
+    y, D_raw = t["direct"].to_numpy(float), t["direct_se"].to_numpy(float) ** 2
     try:
-        fit = sae.fit_fay_herriot(y[sampled], X[sampled], D[sampled])
+        fit_raw = sae.fit_fay_herriot(y[sampled], X[sampled], D_raw[sampled])
+        if deff is None:
+            fit, D_s = fit_raw, D_raw[sampled]
+        else:
+            fit, D_s = sae.fit_smoothed(y[sampled], X[sampled], t["n"].to_numpy(float)[sampled], deff)
     except sae.SAEError as exc:
         raise CountyGapsError(f"Fay–Herriot fit for {year}: {exc}") from exc
+    D = D_raw.copy()
+    D[sampled] = D_s
 
     fh = np.full(len(t), np.nan)
     mse = np.full(len(t), np.nan)
@@ -138,18 +151,33 @@ def fit_year(plan, year: int, estimates: pd.DataFrame, covars: pd.DataFrame,
     if (~sampled).any():
         fh[~sampled], mse[~sampled] = sae.predict_unsampled(fit, X[~sampled], X[sampled], D[sampled])
     fh = np.clip(fh, 0.0, 100.0)
+    t["vardir_raw"] = D_raw
+    t["vardir"] = D
+    t["fh_raw"] = np.nan
+    t.loc[sampled, "fh_raw"] = fit_raw.eblup
+    t["fh_raw_mse"] = np.nan
+    t.loc[sampled, "fh_raw_mse"] = fit_raw.mse
     t["in_sample"] = sampled
     t["synthetic"] = X @ fit.beta
     t["fh"], t["fh_mse"], t["fh_rmse"], t["shrinkage"] = fh, mse, np.sqrt(mse), shrink
     w = t["population"].to_numpy(float)
     method = plan.settings.sae.benchmark
     t["benchmarked"] = np.clip(sae.benchmark(fh, w, city_direct, method), 0.0, 100.0)
-    t["ci_low"] = np.clip(t["benchmarked"] - Z95 * t["fh_rmse"], 0, 100)
-    t["ci_high"] = np.clip(t["benchmarked"] + Z95 * t["fh_rmse"], 0, 100)
+    if sampled.all():
+        boot = sae.bootstrap_mse(fit, X, D, w, method, n_boot, np.random.default_rng([seed, year]))
+        t["benchmarked_mse"] = boot["mse_benchmarked"]
+        mse_method, boot_n = "parametric_bootstrap_fit_and_benchmark", int(boot["replicates"])
+    else:  # unsampled divisions: no bootstrap of the benchmark; their synthetic MSE
+        t["benchmarked_mse"] = mse
+        mse_method, boot_n = "prasad_rao_unbenchmarked", 0
+    t["benchmarked_rmse"] = np.sqrt(t["benchmarked_mse"])
+    t["ci_low"] = np.clip(t["benchmarked"] - Z95 * t["benchmarked_rmse"], 0, 100)
+    t["ci_high"] = np.clip(t["benchmarked"] + Z95 * t["benchmarked_rmse"], 0, 100)
     t["direct_cv"] = t["direct_se"] / t["direct"]
-    t["fh_cv"] = t["fh_rmse"] / t["benchmarked"]
+    t["fh_cv"] = t["benchmarked_rmse"] / t["benchmarked"]
     t["gap_to_target"] = t["benchmarked"] - plan.target
-    t["p_below_target"] = sae.prob_below(t["benchmarked"], t["fh_rmse"], plan.target)
+    t["p_below_target"] = sae.prob_below(t["benchmarked"], t["benchmarked_rmse"], plan.target)
+    t["refvar"], t["refvar_se"], t["n_areas"] = fit.refvar, fit.refvar_se, int(sampled.sum())
     t.insert(0, "year", year)
     t.insert(1, "name_zh", [plan.division_names[c] for c in codes])
     t = t.reset_index()
@@ -159,17 +187,26 @@ def fit_year(plan, year: int, estimates: pd.DataFrame, covars: pd.DataFrame,
         "year": year,
         "refvar": fit.refvar,
         "refvar_se": fit.refvar_se,
+        "refvar_zero": bool(fit.refvar <= 0),
+        "n_areas": int(sampled.sum()),
         "beta": dict(zip(names, fit.beta.tolist(), strict=True)),
         "beta_se": dict(zip(names, fit.beta_se.tolist(), strict=True)),
         "iterations": fit.iterations,
         "loglik": fit.loglik,
         "divisions_in_sample": int(sampled.sum()),
+        "sampling_variance": "gvf_pooled_deff" if deff is not None else "direct",
+        "pooled_deff": deff,
+        "refvar_raw_variances": fit_raw.refvar,
+        "refvar_se_raw_variances": fit_raw.refvar_se,
+        "mse_method": mse_method,
+        "bootstrap_replicates": boot_n,
         "city_direct": city_direct,
         "city_direct_se": city_se,
         "benchmark_method": method,
         "weighted_mean_before_benchmark": float(np.sum(w * fh) / w.sum()),
         "mean_shrinkage": float(np.mean(shrink[sampled])),
-        "median_mse_ratio_fh_to_direct": float(np.median(mse[sampled] / D[sampled])),
+        "median_mse_ratio_fh_to_direct": float(np.median(t["benchmarked_mse"].to_numpy()[sampled]
+                                                         / D_raw[sampled])),
     }
     return t, summary
 
@@ -177,7 +214,7 @@ def fit_year(plan, year: int, estimates: pd.DataFrame, covars: pd.DataFrame,
 # ---------------------------------------------------------------- inequality
 
 def _division_inequality(tab: pd.DataFrame) -> dict[str, Any]:
-    return {"estimates": tab["benchmarked"].to_numpy(float), "se": tab["fh_rmse"].to_numpy(float),
+    return {"estimates": tab["benchmarked"].to_numpy(float), "se": tab["benchmarked_rmse"].to_numpy(float),
             "weights": tab["population"].to_numpy(float)}
 
 
@@ -284,6 +321,23 @@ def largest_gaps(tab: pd.DataFrame, k: int = 3) -> pd.DataFrame:
     return tab[tab["gap_to_target"] < 0].nsmallest(k, "gap_to_target")
 
 
+def pooled_division_deff(plan, est_all: pd.DataFrame) -> float | None:
+    """Design effect of the division estimates pooled over divisions and years (None: raw variances).
+
+    plan sae.sampling_variance: smoothed (default) or direct.
+    """
+    choice = plan.settings.sae.sampling_variance
+    if choice not in ("smoothed", "direct"):
+        raise PlanError(f"{plan.path}: sae.sampling_variance is {choice!r}; expected smoothed or direct")
+    if choice == "direct" or "deff" not in est_all.columns:
+        return None
+    d = est_all[(est_all["indicator"] == INDICATOR) & (est_all["domain"] == "division")]
+    try:
+        return sae.pooled_deff(d["n"], d["deff"])
+    except sae.SAEError as err:
+        raise CountyGapsError(f"estimates: {err}") from err
+
+
 def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, seed: int = 20251) -> dict:
     """Stage 04 for one report year; returns a summary dict with output paths."""
     year = int(year)
@@ -312,9 +366,11 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
         plan, processed_root, up_to=year, since=min(plan.baseline_year, start), require=[year])
     years = sorted(int(y) for y in est_all["year"].unique())
     est_by_year = {y: est_all[est_all["year"] == y].reset_index(drop=True) for y in years}
+    deff = pooled_division_deff(plan, est_all)
     tabs, fits = [], {}
     for y in years:
-        t, s = fit_year(plan, y, est_by_year[y], covars[["population", *names]], names)
+        t, s = fit_year(plan, y, est_by_year[y], covars[["population", *names]], names, deff,
+                        n_boot=plan.settings.sae.bootstrap_replicates, seed=seed)
         tabs.append(t)
         fits[y] = s
     years_tab = pd.concat(tabs, ignore_index=True)
@@ -326,26 +382,27 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
         years_tab["benchmarked"] - years_tab["division_code"].map(base_tab["benchmarked"]), np.nan)
     years_tab["change_se"] = np.where(
         years_tab["year"] > base,
-        np.sqrt(years_tab["fh_mse"] + years_tab["division_code"].map(base_tab["fh_mse"])), np.nan)
+        np.sqrt(years_tab["benchmarked_mse"] + years_tab["division_code"].map(base_tab["benchmarked_mse"])),
+        np.nan)
     years_tab["change_since_baseline"] = years_tab["change_since_baseline"].astype(float)
     years_tab["change_se"] = years_tab["change_se"].astype(float)
 
     lead = ["year", "division_code", "name_zh", "n", "direct", "direct_se", "fh", "fh_mse", "fh_rmse",
-            "shrinkage", "benchmarked", "gap_to_target", "change_since_baseline", "p_below_target"]
+            "shrinkage", "benchmarked", "benchmarked_rmse", "gap_to_target", "change_since_baseline", "p_below_target"]
     rest = [c for c in years_tab.columns if c not in lead]
     years_tab = years_tab[lead + rest]
     tab = years_tab[years_tab["year"] == year].reset_index(drop=True)
 
-    # inequality: first plan-period survey year against the report year
-    in_period = [y for y in years if start <= y <= end]
-    first_year = in_period[0] if in_period else None
-    ineq: dict[str, Any] = {"first_year": first_year, "latest_year": year}
-    verdicts: dict[str, str] = {}
+    # inequality: the plan's baseline year (the same baseline as everywhere else) against the report year
+    first_year = base if base in years else None
+    ineq: dict[str, Any] = {"first_year": first_year, "baseline_year": base, "latest_year": year,
+                            "interval_method": inequality.INTERVAL_METHOD, "n_boot": n_boot,
+                            "multiplicity": "holm", "alpha": inequality.ALPHA,
+                            "verdict_measure": inequality.PRIMARY_MEASURE}
     if first_year is not None and first_year != year:
         first_tab = years_tab[years_tab["year"] == first_year]
         ineq["divisions"] = inequality_summary(_division_inequality(first_tab),
                                                _division_inequality(tab), n_boot, seed)
-        verdicts["divisions"] = ineq["divisions"]["change"]["mean_abs_gap"]["verdict"]
         pops = group_populations(margins)
         ineq["groups"] = {}
         for i, dom in enumerate(GROUP_DOMAINS):
@@ -357,9 +414,16 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
             res["levels_first"], res["levels_latest"] = f["levels"], la["levels"]
             res["weight_source"] = la["weight_source"]
             ineq["groups"][dom] = res
-            verdicts[dom] = res["change"]["mean_abs_gap"]["verdict"]
+        units = {"divisions": ineq["divisions"], **ineq["groups"]}
+        changes = [u["change"][m] for u in units.values() for m in inequality.MEASURES]
+        inequality.holm(changes)
+        ineq["comparisons"] = len(changes)
+        verdicts = {k: u["change"][inequality.PRIMARY_MEASURE]["verdict"] for k, u in units.items()}
+        agree = {k: len({u["change"][m]["verdict"] for m in inequality.MEASURES}) == 1
+                 for k, u in units.items()}
     else:
-        ineq["note"] = "only one survey year in the plan period: no comparison"
+        verdicts, agree = {}, {}
+        ineq["note"] = "no_baseline_comparison"
 
     fig_dir = out_dir / "figures"
     fig_files, breaks = draw_maps(plan, year, tab, years_tab, first_year, fig_dir)
@@ -388,11 +452,12 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
         "largest_gaps": _division_records(largest_gaps(tab), rec_cols),
         "inequality": ineq,
         "imbalance_improved": {
-            "measure": "mean_abs_gap",
+            "measure": inequality.PRIMARY_MEASURE,
+            "baseline_year": base,
             "by": verdicts,
+            "measures_agree": agree,
             "divisions_improved": verdicts.get("divisions") == "improved",
             "groups_improved": sorted(k for k, v in verdicts.items() if k != "divisions" and v == "improved"),
-            "summary_zh": "；".join(f"{DOMAIN_ZH.get(k, k)}差异{VERDICT_ZH[v]}" for k, v in verdicts.items()),
         },
         "maps": {
             "files": {k: p.name for k, p in fig_files.items()},
@@ -403,17 +468,24 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
         "definitions": {
             "direct": "design-based estimate from stage 02 (percent)",
             "fh": "Fay–Herriot EBLUP (percent); synthetic x'beta for divisions without sample",
-            "fh_mse": "Prasad–Rao MSE (percent squared); fh_rmse its square root",
+            "fh_mse": "Prasad–Rao MSE of the EBLUP, before benchmarking (percent squared); fh_rmse its root",
+            "benchmarked_mse": "parametric-bootstrap MSE of the benchmarked estimate (fit and benchmark "
+                               "repeated on each replicate); benchmarked_rmse its root, used by ci_low/ci_high",
+            "vardir": "sampling variance the model used (smoothed: pooled design effect x p(1-p)/n, p from "
+                      "the model); vardir_raw the direct estimate's own; fh_raw the EBLUP on vardir_raw",
+            "refvar": "variance of the area random effect (percent squared), refvar_se its SE, n_areas "
+                      "the divisions in the fit",
             "shrinkage": "B = D/(A+D): weight of the regression (synthetic) part; 1 - B goes to the direct estimate",
             "benchmarked": "fh scaled so the population-weighted mean equals the city's direct estimate",
             "gap_to_target": "benchmarked - target, percentage points (negative: below target)",
             "change_since_baseline": "benchmarked - benchmarked in the baseline year, percentage points",
-            "p_below_target": "P(true share <= target) under N(benchmarked, fh_rmse^2)",
+            "p_below_target": "P(true share <= target) under N(benchmarked, benchmarked_rmse^2)",
             "range": "max - min over divisions or group levels, percentage points",
             "cv": "standard deviation / mean over units, unweighted",
             "mean_abs_gap": "population-weighted mean of |unit - weighted mean|, percentage points",
-            "intervals": "95% parametric bootstrap from estimates and SEs (fh_rmse for divisions); "
-                         "verdict 'improved' when the interval of the change lies below 0",
+            "intervals": "95% parametric bootstrap percentile intervals from estimates and SEs "
+                         "(benchmarked_rmse for divisions); p_value two-sided bootstrap, p_holm Holm-adjusted "
+                         "over every unit x measure; verdict improved/worsened when p_holm < 0.05",
         },
     }
 
@@ -439,8 +511,8 @@ def run_county_gaps(plan, year: int, processed_root=None, n_boot: int = 4000, se
 
 DIVISION_TABLE_ZH = {
     "name_zh": "县（市、区）", "n": "样本量", "direct": "直接估计（%）", "direct_se": "直接估计标准误",
-    "fh": "模型估计（%）", "fh_rmse": "模型均方根误差", "shrinkage": "收缩系数",
-    "benchmarked": "基准化估计（%）", "gap_to_target": "与目标差距（百分点）",
+    "fh": "模型估计（%）", "shrinkage": "收缩系数",
+    "benchmarked": "基准化估计（%）", "benchmarked_rmse": "基准化估计均方根误差", "gap_to_target": "与目标差距（百分点）",
     "change_since_baseline": "较基线变化（百分点）", "p_below_target": "低于目标的概率",
 }
 DOMAIN_ZH = {"divisions": domain_label_zh("divisions"),
@@ -467,7 +539,8 @@ def inequality_table_zh(county_gaps: dict, decimals: int = 2) -> pd.DataFrame:
                 return f"{d[k]:.{decimals}f}（{d['ci_low']:.{decimals}f}～{d['ci_high']:.{decimals}f}）"
             rows.append({"对象": DOMAIN_ZH.get(key, key), "指标": inequality.MEASURE_NAMES_ZH[m],
                          f"{ineq['first_year']}年": fmt(f), f"{ineq['latest_year']}年": fmt(la),
-                         "变化": fmt(ch, "change"), "判断": VERDICT_ZH[ch["verdict"]]})
+                         "变化": fmt(ch, "change"), "p值（Holm校正）": ch.get("p_holm"),
+                         "判断": VERDICT_ZH[ch["verdict"]]})
     return pd.DataFrame(rows)
 
 

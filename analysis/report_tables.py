@@ -117,7 +117,8 @@ def inequality_table(county: dict[str, Any], lang: str, decimals: int = 2) -> pd
             f, la, ch = res["first"][m], res["latest"][m], res["change"][m]
             rows.append({"units": capitalise(term("unit", key, lang, default=key)), "measure": term("measure", m, lang),
                          year.format(ineq["first_year"]): fmt(f), year.format(ineq["latest_year"]): fmt(la),
-                         "change": fmt(ch, "change"), "verdict": term("verdict", ch["verdict"], lang)})
+                         "change": fmt(ch, "change"), **({"p_holm": ch["p_holm"]} if "p_holm" in ch else {}),
+                         "verdict": term("verdict", ch["verdict"], lang)})
     return headers(pd.DataFrame(rows), lang)
 
 
@@ -125,9 +126,11 @@ def models_table(traj: dict[str, Any], lang: str, p_header: str) -> pd.DataFrame
     """One row per candidate trend model: leave-one-year-out errors and its forecast for the target year."""
     rows = []
     forecast = f"{traj['target_year']}年预测（%）" if lang == "zh" else f"Forecast {traj['target_year']} (%)"
-    for code, m in traj["models"].items():
+    for code, m in traj["methods"]["models"].items():
         lo, hi = m["forecast_interval"]
         rows.append({"model": term("model", code, lang), "loyo_rmse": m["loyo_rmse_pp"], "loyo_mae": m["loyo_mae_pp"],
+                     **({"loyo_rms_z": m["loyo_rms_z"]} if "loyo_rms_z" in m else {}),
+                     **({"tau2": m["between_year_variance"]["tau2"]} if "between_year_variance" in m else {}),
                      forecast: m["forecast"], "interval95": f"{lo:.1f}–{hi:.1f}", p_header: m["p_exceeds_target"],
                      "chosen": term("yes_no", "yes", lang) if code == traj["model_chosen"] else ""})
     return headers(pd.DataFrame(rows).round(2), lang)
@@ -136,7 +139,7 @@ def models_table(traj: dict[str, Any], lang: str, p_header: str) -> pd.DataFrame
 def backtest_table(traj: dict[str, Any], lang: str) -> pd.DataFrame:
     """National backtest: predicted, published and error by year and model."""
     rows = []
-    for code, m in (traj.get("backtest") or {}).items():
+    for code, m in (traj["methods"].get("backtest") or {}).items():
         for y, v in m["by_year"].items():
             rows.append({"model": term("model_short", code, lang), "year": int(y), "predicted": v["predicted"],
                          "published": v["published"], "error_pp": v["error_pp"],

@@ -135,7 +135,7 @@ def headline(traj: dict[str, Any], city_name: str, lang: str = "zh") -> str:
 
 def target_sentence(traj: dict[str, Any], lang: str = "zh") -> str:
     """P(target) and the forecast, saying which basis the probability has."""
-    p = traj["p_exceeds_target"]
+    p = (traj.get("headline") or traj)["p_exceeds_target"]  # the one headline probability
     ty = traj["target_year"]
     lo, hi = traj["forecast_interval"]
     reached = traj.get("year_target_reached")
@@ -462,7 +462,7 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
 def _target_findings(traj: dict[str, Any], lang: str, p_target_secured: float) -> list[Finding]:
     out: list[Finding] = []
     year, target, ty = traj["latest_year"], traj["target"], traj["target_year"]
-    p = traj["p_exceeds_target"]
+    p = (traj.get("headline") or traj)["p_exceeds_target"]  # the one headline probability
     observed = traj.get("target_year_observed", year >= ty)
     if p < p_target_secured:
         if observed:

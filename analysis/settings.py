@@ -35,6 +35,7 @@ TARGET_RULES = ("above", "at_least")
 RULE_HANDLING = ("auto", "same_rule", "indicator")
 WEIGHTING_METHODS = ("rake", "poststratify")
 SAE_BENCHMARKS = ("ratio", "difference")
+SAE_SAMPLING_VARIANCES = ("smoothed", "direct")
 
 
 class PlanError(UserError, ValueError):
@@ -66,6 +67,7 @@ class CitySettings:
     name_zh: str = _f()
     name_en: str = _f("")
     province_zh: str = _f("")
+    province_en: str = _f("")
     plan_title_zh: str = _f("")
     plan_title_en: str = _f("")
     plan_document: str = _f("")
@@ -192,6 +194,8 @@ class TrajectorySettings:
 class SaeSettings:
     benchmark: str = _f("ratio", choices=SAE_BENCHMARKS)
     covariates: list[str] | None = _f(None)
+    sampling_variance: str = _f("smoothed", choices=SAE_SAMPLING_VARIANCES)
+    bootstrap_replicates: int = _f(250, lo=1)
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,7 @@ class Settings:
     trajectory: TrajectorySettings = _f(None)
     sae: SaeSettings = _f(None)
     report: ReportRules = _f(None)
+    names_en: dict[str, dict[str, str]] = _f({})  # English names of units and actions, by Chinese name
 
 
 # ---------------------------------------------------------------- parsing

@@ -19,7 +19,6 @@ from .vocabulary import DOMAIN_NAMES_ZH, level_label_zh
 
 STAGE = "03_trajectory"
 INDICATOR = "literate"
-HORIZON = 2035
 GROUP_DOMAINS = ("key_group", "urban_rural")
 
 
@@ -102,7 +101,7 @@ def _group_block(est, fit_obs, target_year, level, plan) -> tuple[dict, list[pd.
             if o.empty:
                 entry["note_zh"] = "各年估计均因样本量或变异系数未达发布标准而未发布"
             if len(o) >= 3:
-                f = tr.fit_model("logit_linear", o)
+                f = tr.fit_model(tr.DEFAULT_MODEL, o)
                 p = f.predict([int(o["year"].min()), int(o["year"].max()), target_year], level)
                 span = p["year"].iloc[1] - p["year"].iloc[0]
                 entry.update({
@@ -112,9 +111,10 @@ def _group_block(est, fit_obs, target_year, level, plan) -> tuple[dict, list[pd.
                     "forecast_target_year": p["estimate"].iloc[2],
                     "forecast_target_year_interval": [p["lower"].iloc[2], p["upper"].iloc[2]],
                     "p_exceeds_target": f.p_above(target_year, plan.target)})
-                yrs = np.arange(int(o["year"].min()), target_year + 1)
-                fp = f.predict(yrs, level).assign(series=f"{domain}:{lev}", kind="fitted",
-                                                  label_zh=entry["label_zh"])
+                yrs = np.arange(int(o["year"].min()), max(target_year, int(o["year"].max())) + 1)
+                fp = f.predict(yrs, level)
+                fp = fp.assign(series=f"{domain}:{lev}", label_zh=entry["label_zh"],
+                               kind=np.where(fp["year"] > int(o["year"].max()), "forecast", "fitted"))
                 series.append(fp)
             series.append(o.drop(columns="old_rule")
                           .rename(columns={"ci_low": "lower", "ci_high": "upper"})
@@ -155,30 +155,45 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
     if obs.empty:
         raise tr.TrajectoryError("no unsuppressed city estimate of `literate` in any year")
     fit_obs, handling = select_fit_years(obs, plan, plan.settings.trajectory.rule_handling)
-    chosen, comparison = tr.compare_models(fit_obs, national)
+    bt_until = plan.settings.trajectory.backtest_fit_until
+    bt_years = [int(y) for y in national.index if y > bt_until]
+    backtest = tr.backtest(national, bt_until, bt_years, level=level) if bt_years else None
+    comparison = tr.compare_models(fit_obs, national)
+    sampling_se = float(np.median(fit_obs["se"]))
+    chosen, reason = tr.choose_model(comparison, backtest, sampling_se)
     fits = {name: tr.fit_model(name, fit_obs, national) for name in comparison}
     fit = fits[chosen]
     latest = obs.iloc[-1]
     ly = int(latest["year"])
+    horizon = max(int(plan.period[1]) + tr.FORECAST_YEARS_AFTER_PLAN, ty)
 
-    # forecasts of every model at the target year; the chosen one drives the headline
+    # every model's forecast for the target year (methods only); the chosen one drives the headline
     for name, f in fits.items():
         p = f.predict([ty], level).iloc[0]
         comparison[name].update({"forecast": p["estimate"], "forecast_interval":
                                  [p["lower"], p["upper"]], "p_exceeds_target":
                                  f.p_above(ty, target), "tau2": f.tau2, "df": f.df,
+                                 "between_year_variance": f.heterogeneity(),
                                  "slope_per_year": f.slope})
-    years_all = np.arange(int(fit_obs["year"].min()), HORIZON + 1)
+    years_all = np.arange(int(fit_obs["year"].min()), horizon + 1)
     path = fit.predict(years_all, level)
     fc = path.set_index("year").loc[ty]
-    p_model = fit.p_above(ty, target)
     target_observed = bool((obs["year"] == ty).any())
     if target_observed:
         t_row = obs[obs["year"] == ty].iloc[0]
-        p_head, basis = tr.p_direct_above(t_row["estimate"], t_row["se"], target), \
-            "direct_estimate"
+        ci = (float(t_row.get("ci_low", np.nan)), float(t_row.get("ci_high", np.nan)))
+        df_ty = tr.interval_df(float(t_row["estimate"]), float(t_row["se"]), ci, level)
+        headline = {"p_exceeds_target": tr.p_direct_above(t_row["estimate"], t_row["se"], target, df_ty),
+                    "basis": "direct_estimate", "year": ty, "estimate": float(t_row["estimate"]),
+                    "interval": list(ci), "scale": "logit", "reference": "t" if df_ty else "normal",
+                    "df": df_ty}
     else:
-        p_head, basis = p_model, "model_forecast"
+        _, _, dfs = fit.predictive([ty])
+        df_ty = int(dfs[0])
+        headline = {"p_exceeds_target": fit.p_above(ty, target), "basis": "model_forecast", "year": ty,
+                    "estimate": float(fc["estimate"]), "interval": [float(fc["lower"]), float(fc["upper"])],
+                    "scale": fit.link, "reference": "t" if df_ty else "normal", "df": df_ty,
+                    "model": chosen}
 
     ex_ante = None
     if ly >= ty:
@@ -189,7 +204,6 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
             obs_ty = obs.loc[obs["year"] == ty, "estimate"]
             ex_ante = {"fit_years": prior["year"].tolist(), "forecast": p0["estimate"],
                        "forecast_interval": [p0["lower"], p0["upper"]],
-                       "p_exceeds_target": f0.p_above(ty, target),
                        "observed": float(obs_ty.iloc[0]) if len(obs_ty) else None,
                        "observed_inside_interval": bool(p0["lower"] <= obs_ty.iloc[0]
                                                         <= p0["upper"]) if len(obs_ty) else None}
@@ -202,10 +216,6 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
     trend_by_year = dict(zip(path["year"].astype(int), path["estimate"], strict=True))
     gap_obs = {str(y): obs_by_year[y] - v for y, v in implied.items() if y in obs_by_year}
     gap_trend = {str(y): trend_by_year[y] - v for y, v in implied.items() if y in trend_by_year}
-
-    bt_until = plan.settings.trajectory.backtest_fit_until
-    bt_years = [int(y) for y in national.index if y > bt_until]
-    backtest = tr.backtest(national, bt_until, bt_years, level=level) if bt_years else None
 
     groups, group_series = _group_block(est, fit_obs, ty, level, plan)
 
@@ -242,28 +252,28 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
         "latest_se": float(latest["se"]),
         "latest_ci": [float(latest.get("ci_low", np.nan)), float(latest.get("ci_high", np.nan))],
         "latest_exceeds_target": bool(latest["estimate"] > target),
-        "p_latest_exceeds_target": tr.p_direct_above(latest["estimate"], latest["se"], target),
         # against the baseline year's survey estimate, else the plan's published baseline
         "change_since_baseline_pp": float(latest["estimate"])
         - obs_by_year.get(plan.baseline_year, plan.baseline),
         "rule_handling": handling, "fit_years": fit_obs["year"].astype(int).tolist(),
-        "model_chosen": chosen, "model_chosen_label_zh": tr.MODEL_LABELS_ZH[chosen],
-        "models": comparison,
+        "model_chosen": chosen, "model_chosen_reason": reason,
+        "model_chosen_label_zh": tr.MODEL_LABELS_ZH[chosen],
+        "model_selection": {"rule": "default_unless_better_on_backtest_and_loyo", "default": tr.DEFAULT_MODEL,
+                            "sampling_se_pp": sampling_se},
+        "between_year_variance": fit.heterogeneity(),
+        "headline": headline,
         "forecast_year": ty, "forecast": fc["estimate"],
         "forecast_interval": [fc["lower"], fc["upper"]],
+        "forecast_kind": "fitted" if ty <= ly else "forecast",
         "forecast_horizon": {str(int(r.year)): {"forecast": r.estimate, "lower": r.lower,
                                                 "upper": r.upper}
                              for r in path[path["year"] > ly].itertuples()},
-        "forecast_final_year": HORIZON,
+        "forecast_final_year": horizon,
         "forecast_final": float(path["estimate"].iloc[-1]),
         "forecast_final_interval": [float(path["lower"].iloc[-1]),
                                     float(path["upper"].iloc[-1])],
         "target_year_observed": target_observed,
-        "p_exceeds_target": p_head, "p_exceeds_target_basis": basis,
-        "p_exceeds_target_basis_zh": {"direct_estimate": "目标年份调查的直接估计",
-                                      "model_forecast": "趋势模型预测"}[basis],
-        "p_exceeds_target_model": p_model,
-        "year_target_reached": tr.year_reached(fit, target, int(fit_obs["year"].min())),
+        "year_target_reached": tr.year_reached(fit, target, int(fit_obs["year"].min()), horizon),
         "year_target_reached_observed": next((int(y) for y, v in sorted(obs_by_year.items())
                                               if v > target), None),
         "ex_ante": ex_ante,
@@ -283,7 +293,7 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
             "targets": {f"{r.scope}_{r.year}": r.value
                         for r in bench[bench["kind"] == "target"].itertuples()},
         },
-        "backtest": backtest,
+        "methods": {"models": comparison, "backtest": backtest},
         "groups": groups,
         "decomposition": decomposition,
     }
@@ -329,7 +339,7 @@ def run_trajectory(plan: Plan, year: int, processed_root: Path | None = None,
     write_json(outputs[0], result)
     write_manifest(out_dir, STAGE, [*inputs, *dec_inputs], outputs,
                    {"city": plan.city, "year": year, "level": level, "rule_handling": handling,
-                    "model_chosen": chosen, "backtest_fit_until": bt_until})
+                    "model_chosen": chosen, "model_chosen_reason": reason, "backtest_fit_until": bt_until})
     return result
 
 
@@ -366,7 +376,8 @@ def fan_chart(series: pd.DataFrame, res: dict, path: Path) -> Path:
     ax.plot(imp["year"], imp["estimate"], ls="--", color="tab:red", label="规划隐含路径")
     ax.axhline(res["target"], ls=":", color="tab:red", lw=1)
     x0 = min(2015, int(series.loc[series["series"] == "city", "year"].min())) - 0.5
-    ax.annotate(f"目标 {res['target']:g}%（{res['target_year']}年）", (HORIZON, res["target"]),
+    horizon = res["forecast_final_year"]
+    ax.annotate(f"目标 {res['target']:g}%（{res['target_year']}年）", (horizon, res["target"]),
                 xytext=(0, -10), textcoords="offset points", color="tab:red", fontsize=8,
                 ha="right")
     for scope, color in (("national", "0.35"), (res["benchmarks"]["province_scope"], "tab:green")):
@@ -374,7 +385,7 @@ def fan_chart(series: pd.DataFrame, res: dict, path: Path) -> Path:
         if len(s):
             ax.plot(s["year"], s["estimate"], marker="s", ms=3, color=color, lw=1,
                     label=s["label_zh"].iloc[0])
-    ax.set_xlim(x0, HORIZON + 0.5)
+    ax.set_xlim(x0, horizon + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, None)
     ax.set_xlabel("年份")
@@ -422,10 +433,12 @@ def group_chart(series: pd.DataFrame, res: dict, path: Path) -> Path:
 def models_table_zh(res: dict) -> pd.DataFrame:
     """One row per candidate model: LOYO error and its forecast for the target year."""
     rows = []
-    for name, m in res["models"].items():
+    for name, m in res["methods"]["models"].items():
         lo, hi = m["forecast_interval"]
         rows.append({"模型": m["label_zh"], "留一年误差RMSE（百分点）": m["loyo_rmse_pp"],
                      "留一年误差MAE（百分点）": m["loyo_mae_pp"],
+                     "留一年误差/抽样标准误（均方根）": m["loyo_rms_z"],
+                     "年际方差": m["between_year_variance"]["tau2"],
                      f"{res['target_year']}年预测（%）": m["forecast"],
                      "95%区间": f"{lo:.1f}–{hi:.1f}",
                      f"超过{res['target']:g}%的概率": m["p_exceeds_target"],
@@ -436,7 +449,7 @@ def models_table_zh(res: dict) -> pd.DataFrame:
 def backtest_table_zh(res: dict) -> pd.DataFrame:
     """National backtest: predicted, published and error per year and model."""
     rows = []
-    for m in (res.get("backtest") or {}).values():
+    for m in (res["methods"].get("backtest") or {}).values():
         for y, v in m["by_year"].items():
             rows.append({"模型": m["label_zh"], "年份": int(y), "预测（%）": v["predicted"],
                          "公布值（%）": v["published"], "误差（百分点）": v["error_pp"],

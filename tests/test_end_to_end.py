@@ -72,7 +72,7 @@ def test_pdf_states_synthetic_and_headline_numbers_from_processed(rendered):
     lo, hi = traj["latest_ci"]
     assert f"比例估计为{pct(traj['latest_estimate'])}（95%置信区间{pct(lo)}–{pct(hi)}）" in flat
     assert f"基线{pct(traj['baseline'])}" in flat and "基线10.0%" in flat
-    assert f"概率为{prob(traj['p_exceeds_target'])}" in flat
+    assert f"概率为{prob(traj['headline']['p_exceeds_target'])}" in flat
     assert f"已完成{progress['measures_completed']}项（{pct(progress['completed_share'])}）" in flat
     assert "@fig" not in flat and "@tbl" not in flat and "??" not in flat
     assert_no_missing_glyphs(text)

@@ -139,6 +139,53 @@ def test_prob_below():
 
 # ---------------------------------------------------------------- stage end to end
 
+def test_pooled_deff_and_smoothed_variances():
+    assert sae.pooled_deff([100, 300, 50], [1.0, 2.0, np.nan]) == pytest.approx((100 + 600) / 400)
+    np.testing.assert_allclose(sae.smoothed_vardir([10.0, 50.0], [400, 100], 2.0),
+                               [1e4 * 2 * 0.09 / 400, 1e4 * 2 * 0.25 / 100])
+    with pytest.raises(sae.SAEError, match="design effect"):
+        sae.pooled_deff([10], [np.nan])
+
+
+def test_smoothed_fit_uses_model_shares_not_direct_ones():
+    rng = np.random.default_rng(3)
+    m = 30
+    X = np.column_stack([np.ones(m), rng.uniform(0, 1, m)])
+    n = rng.integers(200, 500, m)
+    theta = X @ np.array([8.0, 10.0]) + rng.normal(0, 1.5, m)
+    y = theta + rng.normal(0, np.sqrt(1e4 * 2 * theta / 100 * (1 - theta / 100) / n))
+    fit, vardir = sae.fit_smoothed(y, X, n, 2.0)
+    np.testing.assert_allclose(vardir, sae.smoothed_vardir(sae.fit_fay_herriot(
+        y, X, sae.smoothed_vardir(X @ np.linalg.lstsq(X, y, rcond=None)[0], n, 2.0)).eblup, n, 2.0))
+    assert fit.refvar > 0
+
+
+def test_bootstrap_mse_of_benchmarked_estimates_matches_its_simulated_mse():
+    """The bootstrap MSE of fit-and-benchmark agrees with a Monte Carlo of the same procedure."""
+    rng = np.random.default_rng(5)
+    m = 12
+    X = np.column_stack([np.ones(m), rng.uniform(0, 1, m)])
+    D = rng.uniform(2, 6, m)
+    w = rng.uniform(1, 3, m)
+    beta, A = np.array([10.0, 6.0]), 3.0
+    mc_b, mc_e = np.zeros(m), np.zeros(m)
+    R = 600
+    for _ in range(R):
+        theta = X @ beta + rng.normal(0, np.sqrt(A), m)
+        y = theta + rng.normal(0, np.sqrt(D))
+        f = sae.fit_fay_herriot(y, X, D)
+        mc_e += (f.eblup - theta) ** 2 / R
+        mc_b += (sae.benchmark(f.eblup, w, float(np.sum(w * y) / w.sum())) - theta) ** 2 / R
+    y = X @ beta + rng.normal(0, np.sqrt(A), m) + rng.normal(0, np.sqrt(D))
+    fit = sae.fit_fay_herriot(y, X, D)
+    fit = sae.FayHerriotFit(**{**fit.__dict__, "refvar": A, "beta": beta})  # at the true parameters
+    boot = sae.bootstrap_mse(fit, X, D, w, n_boot=600, rng=1)
+    assert boot["replicates"] + boot["failed"] == 600
+    np.testing.assert_allclose(boot["mse_eblup"], mc_e, rtol=0.3)
+    np.testing.assert_allclose(boot["mse_benchmarked"], mc_b, rtol=0.3)
+    assert np.mean(boot["mse_benchmarked"]) > 0.9 * np.mean(boot["mse_eblup"])
+
+
 def make_inputs(root: Path, years=(2020, 2021, 2023, 2025), seed=11, edu_by_division=True) -> Path:
     """Contract-shaped census margins and estimates.parquet files under root; returns raw_dir."""
     raw = root / "raw"
@@ -178,7 +225,7 @@ def make_inputs(root: Path, years=(2020, 2021, 2023, 2025), seed=11, edu_by_divi
                  for c, k, d, s in zip(codes, n, direct, se, strict=True)]
         for dom, levels in (("urban_rural", {"城镇": 6, "乡村": -4}), ("sex", {"男": 1, "女": -1}),
                             ("education", {"小学及以下": -7, "初中": -3, "高中": 3, "大专": 9, "本科及以上": 15})):
-            shrink = 1 - 0.1 * (y - 2020)
+            shrink = 1 - 0.1 * (y - 2020)  # 1.0 in 2020, 0.5 in 2025
             recs += [{"domain": dom, "level": lev, "n": 800, "estimate": city + shrink * eff, "se": 0.6}
                      for lev, eff in levels.items()]
         df = pd.DataFrame(recs)
@@ -221,19 +268,42 @@ def test_stage_outputs_add_up(stage_run):
                                tab["benchmarked"] - tab["division_code"].map(b2020).to_numpy())
     # nine areas and four coefficients leave little to borrow, but the median area still gains
     assert np.median(tab["fh_mse"] / tab["direct_se"] ** 2) < 1
+    # smoothed sampling variances by default (pooled deff 1.6 here), the raw ones kept
+    p = np.clip(tab["fh"] / 100, 1e-4, 1)
+    np.testing.assert_allclose(tab["vardir"], 1e4 * 1.6 * p * (1 - p) / tab["n"], rtol=0.05)
+    np.testing.assert_allclose(tab["vardir_raw"], tab["direct_se"] ** 2)
+    assert tab["fh_raw"].notna().all()
+    # the benchmarked estimates carry their own (bootstrap) MSE, used by the intervals
+    assert (tab["benchmarked_mse"] > 0).all()
+    np.testing.assert_allclose(tab["benchmarked_rmse"], np.sqrt(tab["benchmarked_mse"]))
+    np.testing.assert_allclose(tab["ci_high"] - tab["benchmarked"], 1.959963984540054 * tab["benchmarked_rmse"])
+    assert tab["n_areas"].eq(9).all() and tab["refvar_se"].gt(0).all()
 
 
 def test_stage_json_and_maps(stage_run):
     plan, root, res = stage_run
     js = json.loads(Path(res["outputs"]["county_gaps"]).read_text(encoding="utf-8"))
     assert js["model"]["covariates"] == ["urban_share", "upper_secondary_share", "age_50plus_share"]
-    assert js["inequality"]["first_year"] == 2021 and js["inequality"]["latest_year"] == 2025
-    # group gaps were built to shrink from 0.9 to 0.5 of their 2020 size
+    # one baseline everywhere: the plan's (2020)
+    assert js["inequality"]["first_year"] == 2020 == js["baseline_year"] and js["inequality"]["latest_year"] == 2025
+    assert js["inequality"]["interval_method"] == "parametric_bootstrap_percentile"
+    m = js["model"]
+    assert m["n_areas"] == 9 and m["refvar_se"] > 0 and m["sampling_variance"] == "gvf_pooled_deff"
+    assert m["pooled_deff"] == pytest.approx(1.6) and m["mse_method"] == "parametric_bootstrap_fit_and_benchmark"
+    # group gaps were built to shrink from 1.0 to 0.5 of their 2020 size
     edu = js["inequality"]["groups"]["education"]
     assert edu["latest"]["range"]["value"] == pytest.approx(22 * 0.5)
-    assert edu["first"]["range"]["value"] == pytest.approx(22 * 0.9)
+    assert edu["first"]["range"]["value"] == pytest.approx(22 * 1.0)
+    assert js["imbalance_improved"]["measure"] == "mean_abs_gap"
     assert js["imbalance_improved"]["by"]["education"] == "improved"
-    assert "文化程度差异明显缩小" in js["imbalance_improved"]["summary_zh"]
+    assert js["imbalance_improved"]["measures_agree"]["education"] is True
+    # Holm over every unit x measure: raw and adjusted p-values, the verdict on the adjusted one
+    changes = [u["change"][k] for u in [js["inequality"]["divisions"], *js["inequality"]["groups"].values()]
+               for k in ("range", "cv", "mean_abs_gap")]
+    assert js["inequality"]["comparisons"] == len(changes) == 12
+    for c in changes:
+        assert c["p_holm"] >= c["p_value"]
+        assert (c["verdict"] != "no_clear_change") == (c["p_holm"] < 0.05)
     assert {d["division_code"] for d in js["divisions_below_target"]} == set(
         pd.read_parquet(res["outputs"]["sae"]).query("benchmarked <= 16")["division_code"])
     figs = root / "processed/zhanjiang/2025/figures"
@@ -267,6 +337,7 @@ def test_stage_division_without_sample_gets_synthetic_estimate(tmp_path):
     assert not row["in_sample"] and row["shrinkage"] == 1.0
     assert row["fh"] == pytest.approx(row["synthetic"])
     assert row["fh_mse"] > res["model"]["refvar"]
+    assert res["model"]["mse_method"] == "prasad_rao_unbenchmarked"
     assert tab["in_sample"].sum() == 8 and res["model"]["divisions_in_sample"] == 8
 
 
