@@ -130,7 +130,8 @@ def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) 
     return out
 
 
-_NUMBER_TEXT = re.compile(r"^[<>≤≥＜＞−+-]?\d[\d.,]*%?$")
+_NUMBER = r"[<>≤≥＜＞−+-]?\d[\d.,]*%?"
+_NUMBER_TEXT = re.compile(rf"^{_NUMBER}(–{_NUMBER})?$")  # a number or a range of two
 
 
 def _numeric_column(values: pd.Series) -> bool:

@@ -67,7 +67,8 @@ def test_md_table_caption_label_escaping():
     assert rf.PUBLISHED[-1][0] == "tbl-x" and rf.PUBLISHED[-1][2].equals(t)
     mixed = rf.md_table(pd.DataFrame({"年": [2025], "规则": ["百分制"], "比例": ["<1%"], "区间": ["5.8–8.2"]}), "t",
                         "tbl-align").splitlines()[1]
-    assert mixed == "|:----------|:---------|--------:|:----------|"  # text columns left, numbers (also as text) right
+    # text columns left; numbers, also printed as text or as a range, right
+    assert mixed == "|:----------|:---------|--------:|--------------:|"
     na = pd.DataFrame({"年": pd.array([2025, None], dtype="Int64")})
     assert "<NA>" not in rf.md_table(na, "t", "tbl-na")
     with pytest.raises(ValueError, match="must start with 'tbl-'"):
