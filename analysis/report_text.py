@@ -171,13 +171,12 @@ def imbalance_summary(imbalance: dict[str, Any], lang: str = "zh") -> str:
     by = imbalance.get("by") or {}
     if lang == "zh":
         return "；".join(f"{term('unit', k, lang, default=k)}差异{verdict_word(v, lang)}" for k, v in by.items())
-    verdict_word(next(iter(by.values()), "improved"), lang)  # unknown codes raise
     units_by_verdict: dict[str, list[str]] = {}
     for unit, verdict in by.items():
         verdict_word(verdict, lang)
         units_by_verdict.setdefault(verdict, []).append(term("unit", unit, lang, default=unit.replace("_", " ")))
-    clauses = [f"{'differences' if i == 0 else 'those'} between {join(units, lang)} {_VERDICT_CLAUSE_EN[v]}"
-               for i, (v, units) in enumerate(units_by_verdict.items())]
+    clauses = [f"{'differences' if i == 0 else 'those'} {join((f'between {u}' for u in units), lang)} "
+               f"{_VERDICT_CLAUSE_EN[v]}" for i, (v, units) in enumerate(units_by_verdict.items())]
     return "; ".join(clauses)
 
 
@@ -552,8 +551,8 @@ def _progress_findings(progress: dict[str, Any], lang: str) -> list[Finding]:
         out.append(Finding(
             "overdue_measures",
             tr(lang, f"{progress['overdue_count']} 项措施逾期未完成。",
-               f"{progress['overdue_count']} {'measure is' if progress['overdue_count'] == 1 else 'measures are'} "
-               f"overdue."),
+               f"{capitalise(number_en(progress['overdue_count']))} "
+               f"{'measure is' if progress['overdue_count'] == 1 else 'measures are'} overdue."),
             tr(lang, "由市科普工作联席会议办公室督办逾期措施，牵头单位说明原因和完成时限。",
                "The office of the joint meeting on science popularisation should follow up the overdue measures, "
                "and their lead units should state the reasons and a date for completion.")))
@@ -563,7 +562,8 @@ def _progress_findings(progress: dict[str, Any], lang: str) -> list[Finding]:
         out.append(Finding(
             "indicators_missed",
             tr(lang, f"未达标指标：{'；'.join(missed)}。",
-               f"{len(missed)} {'indicator' if len(missed) == 1 else 'indicators'} missed the target: "
+               f"{capitalise(number_en(len(missed)))} {'indicator' if len(missed) == 1 else 'indicators'} missed "
+               f"the target: "
                f"{'; '.join(missed)}."),
             tr(lang, "对未达标指标逐项制定补齐计划，纳入下一年度工作计划。",
                "Set a catch-up plan for each missed indicator in next year's work plan.")))
@@ -573,7 +573,7 @@ def _progress_findings(progress: dict[str, Any], lang: str) -> list[Finding]:
         out.append(Finding(
             "returns_with_errors",
             tr(lang, f"{len(files)} 份进展报表共有 {problems['errors']} 处填报错误。",
-               f"{len(files)} progress {'return has' if len(files) == 1 else 'returns have'} "
+               f"{capitalise(number_en(len(files)))} progress {'return has' if len(files) == 1 else 'returns have'} "
                f"{problems['errors']} {'error' if problems['errors'] == 1 else 'errors'}."),
             tr(lang, "相关单位按单元格问题清单更正后重新报送。", "The units should correct the listed cells and resubmit.")))
     return out

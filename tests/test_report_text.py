@@ -192,6 +192,10 @@ def test_division_sentence_none_below_and_english_words():
     assert "largest gaps are in Jia (8.4%), Bing (9.2%) and Yi (12.7%)" in en
     assert ("Since 2021, differences between divisions have widened clearly; those between men and women show "
             "no clear change.") in en
+    both = rt.imbalance_summary({"by": {"divisions": "no_clear_change", "sex": "no_clear_change",
+                                        "age_group": "worsened"}}, "en")
+    assert both == ("differences between divisions and between men and women show no clear change; those between "
+                    "age groups have widened clearly")
     assert not CODES.search(en) and "{" not in en
 
 
