@@ -17,9 +17,9 @@ import pandas as pd
 from . import catalog, geo, inequality, sae
 from .config import PlanError, processed_dir
 from .jsonio import to_jsonable, write_json
-from .labels import VERDICT_ZH, domain_label_zh
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
+from .vocabulary import VERDICT_ZH, domain_label_zh
 from .weighting import WeightingError, read_census_table
 
 STAGE = "04_county_gaps"

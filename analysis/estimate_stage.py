@@ -19,7 +19,7 @@ from .estimate import (
     domain_means,
     estimate_domains,
 )
-from .labels import DOMAIN_NAMES_ZH, indicator_names_zh, level_label_zh  # noqa: F401 (re-exported)
+from .vocabulary import DOMAIN_NAMES_ZH, indicator_names_zh, level_label_zh  # noqa: F401 (re-exported)
 from .weighting import Margin, calibrate, read_census_margins, weighting_settings
 
 STAGE = "02_weight_estimate"

@@ -42,6 +42,17 @@ class ReportData:
     def figure(self, name: str) -> Path:
         return self.path(f"figures/{name}")
 
+    def figure_out(self, name: str) -> Path:
+        """Where the report draws a figure in its language: figures/<lang>/<name> of the report year."""
+        folder = processed_dir(self.plan.city, self.year, self.processed_root) / "figures" / self.lang
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+    @cached_property
+    def series(self) -> pd.DataFrame:
+        """trajectory_series.parquet: the city, benchmark and group series of the trend figures."""
+        return pd.read_parquet(self.path("trajectory_series.parquet"))
+
     @cached_property
     def estimates(self) -> pd.DataFrame:
         """estimates.parquet of every survey year up to the report year, stacked."""

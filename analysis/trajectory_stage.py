@@ -13,9 +13,9 @@ from . import decompose as dc
 from . import trajectory as tr
 from .config import Plan, processed_dir
 from .jsonio import to_jsonable, write_json
-from .labels import DOMAIN_NAMES_ZH, level_label_zh
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
+from .vocabulary import DOMAIN_NAMES_ZH, level_label_zh
 
 STAGE = "03_trajectory"
 INDICATOR = "literate"
