@@ -23,7 +23,7 @@ def milk():
     d = pd.read_csv(FIX / "milk.csv")
     ref = json.loads((FIX / "fay-herriot-milk.json").read_text())
     X = np.column_stack([np.ones(len(d))] + [(d["MajorArea"] == k).astype(float) for k in (2, 3, 4)])
-    return sae.fit_fay_herriot(d["yi"], X, d["SD"] ** 2), ref
+    return sae.fit_fay_herriot(d["yi"], X, d["SD"] ** 2, method="reml"), ref
 
 
 def test_milk_matches_sae_refvar_and_beta(milk):
@@ -70,7 +70,7 @@ def test_eblup_beats_direct_on_simulated_areas():
     for _ in range(reps):
         theta = 5 + 0.12 * x + rng.normal(0, np.sqrt(A), m)
         y = theta + rng.normal(0, np.sqrt(D))
-        fit = sae.fit_fay_herriot(y, X, D)
+        fit = sae.fit_fay_herriot(y, X, D, method="reml")  # the Prasad–Rao MSE is REML's
         err_fh += (fit.eblup - theta) ** 2
         err_dir += (y - theta) ** 2
         mse_pr += fit.mse
@@ -107,6 +107,24 @@ def test_unsampled_prediction_is_the_limit_of_an_uninformative_area():
     full = sae.fit_fay_herriot(y, X, D_huge)
     assert pred[0] == pytest.approx(full.eblup[0], abs=1e-4)
     assert mse[0] == pytest.approx(full.mse[0], rel=1e-3)
+
+
+def test_adjusted_reml_stays_positive_and_maximises_its_likelihood():
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(2)
+    m = 9
+    X = np.column_stack([np.ones(m), rng.uniform(0, 1, m)])
+    D = rng.uniform(4, 9, m)
+    y = X @ [10.0, 5.0] + rng.normal(0, np.sqrt(D))          # no area effect at all
+    assert sae.fit_fay_herriot(y, X, D, method="reml").refvar == 0.0
+    adj = sae.fit_fay_herriot(y, X, D)
+    assert adj.method == "adjusted_reml" and adj.refvar > 0
+    best = minimize_scalar(lambda a: -(sae.reml_loglik(y, X, D, a) + np.log(a)), bounds=(1e-9, 200),
+                           method="bounded", options={"xatol": 1e-10})
+    assert adj.refvar == pytest.approx(best.x, rel=1e-3)
+    with pytest.raises(sae.SAEError, match="unknown variance-component method"):
+        sae.fit_fay_herriot(y, X, D, method="ml")
 
 
 def test_bad_inputs_fail_clearly():
