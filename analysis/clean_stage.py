@@ -190,15 +190,7 @@ def run_clean(plan: Plan, year: int, processed_root: Path | None = None, *,
     return save_outputs(plan, result, processed_root)
 
 
-__all__ = ["IngestError", "CleanStageResult", "cleaning_table_zh", "process", "run_clean",
-           "scoring_summary", "scoring_table_zh"]
-
-
-def cleaning_table_zh(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary by rule with Chinese headers, for the notebook and the report."""
-    out = summary[["order", "label_zh", "rule", "threshold", "n", "share_pct"]].copy()
-    return out.rename(columns={"order": "顺序", "label_zh": "规则", "rule": "规则代码", "threshold": "阈值",
-                               "n": "行数", "share_pct": "占输入行数（%）"})
+__all__ = ["IngestError", "CleanStageResult", "process", "run_clean", "scoring_summary", "scoring_table_zh"]
 
 
 def scoring_table_zh(summary: dict[str, Any], plan: Plan) -> pd.DataFrame:

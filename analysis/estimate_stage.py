@@ -19,7 +19,7 @@ from .estimate import (
     domain_means,
     estimate_domains,
 )
-from .vocabulary import DOMAIN_NAMES_ZH, indicator_names_zh, level_label_zh  # noqa: F401 (re-exported)
+from .vocabulary import DOMAIN_NAMES_ZH, level_label_zh
 from .weighting import Margin, calibrate, read_census_margins, weighting_settings
 
 STAGE = "02_weight_estimate"
@@ -280,29 +280,3 @@ def compare_years(table: pd.DataFrame, indicator: str = "literate", domain: str 
     """One indicator for one domain across years, wide by level (estimate, CI, suppressed)."""
     t = table[(table["indicator"] == indicator) & (table["domain"] == domain)]
     return t.pivot_table(index="level", columns="year", values="estimate", aggfunc="first")
-
-
-def domain_table_zh(table: pd.DataFrame, plan: Plan, indicator: str = "literate",
-                    year: int | None = None) -> pd.DataFrame:
-    """Published table of one indicator by group, Chinese headers; suppressed cells blanked."""
-    from .disclosure import publishable
-
-    t = table[table["indicator"] == indicator]
-    if year is not None:
-        t = t[t["year"] == year]
-    t = publishable(t)
-    unit = "（%）" if indicator.startswith(("literate", "level_")) else "（分）"
-    return pd.DataFrame({
-        "年份": t["year"].to_numpy(),
-        "分组": t["domain"].map(DOMAIN_NAMES_ZH).to_numpy(),
-        "类别": [level_label_zh(plan, d, lv) for d, lv in zip(t["domain"], t["level"], strict=True)],
-        "样本量": t["n"].to_numpy(),
-        f"估计值{unit}": t["estimate"].round(2).to_numpy(),
-        "标准误": t["se"].round(2).to_numpy(),
-        "95%置信区间下限": t["ci_low"].round(2).to_numpy(),
-        "95%置信区间上限": t["ci_high"].round(2).to_numpy(),
-        "设计效应": t["deff"].round(2).to_numpy(),
-        "有效样本量": t["n_eff"].round(0).to_numpy(),
-        "变异系数": t["cv"].round(3).to_numpy(),
-        "备注": np.where(t["suppressed"].astype(bool), "不发布：" + t["suppress_reason"].astype(str), ""),
-    })

@@ -46,6 +46,9 @@ class Population:
     div_trend: dict[str, float]
     intercepts: dict[int, float]         # year -> intercept putting the city on its path
     targets: dict[int, float]            # year -> true city share (percent)
+    item_a: np.ndarray                   # item discriminations and difficulties, division effects:
+    item_b: np.ndarray                   # the population's model, which every sample from it shares
+    div_eff: dict[str, float]
 
     def literate(self, year: int, rule: str) -> np.ndarray:
         return self.cstar[rule] - self.slope * (year - REF_YEAR) < self.intercepts[year]

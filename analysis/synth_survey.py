@@ -396,8 +396,8 @@ def build_population(plan: Any, seed: int, questionnaire: pd.DataFrame | None = 
     s_idx = np.repeat(np.arange(len(st)), n_h)
     weight = (st["population"].to_numpy(float) / np.maximum(n_h, 1))[s_idx]
     demo = _demographics(st, s_idx, _margin_male(margins), r_demo, tilt=False)
-    eta = _ability(st, s_idx, demo, _division_effects(st, seed), r_ability.normal(0, PSU_SD, len(s_idx)),
-                   r_ability)
+    div_eff = _division_effects(st, seed)
+    eta = _ability(st, s_idx, demo, div_eff, r_ability.normal(0, PSU_SD, len(s_idx)), r_ability)
     eta_dim = np.column_stack([eta + DIM_OFFSET[d] + r_ability.normal(0, DIM_SD, len(s_idx))
                                for d in DIMENSIONS])
     dim_of_item, pts = _item_matrix(q)
@@ -421,7 +421,7 @@ def build_population(plan: Any, seed: int, questionnaire: pd.DataFrame | None = 
         intercepts[year] = solve_intercept(cstar[rule] - slope * (year - REF_YEAR), weight, tgt)
         targets[year] = tgt
     return Population(cstar=cstar, slope=slope, weight=weight, labels=labels, div_trend=div_trend,
-                      intercepts=intercepts, targets=targets)
+                      intercepts=intercepts, targets=targets, item_a=a, item_b=b, div_eff=div_eff)
 
 
 def population_truth(plan: Any, pop: Population, years: list[int] | None = None) -> pd.DataFrame:
@@ -530,8 +530,10 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
                     population: Population | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(raw rows as docs/contracts.md, faults ground truth) for one survey year.
 
-    population: the ``build_population`` result (built here when not given; pass it
-    when generating several years). ``raw.attrs["calibration"]`` holds the intercept,
+    population: the ``build_population`` result (built here from ``seed`` when not given;
+    pass it when generating several years). Its item parameters, division effects and
+    intercepts are the model; ``seed`` draws the sample, so samples with different seeds
+    from one population are independent draws from the same truth. ``raw.attrs["calibration"]`` holds the intercept,
     the true share and the sample's raked estimate.
     """
     year = int(year)
@@ -557,12 +559,12 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
     # ability and dimension traits (without the year intercept); one effect per PSU
     div_codes = st["division_code"].to_numpy()[s_idx]
     psu_eff = r_ability.normal(0, PSU_SD, int(design["n_psu"]))
-    eta = _ability(st, s_idx, demo, _division_effects(st, seed), psu_eff[design["psu_global"]], r_ability)
+    eta = _ability(st, s_idx, demo, pop.div_eff, psu_eff[design["psu_global"]], r_ability)
     eta_dim = np.column_stack([eta + DIM_OFFSET[d] + r_ability.normal(0, DIM_SD, n_base) for d in DIMENSIONS])
     level = intercept + _drift_slope(st, s_idx, demo, pop.div_trend) * (year - REF_YEAR)
 
     dim_of_item, pts = _item_matrix(q)
-    a, b = item_parameters(q, seed)
+    a, b = pop.item_a, pop.item_b   # the population's items: seed only draws this sample
     u = r_items.random((n_base, len(q)), dtype=np.float32)
     v = r_items.integers(0, 100, (n_base, len(q)), dtype=np.uint8)
     t = _thresholds(eta_dim, dim_of_item, a, b, u)

@@ -62,11 +62,6 @@ LEVEL = 0.95
 MODELS = ("logit_linear", "linear_pp", "national_gap")
 DEFAULT_MODEL = "logit_linear"
 FORECAST_YEARS_AFTER_PLAN = 2      # no forecast beyond the plan's end + 2 years
-MODEL_LABELS_ZH = {
-    "logit_linear": "logit线性趋势（按精度加权）",
-    "linear_pp": "百分点线性趋势（按精度加权）",
-    "national_gap": "跟随全国曲线（与全国的logit差距线性变化）",
-}
 
 
 class TrajectoryError(ValueError):
@@ -350,7 +345,6 @@ def compare_models(obs: pd.DataFrame, national: pd.Series | None = None,
         err = loyo(name, obs, national)
         e = err["error_pp"].to_numpy(float)
         out[name] = {
-            "label_zh": MODEL_LABELS_ZH[name],
             "loyo_rmse_pp": float(np.sqrt(np.mean(e**2))) if e.size else None,
             "loyo_mae_pp": float(np.mean(np.abs(e))) if e.size else None,
             "loyo_rms_z": float(np.sqrt(np.mean((e / err["se"].to_numpy(float)) ** 2))) if e.size else None,
@@ -454,8 +448,7 @@ def backtest(series: pd.Series, fit_until: int, predict_years, models=("logit_li
                                  "error_pp": float(r.estimate) - pub,
                                  "inside_interval": bool(r.lower <= pub <= r.upper)}
         errs = np.array([v["error_pp"] for v in rows.values()])
-        out[name] = {"label_zh": MODEL_LABELS_ZH[name].split("（")[0],
-                     "estimator": "OLS (published figures carry no standard errors)",
+        out[name] = {"estimator": "ols",  # published figures carry no standard errors
                      "fit_years": train.index.tolist(),
                      "by_year": rows, "mae_pp": float(np.nanmean(np.abs(errs))),
                      "rmse_pp": float(np.sqrt(np.nanmean(errs**2)))}
@@ -474,8 +467,7 @@ def gap_trend(a: pd.DataFrame, b: pd.DataFrame, level: float = LEVEL) -> dict:
     m = a[["year", "estimate", "se"]].merge(b[["year", "estimate", "se"]], on="year",
                                            suffixes=("_a", "_b"))
     if len(m) < 3:
-        return {"years": m["year"].tolist(), "verdict": "insufficient_years",
-                "verdict_zh": "年份不足"}
+        return {"years": m["year"].tolist(), "verdict": "insufficient_years"}
     gap = (m["estimate_a"] - m["estimate_b"]).to_numpy(float)
     se = np.sqrt(m["se_a"] ** 2 + m["se_b"] ** 2).to_numpy(float)
     fit = fit_trend(m["year"], gap, se, None, "identity")
@@ -483,13 +475,13 @@ def gap_trend(a: pd.DataFrame, b: pd.DataFrame, level: float = LEVEL) -> dict:
     sign = np.sign(np.average(gap, weights=1 / se**2)) or 1.0
     s_lo, s_hi = sorted((sign * lo, sign * hi))  # slope of |gap| while the sign holds
     if s_hi < 0:
-        verdict, zh = "closing", "差距缩小"
+        verdict = "closing"
     elif s_lo > 0:
-        verdict, zh = "widening", "差距扩大"
+        verdict = "widening"
     else:
-        verdict, zh = "no_clear_change", "差距无明显变化"
+        verdict = "no_clear_change"
     return {"years": m["year"].astype(int).tolist(),
             "gap_pp": {str(int(y)): float(g) for y, g in zip(m["year"], gap, strict=True)},
             "gap_first_pp": float(gap[0]), "gap_last_pp": float(gap[-1]),
             "slope_pp_per_year": fit.slope, "slope_ci": [lo, hi],
-            "verdict": verdict, "verdict_zh": zh}
+            "verdict": verdict}

@@ -23,7 +23,7 @@ def milk():
     d = pd.read_csv(FIX / "milk.csv")
     ref = json.loads((FIX / "fay-herriot-milk.json").read_text())
     X = np.column_stack([np.ones(len(d))] + [(d["MajorArea"] == k).astype(float) for k in (2, 3, 4)])
-    return sae.fit_fay_herriot(d["yi"], X, d["SD"] ** 2), ref
+    return sae.fit_fay_herriot(d["yi"], X, d["SD"] ** 2, method="reml"), ref
 
 
 def test_milk_matches_sae_refvar_and_beta(milk):
@@ -70,7 +70,7 @@ def test_eblup_beats_direct_on_simulated_areas():
     for _ in range(reps):
         theta = 5 + 0.12 * x + rng.normal(0, np.sqrt(A), m)
         y = theta + rng.normal(0, np.sqrt(D))
-        fit = sae.fit_fay_herriot(y, X, D)
+        fit = sae.fit_fay_herriot(y, X, D, method="reml")  # the Prasad–Rao MSE is REML's
         err_fh += (fit.eblup - theta) ** 2
         err_dir += (y - theta) ** 2
         mse_pr += fit.mse
@@ -107,6 +107,24 @@ def test_unsampled_prediction_is_the_limit_of_an_uninformative_area():
     full = sae.fit_fay_herriot(y, X, D_huge)
     assert pred[0] == pytest.approx(full.eblup[0], abs=1e-4)
     assert mse[0] == pytest.approx(full.mse[0], rel=1e-3)
+
+
+def test_adjusted_reml_stays_positive_and_maximises_its_likelihood():
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(2)
+    m = 9
+    X = np.column_stack([np.ones(m), rng.uniform(0, 1, m)])
+    D = rng.uniform(4, 9, m)
+    y = X @ [10.0, 5.0] + rng.normal(0, np.sqrt(D))          # no area effect at all
+    assert sae.fit_fay_herriot(y, X, D, method="reml").refvar == 0.0
+    adj = sae.fit_fay_herriot(y, X, D)
+    assert adj.method == "adjusted_reml" and adj.refvar > 0
+    best = minimize_scalar(lambda a: -(sae.reml_loglik(y, X, D, a) + np.log(a)), bounds=(1e-9, 200),
+                           method="bounded", options={"xatol": 1e-10})
+    assert adj.refvar == pytest.approx(best.x, rel=1e-3)
+    with pytest.raises(sae.SAEError, match="unknown variance-component method"):
+        sae.fit_fay_herriot(y, X, D, method="ml")
 
 
 def test_bad_inputs_fail_clearly():
@@ -253,7 +271,7 @@ def stage_run(tmp_path_factory):
 
 def test_stage_outputs_add_up(stage_run):
     plan, root, res = stage_run
-    tab = pd.read_parquet(res["outputs"]["sae"])
+    tab = pd.read_parquet(res.outputs["sae.parquet"])
     assert list(tab["division_code"]) == [str(d["code"]) for d in plan.divisions]
     for col in ("division_code", "name_zh", "n", "direct", "direct_se", "fh", "fh_mse", "fh_rmse",
                 "shrinkage", "benchmarked", "gap_to_target", "change_since_baseline", "p_below_target"):
@@ -262,7 +280,7 @@ def test_stage_outputs_add_up(stage_run):
     w = tab["population"]
     assert np.sum(w * tab["benchmarked"]) / w.sum() == pytest.approx(city["estimate"].iloc[0], abs=1e-9)
     np.testing.assert_allclose(tab["gap_to_target"], tab["benchmarked"] - 16.0)
-    years = pd.read_parquet(res["outputs"]["sae_years"])
+    years = pd.read_parquet(res.outputs["sae_years.parquet"])
     b2020 = years.query("year == 2020").set_index("division_code")["benchmarked"]
     np.testing.assert_allclose(tab["change_since_baseline"],
                                tab["benchmarked"] - tab["division_code"].map(b2020).to_numpy())
@@ -282,7 +300,7 @@ def test_stage_outputs_add_up(stage_run):
 
 def test_stage_json_and_maps(stage_run):
     plan, root, res = stage_run
-    js = json.loads(Path(res["outputs"]["county_gaps"]).read_text(encoding="utf-8"))
+    js = json.loads(Path(res.outputs["county_gaps.json"]).read_text(encoding="utf-8"))
     assert js["model"]["covariates"] == ["urban_share", "upper_secondary_share", "age_50plus_share"]
     # one baseline everywhere: the plan's (2020)
     assert js["inequality"]["first_year"] == 2020 == js["baseline_year"] and js["inequality"]["latest_year"] == 2025
@@ -305,7 +323,7 @@ def test_stage_json_and_maps(stage_run):
         assert c["p_holm"] >= c["p_value"]
         assert (c["verdict"] != "no_clear_change") == (c["p_holm"] < 0.05)
     assert {d["division_code"] for d in js["divisions_below_target"]} == set(
-        pd.read_parquet(res["outputs"]["sae"]).query("benchmarked <= 16")["division_code"])
+        pd.read_parquet(res.outputs["sae.parquet"]).query("benchmarked <= 16")["division_code"])
     figs = root / "processed/zhanjiang/2025/figures"
     assert {p.name for p in figs.glob("*.png")} == {"map_estimate.png", "map_gap.png", "map_change.png",
                                                    "map_cv.png", "map_estimate_years.png"}
@@ -332,13 +350,13 @@ def test_stage_division_without_sample_gets_synthetic_estimate(tmp_path):
     est.loc[est["level"] == "440804", ["estimate", "se"]] = np.nan   # e.g. blanked by stage 02
     est.to_parquet(path, index=False)
     res = run_county_gaps(load_plan("zhanjiang", raw), 2025, processed_root=tmp_path / "processed", n_boot=200)
-    tab = pd.read_parquet(res["outputs"]["sae"]).set_index("division_code")
+    tab = pd.read_parquet(res.outputs["sae.parquet"]).set_index("division_code")
     row = tab.loc["440804"]
     assert not row["in_sample"] and row["shrinkage"] == 1.0
     assert row["fh"] == pytest.approx(row["synthetic"])
-    assert row["fh_mse"] > res["model"]["refvar"]
-    assert res["model"]["mse_method"] == "prasad_rao_unbenchmarked"
-    assert tab["in_sample"].sum() == 8 and res["model"]["divisions_in_sample"] == 8
+    assert row["fh_mse"] > res.summary["model"]["refvar"]
+    assert res.summary["model"]["mse_method"] == "prasad_rao_unbenchmarked"
+    assert tab["in_sample"].sum() == 8 and res.summary["model"]["divisions_in_sample"] == 8
 
 
 def test_stage_missing_year_fails_clearly(tmp_path):
@@ -354,13 +372,13 @@ def test_tables_for_the_report(stage_run):
     from analysis.county_gaps_stage import division_table_zh, inequality_table_zh, model_table_zh
 
     plan, root, res = stage_run
-    tab = division_table_zh(pd.read_parquet(res["outputs"]["sae"]))
+    tab = division_table_zh(pd.read_parquet(res.outputs["sae.parquet"]))
     assert list(tab["县（市、区）"]) == list(plan.division_names.values())
     assert {"直接估计（%）", "模型估计（%）", "基准化估计（%）"} <= set(tab.columns)
-    ineq = inequality_table_zh(res)
+    ineq = inequality_table_zh(res.summary)
     # divisions + urban_rural, sex, education groups, three measures each
     assert len(ineq) == 4 * 3 and set(ineq["判断"]) <= {"明显缩小", "明显扩大", "无明显变化"}
-    assert list(model_table_zh(res).index)[0] == "截距"
+    assert list(model_table_zh(res.summary).index)[0] == "截距"
 
 
 # ---------------------------------------------------------------- gaps, cut-off, margins encoding
@@ -378,8 +396,8 @@ def test_stage_gap_lists_follow_the_plan(stage_run, tmp_path):
     from analysis.county_gaps_stage import run_county_gaps
 
     plan, root, res = stage_run
-    tab = pd.read_parquet(res["outputs"]["sae"])
-    js = json.loads(Path(res["outputs"]["county_gaps"]).read_text(encoding="utf-8"))
+    tab = pd.read_parquet(res.outputs["sae.parquet"])
+    js = json.loads(Path(res.outputs["county_gaps.json"]).read_text(encoding="utf-8"))
     below = tab[tab["gap_to_target"] < 0].nsmallest(3, "gap_to_target")
     assert [d["division_code"] for d in js["largest_gaps"]] == list(below["division_code"])
     assert all(d["gap_to_target"] < 0 for d in js["largest_gaps"])
@@ -393,9 +411,9 @@ def test_stage_gap_lists_follow_the_plan(stage_run, tmp_path):
     assert "p_likely_below: 0.9" in text
     yml.write_text(text.replace("p_likely_below: 0.9", "p_likely_below: 0.6"), encoding="utf-8")
     res6 = run_county_gaps(load_plan("zhanjiang", raw), 2025, processed_root=tmp_path / "processed", n_boot=50)
-    tab6 = pd.read_parquet(res6["outputs"]["sae"])
-    likely = {d["division_code"] for d in res6["divisions_likely_below_target"]}
-    assert res6["p_likely_below"] == 0.6
+    tab6 = pd.read_parquet(res6.outputs["sae.parquet"])
+    likely = {d["division_code"] for d in res6.summary["divisions_likely_below_target"]}
+    assert res6.summary["p_likely_below"] == 0.6
     assert likely == set(tab6.loc[tab6["p_below_target"] >= 0.6, "division_code"])
     assert likely > set(tab6.loc[tab6["p_below_target"] >= 0.9, "division_code"])  # the cut-off matters here
 

@@ -285,7 +285,7 @@ def test_stage_with_target_year_observed(stage_root):
     from analysis.trajectory_stage import run_trajectory
 
     plan, root = stage_root
-    res = run_trajectory(plan, 2025, root)
+    res = run_trajectory(plan, 2025, root).summary
     out = root / plan.city / "2025"
     on_disk = json.loads((out / "trajectory.json").read_text(encoding="utf-8"))
     assert on_disk == res
@@ -344,7 +344,7 @@ def test_stage_before_target_year_forecasts(stage_root):
     from analysis.trajectory_stage import run_trajectory
 
     plan, root = stage_root
-    res = run_trajectory(plan, 2023, root)
+    res = run_trajectory(plan, 2023, root).summary
     assert res["latest_year"] == 2023 and res["ex_ante"] is None
     head = res["headline"]
     assert head["basis"] == "model_forecast" and head["model"] == res["model_chosen"]
@@ -359,7 +359,7 @@ def test_stage_with_few_same_rule_years_uses_the_rule_indicator(stage_root):
     from analysis.trajectory_stage import run_trajectory
 
     plan, root = stage_root
-    res = run_trajectory(plan, 2021, root)
+    res = run_trajectory(plan, 2021, root).summary
     assert res["rule_handling"] == "indicator"
     assert res["fit_years"] == [2016, 2018, 2020, 2021]
     # gaps are compared on current-rule years only: two years are not enough
