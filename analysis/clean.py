@@ -94,17 +94,13 @@ class CleaningConfig:
 
     @classmethod
     def from_plan(cls, plan: Plan) -> CleaningConfig:
-        g = lambda k, d: plan.get(f"survey.cleaning.{k}", d)  # noqa: E731
+        c = plan.settings.survey.cleaning
         return cls(
-            age_min=int(g("age_min", cls.age_min)),
-            age_max=int(g("age_max", cls.age_max)),
-            max_missing_core_share=float(g("max_missing_core_share", cls.max_missing_core_share)),
-            min_duration_minutes=float(g("min_duration_minutes", cls.min_duration_minutes)),
-            max_straightline_run=int(g("max_straightline_run", cls.max_straightline_run)),
-            duplicate_min_answered_share=float(
-                g("duplicate_min_answered_share", cls.duplicate_min_answered_share)),
-            implausible=tuple(g("implausible", None) or DEFAULT_IMPLAUSIBLE),
-            max_drop_share=float(g("max_drop_share", cls.max_drop_share)),
+            age_min=c.age_min, age_max=c.age_max, max_missing_core_share=c.max_missing_core_share,
+            min_duration_minutes=c.min_duration_minutes, max_straightline_run=c.max_straightline_run,
+            duplicate_min_answered_share=c.duplicate_min_answered_share,
+            implausible=tuple(c.implausible or DEFAULT_IMPLAUSIBLE),
+            max_drop_share=c.max_drop_share,
         )
 
     def threshold_text(self, key: str | None) -> str:
@@ -215,7 +211,6 @@ def clean(df: pd.DataFrame, config: CleaningConfig, core_items: list[str] | None
     key = df["resp_key"]
     age = df["age"].astype("float64").to_numpy()
     duration = df["duration_min"].astype("float64").to_numpy()
-
     rule = np.full(n, None, dtype=object)
     detail = np.full(n, None, dtype=object)
     taken = np.zeros(n, dtype=bool)

@@ -4,16 +4,14 @@ Steps: find the file (the plan's raw path, or the same name with another
 supported extension) -> ingest (encoding, headers, value labels) -> harmonise
 -> pseudonymise (PII dropped, resp_key) -> cleaning rules (ledger) -> scoring
 -> pandera validation -> write. Everything is computed before anything is
-written, and files are written to a temporary folder and then moved, so a bad
-file stops the run with one IngestError and leaves the output folder as it was.
+written, and catalog.write_outputs writes to a temporary folder and then moves
+the files, so a bad file stops the run with one IngestError and leaves the
+output folder as it was.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,32 +19,34 @@ from typing import Any
 import pandas as pd
 from pandera.errors import SchemaErrors
 
-from . import scoring
+from . import catalog, scoring
 from .clean import CleaningConfig, CleanResult, check_drop_share, clean
 from .config import Plan, processed_dir
 from .dictionary import ITEM_RE
 from .harmonise import harmonise
 from .ingest import IngestError, Source, find_raw_file, read_survey
-from .jsonio import dumps
 from .provenance import write_manifest
 from .pseudonymise import pseudonym_key, pseudonymise
 from .schema import SCORES, clean_columns, clean_schema, first_failure
 
 log = logging.getLogger(__name__)
 STAGE = "01_clean"
-OUTPUTS = ("survey_clean.parquet", "ledger.parquet", "cleaning_summary.csv", "scoring_summary.json")
 
 
 @dataclass
 class CleanStageResult:
-    out_dir: Path
+    """Stage 01 for one survey year: the clean table, the ledger and the summaries."""
+
+    year: int
     raw_path: Path
     source: Source
     clean: pd.DataFrame
     ledger: pd.DataFrame
     summary: pd.DataFrame
     scoring_summary: dict[str, Any]
+    config: CleaningConfig
     outputs: dict[str, Path] = field(default_factory=dict)
+    out_dir: Path | None = None
 
     @property
     def n_in(self) -> int:
@@ -64,7 +64,7 @@ def scoring_summary(scored: pd.DataFrame, plan: Plan, year: int) -> dict[str, An
     def pct(mask: pd.Series) -> float | None:
         return round(100 * float(mask.mean()), 4) if n else None
 
-    levels = [str(x["id"]) for x in plan.get("scoring.score.levels", [])]
+    levels = [str(x["id"]) for x in plan.settings.scoring.score.levels]
     return {
         "year": int(year),
         "rule": plan.scoring_rule(int(year)),
@@ -123,85 +123,80 @@ def process(df: pd.DataFrame, source: Source, plan: Plan, year: int, questionnai
     return table, result
 
 
-def _write_all(out_dir: Path, files: dict[str, Any]) -> dict[str, Path]:
-    """Write to a temporary folder beside out_dir, then move each file in (nothing on failure)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-{STAGE}-", dir=out_dir.parent))
-    try:
-        for name, obj in files.items():
-            path = tmp / name
-            if name.endswith(".parquet"):
-                obj.to_parquet(path, index=False)
-            elif name.endswith(".csv"):
-                obj.to_csv(path, index=False, encoding="utf-8")
-            else:
-                path.write_text(dumps(obj), encoding="utf-8")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = {}
-        for name in files:
-            os.replace(tmp / name, out_dir / name)
-            written[name] = out_dir / name
-        return written
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+@dataclass
+class CleanInputs:
+    raw_path: Path
+    raw: pd.DataFrame
+    source: Source
+    questionnaire: pd.DataFrame
+    config: CleaningConfig
+
+
+def load_inputs(plan: Plan, year: int, raw_path: Path | None = None) -> CleanInputs:
+    """The year's raw survey file (the plan's path or `raw_path`), the questionnaire, the rules."""
+    raw_path = find_raw_file(Path(raw_path) if raw_path is not None else plan.raw_survey_path(year))
+    log.info("stage %s: %s %d from %s", STAGE, plan.city, year, raw_path)
+    questionnaire = scoring.load_questionnaire(plan.questionnaire_path, plan)
+    df, source = read_survey(raw_path)
+    return CleanInputs(raw_path, df, source, questionnaire, CleaningConfig.from_plan(plan))
+
+
+def compute(plan: Plan, year: int, inputs: CleanInputs, key: bytes) -> CleanStageResult:
+    """Clean, score and summarise in memory (nothing is written)."""
+    table, result = process(inputs.raw, inputs.source, plan, year, inputs.questionnaire, key, inputs.config)
+    summary_json = scoring_summary(table, plan, year)
+    summary_json.update({
+        "n_input": len(result.ledger),
+        "n_dropped": int((result.ledger["status"] == "dropped").sum()),
+        "source_file": inputs.raw_path.name,
+        "source_format": inputs.source.format,
+        "source_encoding": inputs.source.encoding,
+    })
+    return CleanStageResult(year=year, raw_path=inputs.raw_path, source=inputs.source, clean=table,
+                            ledger=result.ledger, summary=result.summary, scoring_summary=summary_json,
+                            config=inputs.config)
+
+
+def save_outputs(plan: Plan, res: CleanStageResult, processed_root: Path | None = None) -> CleanStageResult:
+    """survey_clean, ledger and summaries (all or nothing), then the manifest."""
+    res.outputs = catalog.write_outputs(plan, STAGE, res.year, processed_root, {
+        "survey_clean.parquet": res.clean,
+        "ledger.parquet": res.ledger,
+        "cleaning_summary.csv": res.summary,
+        "scoring_summary.json": res.scoring_summary,
+    })
+    res.out_dir = processed_dir(plan.city, res.year, processed_root)
+    write_manifest(
+        res.out_dir, stage=STAGE, inputs=[res.raw_path, plan.questionnaire_path, plan.path],
+        outputs=list(res.outputs.values()),
+        params={"city": plan.city, "year": res.year, "encoding": res.source.encoding,
+                "format": res.source.format, "header_rows": str(res.source.header_rows),
+                "scoring_rule": res.scoring_summary["rule"],
+                **{f"cleaning.{k}": v for k, v in res.config.__dict__.items()}},
+    )
+    log.info("stage %s: %d rows in, %d kept, literate %.2f%% (unweighted, rule %s) -> %s",
+             STAGE, res.n_in, res.n_kept, res.scoring_summary["literate_pct"] or 0,
+             res.scoring_summary["rule"], res.out_dir)
+    return res
 
 
 def run_clean(plan: Plan, year: int, processed_root: Path | None = None, *,
               raw_path: Path | None = None, key: bytes | None = None) -> CleanStageResult:
     """Clean and score one survey year; write survey_clean, ledger, summaries and the manifest."""
-    year = int(year)
-    raw_path = find_raw_file(Path(raw_path) if raw_path is not None else plan.raw_survey_path(year))
-    log.info("stage %s: %s %d from %s", STAGE, plan.city, year, raw_path)
-    questionnaire = scoring.load_questionnaire(plan.questionnaire_path, plan)
-    config = CleaningConfig.from_plan(plan)
-    df, source = read_survey(raw_path)
-    table, result = process(df, source, plan, year, questionnaire,
-                            key if key is not None else pseudonym_key(), config)
-    summary_json = scoring_summary(table, plan, year)
-    summary_json.update({
-        "n_input": len(result.ledger),
-        "n_dropped": int((result.ledger["status"] == "dropped").sum()),
-        "source_file": raw_path.name,
-        "source_format": source.format,
-        "source_encoding": source.encoding,
-    })
-    out_dir = processed_dir(plan.city, year, processed_root)
-    written = _write_all(out_dir, {
-        "survey_clean.parquet": table,
-        "ledger.parquet": result.ledger,
-        "cleaning_summary.csv": result.summary,
-        "scoring_summary.json": summary_json,
-    })
-    write_manifest(
-        out_dir, stage=STAGE, inputs=[raw_path, plan.questionnaire_path, plan.path],
-        outputs=list(written.values()),
-        params={"city": plan.city, "year": year, "encoding": source.encoding,
-                "format": source.format, "header_rows": str(source.header_rows),
-                "scoring_rule": summary_json["rule"],
-                **{f"cleaning.{k}": v for k, v in config.__dict__.items()}},
-    )
-    log.info("stage %s: %d rows in, %d kept, literate %.2f%% (unweighted, rule %s) -> %s",
-             STAGE, len(result.ledger), len(table), summary_json["literate_pct"] or 0,
-             summary_json["rule"], out_dir)
-    return CleanStageResult(out_dir=out_dir, raw_path=raw_path, source=source, clean=table,
-                            ledger=result.ledger, summary=result.summary,
-                            scoring_summary=summary_json, outputs=written)
+    # Load inputs
+    inputs = load_inputs(plan, int(year), raw_path)
+    # Process data
+    result = compute(plan, int(year), inputs, key if key is not None else pseudonym_key())
+    # Save outputs
+    return save_outputs(plan, result, processed_root)
 
 
-__all__ = ["IngestError", "CleanStageResult", "cleaning_table_zh", "process", "run_clean",
-           "scoring_summary", "scoring_table_zh"]
-
-
-def cleaning_table_zh(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary by rule with Chinese headers, for the notebook and the report."""
-    out = summary[["order", "label_zh", "rule", "threshold", "n", "share_pct"]].copy()
-    return out.rename(columns={"order": "顺序", "label_zh": "规则", "rule": "规则代码", "threshold": "阈值",
-                               "n": "行数", "share_pct": "占输入行数（%）"})
+__all__ = ["IngestError", "CleanStageResult", "process", "run_clean", "scoring_summary", "scoring_table_zh"]
 
 
 def scoring_table_zh(summary: dict[str, Any], plan: Plan) -> pd.DataFrame:
     """Unweighted shares by level and literacy flags with Chinese labels."""
-    names = {str(x["id"]): x["name_zh"] for x in plan.get("scoring.score.levels", [])}
+    names = {str(x["id"]): x["name_zh"] for x in plan.settings.scoring.score.levels}
     rows = [("具备科学素质（当年规则：" + {"score": "百分制", "three_dimension": "三维度"}.get(
         summary["rule"], summary["rule"]) + "）", summary["literate_pct"]),
             ("具备科学素质（百分制规则）", summary["literate_score_rule_pct"]),

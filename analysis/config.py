@@ -8,17 +8,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .settings import PlanError, Settings, parse_settings, read_plan_yaml
 
+__all__ = ["NOTEBOOKS", "PROCESSED", "RAW", "REPORTS", "ROOT", "Plan", "PlanError", "load_plan",
+           "processed_dir"]
 ROOT = Path(os.environ.get("SCILIT_ROOT", Path(__file__).resolve().parents[1]))
 RAW = ROOT / "data" / "raw"
 PROCESSED = ROOT / "data" / "processed"
 NOTEBOOKS = ROOT / "notebooks"
 REPORTS = ROOT / "reports"
-
-
-class PlanError(ValueError):
-    """The plan file is missing or does not say what the code needs."""
 
 
 @dataclass(frozen=True)
@@ -29,21 +27,26 @@ class Plan:
     path: Path
     raw_dir: Path = field(default=RAW)
 
+    @cached_property
+    def settings(self) -> Settings:
+        """The typed settings of this plan (analysis.settings); parsed on first use."""
+        return parse_settings(self.data, self.path)
+
     @property
     def city(self) -> str:
-        return self.data["city"]["id"]
+        return self.settings.city.id
 
     @property
     def code(self) -> str:
-        return str(self.data["city"]["code"])
+        return self.settings.city.code
 
     @property
     def name_zh(self) -> str:
-        return self.data["city"]["name_zh"]
+        return self.settings.city.name_zh
 
     @property
     def divisions(self) -> list[dict[str, Any]]:
-        return self.data["divisions"]
+        return self.settings.divisions
 
     @cached_property
     def division_names(self) -> dict[str, str]:
@@ -52,62 +55,55 @@ class Plan:
 
     @property
     def target(self) -> float:
-        return float(self.data["literacy"]["target"])
+        return self.settings.literacy.target
 
     @property
     def target_year(self) -> int:
-        return int(self.data["literacy"]["target_year"])
+        return self.settings.literacy.target_year
 
     @property
     def baseline(self) -> float:
-        return float(self.data["literacy"]["baseline"])
+        return self.settings.literacy.baseline
 
     @property
     def baseline_year(self) -> int:
-        return int(self.data["literacy"]["baseline_year"])
+        return self.settings.literacy.baseline_year
 
     @property
     def period(self) -> tuple[int, int]:
-        p = self.data["period"]
-        return int(p["start"]), int(p["end"])
+        return self.settings.period.start, self.settings.period.end
 
     @property
     def published_rates(self) -> dict[int, float]:
-        return {int(r["year"]): float(r["value"]) for r in self.data["literacy"]["published"]}
+        return {int(r["year"]): float(r["value"]) for r in self.settings.literacy.published}
 
     @property
     def survey_years(self) -> list[int]:
-        survey = self.data["survey"]
-        years = survey.get("years", survey.get("demo_years"))
+        survey = self.settings.survey
+        years = survey.years if survey.years is not None else survey.demo_years
         if not years:
-            raise PlanError(f"{self.path}: survey.years lists no survey year")
-        return sorted(int(y) for y in years)
+            raise PlanError(f"{self.path}: key 'survey.years' lists no survey year")
+        return sorted(years)
 
     def scoring_rule(self, year: int) -> str:
-        rules = {int(k): v for k, v in self.data["scoring"]["rule_by_year"].items()}
+        rules = self.settings.scoring.rule_by_year
         if year not in rules:
-            raise PlanError(f"{self.path}: scoring.rule_by_year has no rule for {year}")
+            raise PlanError(f"{self.path}: key 'scoring.rule_by_year' has no rule for {year}")
         return rules[year]
 
+    def _raw(self, pattern: str, **fill: Any) -> Path:
+        return self.raw_dir / pattern.format(city=self.city, **fill)
+
     def raw_survey_path(self, year: int) -> Path:
-        return self.raw_dir / self.data["survey"]["raw_pattern"].format(city=self.city, year=year)
+        return self._raw(self.settings.survey.raw_pattern, year=year)
 
     @property
     def questionnaire_path(self) -> Path:
-        return self.raw_dir / self.data["survey"]["questionnaire"].format(city=self.city)
+        return self._raw(self.settings.survey.questionnaire)
 
     @property
     def census_margins_path(self) -> Path:
-        return self.raw_dir / self.data["survey"]["census_margins"].format(city=self.city)
-
-    def get(self, dotted: str, default: Any = None) -> Any:
-        """Value at a dotted path such as 'survey.cleaning.age_min'."""
-        node: Any = self.data
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+        return self._raw(self.settings.survey.census_margins)
 
 
 REQUIRED_KEYS = ("city", "period", "divisions", "literacy", "scoring", "survey")
@@ -120,17 +116,16 @@ def load_plan(city: str, raw_dir: Path | None = None) -> Plan:
     if not path.exists():
         known = sorted(p.stem for p in (raw_dir / "plan").glob("*.yml"))
         raise PlanError(f"no plan file {path}; plans present: {', '.join(known) or 'none'}")
-    with path.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    missing = [k for k in REQUIRED_KEYS if k not in (data or {})]
+    data = read_plan_yaml(path)
+    if not isinstance(data, dict):
+        raise PlanError(f"{path}: expected a mapping of keys (city:, period:, ...), found no keys")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise PlanError(f"{path}: missing top-level keys {missing}")
-    codes = [str(d["code"]) for d in data["divisions"]]
-    if len(set(codes)) != len(codes):
-        raise PlanError(f"{path}: duplicate division codes")
-    if data["city"]["id"] != city:
-        raise PlanError(f"{path}: city.id is {data['city']['id']!r}, expected {city!r}")
-    return Plan(data=data, path=path, raw_dir=raw_dir)
+    plan = Plan(data=data, path=path, raw_dir=raw_dir)
+    if plan.settings.city.id != city:
+        raise PlanError(f"{path}: key 'city.id' is {plan.settings.city.id!r}, expected {city!r}")
+    return plan
 
 
 def processed_dir(city: str, year: int | None = None, root: Path | None = None) -> Path:

@@ -35,8 +35,6 @@ import pandas as pd
 import statsmodels.api as sm
 
 FACTORS = ("education", "age_group", "urban_rural")
-FACTOR_LABELS_ZH = {"education": "受教育程度", "age_group": "年龄结构", "urban_rural": "城镇人口比重",
-                    "joint": "各因素的联合分布"}
 MIN_YUN_DENOM = 1e-6  # logit units: below this the factors' margins did not move
 MARGIN_TOL = 1e-6     # shares: a factor whose weighted margin moved less is "fixed"
 
@@ -189,9 +187,7 @@ def decompose_change(a: pd.DataFrame, b: pd.DataFrame, start_year: int, end_year
     table = pd.DataFrame(rows)
     summary = {
         "method": "shift_share",
-        "method_zh": "按受教育程度×年龄组×城乡分格的结构—组内分解（Kitagawa）",
         "secondary_method": "oaxaca_logit",
-        "secondary_method_zh": "logit Oaxaca–Blinder 分解（Yun 权重）",
         "start_year": start_year, "end_year": end_year,
         "start_share": start, "end_share": end, "total_change_pp": total,
         "composition_pp": ss_comp, "within_pp": ss_within,
@@ -199,7 +195,6 @@ def decompose_change(a: pd.DataFrame, b: pd.DataFrame, start_year: int, end_year
         "within_share_of_change": ss_within / total if total else None,
         "cells": int(len(cells)),
         "oaxaca": {k: v for k, v in ob.items() if k not in ("start_fitted", "end_fitted")},
-        "factor_labels_zh": {f: FACTOR_LABELS_ZH.get(f, f) for f in [*factors, "joint"]},
         "margin_shift": moved,
         "factors_fixed_by_weighting": [f for f, v in moved.items() if v < MARGIN_TOL],
     }

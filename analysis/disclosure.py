@@ -5,16 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-DEFAULT_MIN_N = 30
-DEFAULT_MAX_CV = 0.30
+from .settings import DEFAULT_MAX_CV, DEFAULT_MIN_N
+
+__all__ = ["DEFAULT_MAX_CV", "DEFAULT_MIN_N", "disclosure_limits", "flag_cells"]
 
 
 def disclosure_limits(plan=None) -> tuple[int, float]:
     """(min_n, max_cv) from the plan's survey.disclosure, with defaults 30 and 0.30."""
     if plan is None:
         return DEFAULT_MIN_N, DEFAULT_MAX_CV
-    return (int(plan.get("survey.disclosure.min_n", DEFAULT_MIN_N)),
-            float(plan.get("survey.disclosure.max_cv", DEFAULT_MAX_CV)))
+    d = plan.settings.survey.disclosure
+    return d.min_n, d.max_cv
 
 
 def flag_cells(table: pd.DataFrame, min_n: int = DEFAULT_MIN_N,

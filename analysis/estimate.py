@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-LONELY_PSU_RULES = ("certainty", "remove", "adjust", "average", "fail")
-DEFAULT_LONELY_PSU = "adjust"
+from .settings import DEFAULT_LONELY_PSU, LONELY_PSU_RULES
+
 RAKING_SWEEPS = 10  # svyrecvar's fixed number of back-fitting sweeps for raked designs
 
 

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from . import catalog
 from .config import Plan, processed_dir
 from .disclosure import disclosure_limits, flag_cells
 from .estimate import (
-    DEFAULT_LONELY_PSU,
     Calibration,
     Design,
     confidence_interval,
     domain_means,
     estimate_domains,
 )
-from .jsonio import write_json
-from .labels import DOMAIN_NAMES_ZH, indicator_names_zh, level_label_zh  # noqa: F401 (re-exported)
-from .weighting import calibrate, read_census_margins, weighting_settings
+from .vocabulary import DOMAIN_NAMES_ZH, level_label_zh
+from .weighting import Margin, calibrate, read_census_margins, weighting_settings
 
 STAGE = "02_weight_estimate"
 COLUMNS = ["year", "indicator", "domain", "level", "n", "estimate", "se", "ci_low", "ci_high",
@@ -43,13 +43,13 @@ def _indicators(df: pd.DataFrame, plan: Plan) -> list[tuple[str, np.ndarray, boo
         raise EstimateStageError("survey_clean has no 'literate' column")
     lit = pd.to_numeric(df["literate"].astype("boolean"), errors="coerce").to_numpy(float, na_value=np.nan)
     out.append(("literate", lit, True))
-    levels = [str(x["id"]) for x in plan.get("scoring.score.levels", [])] or list(LEVEL_FALLBACK)
+    levels = [str(x["id"]) for x in plan.settings.scoring.score.levels] or list(LEVEL_FALLBACK)
     if "level" in df.columns:
         lv = df["level"].astype("string")
         for lid in levels:
             v = (lv == lid).astype("boolean").to_numpy(float, na_value=np.nan)
             out.append((f"level_{lid}", v, True))
-    dims = [str(x["id"]) for x in plan.get("scoring.score.dimensions", [])] or list(DIMENSION_FALLBACK)
+    dims = [str(x["id"]) for x in plan.settings.scoring.score.dimensions] or list(DIMENSION_FALLBACK)
     for col in ["score_total", *[f"score_{d}" for d in dims]]:
         if col in df.columns:
             out.append((f"mean_{col}", pd.to_numeric(df[col], errors="coerce").to_numpy(float), False))
@@ -59,7 +59,7 @@ def _indicators(df: pd.DataFrame, plan: Plan) -> list[tuple[str, np.ndarray, boo
 def key_group_masks(df: pd.DataFrame, plan: Plan) -> dict[str, np.ndarray]:
     """Membership of each key group of the plan (groups may overlap: elderly farmers)."""
     masks = {}
-    for g in plan.get("literacy.key_groups", []):
+    for g in plan.settings.literacy.key_groups:
         rule = g.get("rule", {})
         m = np.ones(len(df), bool)
         if "occupation" in rule:
@@ -74,7 +74,7 @@ def key_group_masks(df: pd.DataFrame, plan: Plan) -> dict[str, np.ndarray]:
 def level_order(plan: Plan) -> dict[str, list[str]]:
     """Natural order of the levels of each domain (plan order of divisions, dictionary order)."""
     order = {"city": ["all"], "division": list(plan.division_names),
-             "key_group": [str(g["id"]) for g in plan.get("literacy.key_groups", [])]}
+             "key_group": [str(g["id"]) for g in plan.settings.literacy.key_groups]}
     try:
         from .dictionary import load_dictionary
         d = load_dictionary()
@@ -140,9 +140,9 @@ def estimate_table(df: pd.DataFrame, design: Design, plan: Plan, year: int) -> p
 def design_for(df: pd.DataFrame, weights: np.ndarray, plan: Plan, codes: list[np.ndarray],
                method: str) -> Design:
     """The sample design with the final weights and the calibration the variance accounts for."""
-    lonely = plan.get("survey.variance.lonely_psu", DEFAULT_LONELY_PSU)
+    lonely = plan.settings.survey.variance.lonely_psu
     cal = None
-    if plan.get("survey.variance.calibration", True):
+    if plan.settings.survey.variance.calibration:
         if method == "rake":
             cal = Calibration("raking", tuple(codes))
         elif method == "poststratify":
@@ -185,171 +185,98 @@ def plot_by_group(table: pd.DataFrame, plan: Plan, year: int, path: Path) -> Pat
     return save_figure(fig, path)
 
 
-def run_estimate(plan: Plan, year: int, processed_root: Path | None = None) -> dict[str, Any]:
-    """Weight and estimate one survey year; write weights, diagnostics, estimates, figure, manifest."""
+@dataclass
+class EstimateInputs:
+    clean: pd.DataFrame
+    margins: list[Margin]
+    weighting: dict[str, Any]
+    files: list[Path]  # read, for the manifest
+
+
+@dataclass
+class EstimateResult:
+    """Stage 02 for one survey year: weights, estimates by domain, diagnostics, the city share."""
+
+    year: int
+    n: int
+    weights: pd.DataFrame
+    estimates: pd.DataFrame
+    diagnostics: dict[str, Any]
+    literate: dict[str, float]
+    params: dict[str, Any]
+    inputs: list[Path]
+    outputs: dict[str, Path] = field(default_factory=dict)
+    manifest: Path | None = None
+
+
+CLEAN_NEEDS = ("resp_key", "stratum", "psu", "design_weight", "division_code", "urban_rural", "sex",
+               "age_group", "education")
+
+
+def load_inputs(plan: Plan, year: int, processed_root: Path | None = None) -> EstimateInputs:
+    """Stage 01's clean table of the year and the census margins the plan weights to."""
+    clean = catalog.read_table(plan, "survey_clean.parquet", year, processed_root, need=CLEAN_NEEDS)
+    weighting = weighting_settings(plan)
+    margins = read_census_margins(plan.census_margins_path, weighting["margins"])
+    files = [catalog.output_path(plan, "survey_clean.parquet", year, processed_root),
+             plan.census_margins_path, plan.path]
+    return EstimateInputs(clean.reset_index(drop=True), margins, weighting, files)
+
+
+def _variance_diagnostics(design: Design) -> dict[str, Any]:
+    return {"method": "taylor_ultimate_clusters",  # with replacement, as R's survey package
+            "lonely_psu": design.lonely_psu,
+            "calibration_adjustment": design.calibration is not None,
+            "strata": design.n_strata, "psus": design.n_psu,
+            "single_psu_strata": int((design.psu_per_stratum == 1).sum()),
+            "matches_r": "survey::svydesign(ids=~psu, strata=~stratum, nest=TRUE) + "
+                         "rake()/postStratify(); svyby, svyciprop(method='logit')"}
+
+
+def compute(plan: Plan, year: int, inputs: EstimateInputs) -> EstimateResult:
+    """Calibrated weights, the design with its variance settings, and every estimate."""
+    df, settings = inputs.clean, inputs.weighting
+    result, diag = calibrate(df, inputs.margins, settings)
+    design = design_for(df, result.weights, plan, result.codes, result.method)
+    diag |= {"year": year, "census_margins": str(plan.census_margins_path),
+             "variance": _variance_diagnostics(design)}
+    table = estimate_table(df, design, plan, year)
+    weights = pd.DataFrame({"resp_key": df["resp_key"], "design_weight": df["design_weight"].astype(float),
+                            "weight": result.weights})
+    min_n, max_cv = disclosure_limits(plan)
+    params = {"city": plan.city, "year": year, **{f"weighting_{k}": v for k, v in settings.items()},
+              "lonely_psu": design.lonely_psu, "min_n": min_n, "max_cv": max_cv}
+    city = table[(table["indicator"] == "literate") & (table["domain"] == "city")].iloc[0]
+    literate = {k: float(city[k]) for k in ("estimate", "se", "ci_low", "ci_high", "deff")}
+    return EstimateResult(year=year, n=len(df), weights=weights, estimates=table, diagnostics=diag,
+                          literate=literate, params=params, inputs=inputs.files)
+
+
+def save_outputs(plan: Plan, res: EstimateResult, processed_root: Path | None = None) -> EstimateResult:
+    """Weights, diagnostics, estimates, the figure and the manifest."""
     from .provenance import write_manifest
 
-    out_dir = processed_dir(plan.city, year, processed_root)
-    clean_path = out_dir / "survey_clean.parquet"
-    if not clean_path.exists():
-        raise EstimateStageError(f"{clean_path} not found: run stage 01 (clean) for {year} first")
-    df = pd.read_parquet(clean_path).reset_index(drop=True)
-    need = ["resp_key", "stratum", "psu", "design_weight", "division_code", "urban_rural", "sex",
-            "age_group", "education"]
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise EstimateStageError(f"{clean_path}: missing column(s) {missing}")
-    settings = weighting_settings(plan)
-    margins_path = plan.census_margins_path
-    margins = read_census_margins(margins_path, settings["margins"])
-    result, diag = calibrate(df, margins, settings)
-    diag["year"] = year
-    diag["census_margins"] = str(margins_path)
-    weights = result.weights
-    design = design_for(df, weights, plan, result.codes, result.method)
-    diag["variance"] = {"method": "Taylor linearisation, ultimate clusters with replacement",
-                        "lonely_psu": design.lonely_psu,
-                        "calibration_adjustment": design.calibration is not None,
-                        "strata": design.n_strata, "psus": design.n_psu,
-                        "single_psu_strata": int((design.psu_per_stratum == 1).sum()),
-                        "matches_r": "survey::svydesign(ids=~psu, strata=~stratum, nest=TRUE) + "
-                                     "rake()/postStratify(); svyby, svyciprop(method='logit')"}
-    table = estimate_table(df, design, plan, year)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"weights": out_dir / "weights.parquet",
-             "diagnostics": out_dir / "weighting_diagnostics.json",
-             "estimates": out_dir / "estimates.parquet",
-             "figure": out_dir / "figures" / "estimates_by_group.png"}
-    pd.DataFrame({"resp_key": df["resp_key"], "design_weight": df["design_weight"].astype(float),
-                  "weight": weights}).to_parquet(paths["weights"], index=False)
-    write_json(paths["diagnostics"], diag)
-    table.to_parquet(paths["estimates"], index=False)
-    plot_by_group(table, plan, year, paths["figure"])
-    params = {"city": plan.city, "year": year, **{f"weighting_{k}": v for k, v in settings.items()},
-              "lonely_psu": design.lonely_psu,
-              "min_n": disclosure_limits(plan)[0], "max_cv": disclosure_limits(plan)[1]}
-    manifest = write_manifest(out_dir, STAGE, [clean_path, margins_path, plan.path],
-                              list(paths.values()), params)
-    city = table[(table["indicator"] == "literate") & (table["domain"] == "city")].iloc[0]
-    return {"year": year, "n": len(df), "estimates": table, "diagnostics": diag,
-            "literate": {k: float(city[k]) for k in ("estimate", "se", "ci_low", "ci_high", "deff")},
-            "paths": {k: str(v) for k, v in paths.items()}, "manifest": str(manifest)}
+    res.outputs = catalog.write_outputs(plan, STAGE, res.year, processed_root, {
+        "weights.parquet": res.weights, "weighting_diagnostics.json": res.diagnostics,
+        "estimates.parquet": res.estimates})
+    fig = catalog.output_path(plan, "figures/estimates_by_group.png", res.year, processed_root)
+    res.outputs["figures/estimates_by_group.png"] = plot_by_group(res.estimates, plan, res.year, fig)
+    res.manifest = write_manifest(processed_dir(plan.city, res.year, processed_root), STAGE, res.inputs, list(res.outputs.values()),
+                                  res.params)
+    return res
 
 
-# Columns every reader of estimates.parquet relies on (docs/contracts.md)
-ESTIMATE_REQUIRED = ("year", "indicator", "domain", "level", "n", "estimate", "se", "suppressed")
-
-
-def estimate_files(plan: Plan, processed_root: Path | None = None, years: list[int] | None = None,
-                   up_to: int | None = None, since: int | None = None) -> dict[int, Path]:
-    """Existing estimates.parquet per survey year (plan.survey_years or `years`, within since..up_to)."""
-    years = plan.survey_years if years is None else years
-    out = {}
-    for y in sorted(int(y) for y in years):
-        if (up_to is not None and y > up_to) or (since is not None and y < since):
-            continue
-        p = processed_dir(plan.city, y, processed_root) / "estimates.parquet"
-        if p.is_file():
-            out[y] = p
-    return out
-
-
-def read_estimates_file(path: Path, year: int | None = None,
-                        need: tuple[str, ...] = ESTIMATE_REQUIRED) -> pd.DataFrame:
-    """One estimates.parquet, checked: columns `need` present, `year` int (= year if given), level str."""
-    path = Path(path)
-    if not path.is_file():
-        raise EstimateStageError(f"{path} not found: run stage 02 (weight and estimate) first")
-    try:
-        df = pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several types for a damaged file
-        raise EstimateStageError(f"{path}: not a readable parquet file ({err})") from err
-    if missing := [c for c in dict.fromkeys(("year", "level", *need)) if c not in df.columns]:
-        raise EstimateStageError(f"{path}: missing column(s) {missing} (expected the stage 02 "
-                                 "contract, docs/contracts.md)")
-    yrs = pd.to_numeric(df["year"], errors="coerce")
-    if yrs.isna().any():
-        row = int(np.flatnonzero(yrs.isna().to_numpy())[0])
-        raise EstimateStageError(f"{path}: row {row}, column 'year': value {df['year'].iloc[row]!r} "
-                                 "is not a year")
-    df["year"] = yrs.astype("int64")
-    if year is not None and (bad := df["year"] != int(year)).any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise EstimateStageError(f"{path}: row {row}, column 'year': value {int(df['year'].iloc[row])} "
-                                 f"in the file of survey year {year}")
-    df["level"] = df["level"].astype(str)
-    return df
-
-
-def load_estimates(plan: Plan, processed_root: Path | None = None, years: list[int] | None = None,
-                   up_to: int | None = None, since: int | None = None, indicator: str | None = None,
-                   require: list[int] | tuple[int, ...] = (),
-                   need: tuple[str, ...] = ESTIMATE_REQUIRED) -> pd.DataFrame:
-    """estimates.parquet of every year that has one, stacked (the cross-year comparison).
-
-    years: candidate survey years (default plan.survey_years), kept within since..up_to;
-    indicator: keep one indicator only; require: years whose file must exist;
-    need: columns every file must have (default the contract columns readers rely on).
-    The paths read are `estimate_files(...)` with the same arguments (for manifests).
-    """
-    return load_estimates_with_paths(plan, processed_root, years, up_to, since, indicator, require,
-                                     need)[0]
-
-
-def load_estimates_with_paths(plan: Plan, processed_root: Path | None = None,
-                              years: list[int] | None = None, up_to: int | None = None,
-                              since: int | None = None, indicator: str | None = None,
-                              require: list[int] | tuple[int, ...] = (),
-                              need: tuple[str, ...] = ESTIMATE_REQUIRED
-                              ) -> tuple[pd.DataFrame, list[Path]]:
-    """load_estimates and the files it read (inputs of a stage manifest)."""
-    files = estimate_files(plan, processed_root, years, up_to, since)
-    for y in require:
-        if int(y) not in files:
-            p = processed_dir(plan.city, int(y), processed_root) / "estimates.parquet"
-            raise EstimateStageError(f"{p} not found: run stage 02 for {int(y)} first")
-    if not files:
-        where = processed_dir(plan.city, None, processed_root)
-        span = f" <= {up_to}" if up_to is not None else ""
-        raise EstimateStageError(f"no estimates.parquet for {plan.city} in survey years{span} under "
-                                 f"{where}: run stage 02 first")
-    parts = []
-    for y, p in files.items():
-        d = read_estimates_file(p, y, need)
-        parts.append(d[d["indicator"] == indicator] if indicator is not None else d)
-    table = pd.concat(parts, ignore_index=True)
-    return (table.sort_values(["indicator", "domain", "level", "year"], ignore_index=True),
-            list(files.values()))
+def run_estimate(plan: Plan, year: int, processed_root: Path | None = None) -> EstimateResult:
+    """Weight and estimate one survey year; write weights, diagnostics, estimates, figure, manifest."""
+    # Load inputs
+    inputs = load_inputs(plan, int(year), processed_root)
+    # Process data
+    result = compute(plan, int(year), inputs)
+    # Save outputs
+    return save_outputs(plan, result, processed_root)
 
 
 def compare_years(table: pd.DataFrame, indicator: str = "literate", domain: str = "city") -> pd.DataFrame:
     """One indicator for one domain across years, wide by level (estimate, CI, suppressed)."""
     t = table[(table["indicator"] == indicator) & (table["domain"] == domain)]
     return t.pivot_table(index="level", columns="year", values="estimate", aggfunc="first")
-
-
-def domain_table_zh(table: pd.DataFrame, plan: Plan, indicator: str = "literate",
-                    year: int | None = None) -> pd.DataFrame:
-    """Published table of one indicator by group, Chinese headers; suppressed cells blanked."""
-    from .disclosure import publishable
-
-    t = table[table["indicator"] == indicator]
-    if year is not None:
-        t = t[t["year"] == year]
-    t = publishable(t)
-    unit = "（%）" if indicator.startswith(("literate", "level_")) else "（分）"
-    return pd.DataFrame({
-        "年份": t["year"].to_numpy(),
-        "分组": t["domain"].map(DOMAIN_NAMES_ZH).to_numpy(),
-        "类别": [level_label_zh(plan, d, lv) for d, lv in zip(t["domain"], t["level"], strict=True)],
-        "样本量": t["n"].to_numpy(),
-        f"估计值{unit}": t["estimate"].round(2).to_numpy(),
-        "标准误": t["se"].round(2).to_numpy(),
-        "95%置信区间下限": t["ci_low"].round(2).to_numpy(),
-        "95%置信区间上限": t["ci_high"].round(2).to_numpy(),
-        "设计效应": t["deff"].round(2).to_numpy(),
-        "有效样本量": t["n_eff"].round(0).to_numpy(),
-        "变异系数": t["cv"].round(3).to_numpy(),
-        "备注": np.where(t["suppressed"].astype(bool), "不发布：" + t["suppress_reason"].astype(str), ""),
-    })

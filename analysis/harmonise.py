@@ -242,7 +242,7 @@ def division_lookup(plan: Plan) -> dict[str, str]:
         for n in (d["name_zh"], d.get("name_en")):
             if n:
                 lookup.setdefault(_strip_suffix(value_key(n)), code)
-    for z in plan.get("management_zones", []) or []:
+    for z in plan.settings.management_zones:
         for n in [z["name_zh"], *z.get("aliases", [])]:
             lookup[value_key(n)] = str(z["host_code"])
     return lookup
@@ -260,8 +260,8 @@ def division_resolver(plan: Plan) -> Callable[[Any], str | None]:
     lookup = division_lookup(plan)
     codes = set(plan.division_names)
     prefixes = [value_key(p) for p in (
-        f"{plan.get('city.province_zh', '')}{plan.name_zh}", plan.get("city.province_zh", ""),
-        plan.name_zh, plan.name_zh.rstrip("市"), plan.get("city.name_en", ""),
+        f"{plan.settings.city.province_zh}{plan.name_zh}", plan.settings.city.province_zh,
+        plan.name_zh, plan.name_zh.rstrip("市"), plan.settings.city.name_en,
     ) if p]
 
     def resolve(v: Any) -> str | None:

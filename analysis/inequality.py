@@ -6,14 +6,26 @@ estimates overstates the true dispersion, so the percentile interval is
 shifted upward for small, noisy units; the point value is the measure of
 the estimates themselves. A change between two years is judged by the
 interval of the difference (independent samples in the two years).
+
+Interval method (``INTERVAL_METHOD``): percentile interval of a parametric
+bootstrap, each unit drawn from N(estimate, se^2) independently. The p-value
+of a change is the two-sided bootstrap p-value, 2 min(P(d < 0), P(d > 0)) with
+(count + 1) / (B + 1). Where many changes are judged at once (units x
+measures), ``holm`` adjusts the p-values (statsmodels multipletests, Holm); the
+verdict rests on the adjusted p-value, the interval-only verdict is kept as
+``verdict_unadjusted``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from statsmodels.stats.multitest import multipletests
 
 MEASURES = ("range", "cv", "mean_abs_gap")
+PRIMARY_MEASURE = "mean_abs_gap"   # the measure a unit's verdict rests on (population-weighted)
+INTERVAL_METHOD = "parametric_bootstrap_percentile"
+ALPHA = 0.05
 MEASURE_NAMES_ZH = {
     "range": "极差（百分点）",
     "cv": "变异系数",
@@ -113,11 +125,31 @@ def compare_years(
         d = b2[name] - b1[name]
         lo, hi = float(np.quantile(d, a)), float(np.quantile(d, 1 - a))
         verdict = "improved" if hi < 0 else "worsened" if lo > 0 else "no_clear_change"
+        below, above = int(np.sum(d < 0)), int(np.sum(d > 0))
         out[name] = {
             "change": float(p2[name] - p1[name]), "ci_low": lo, "ci_high": hi,
-            "p_decrease": float(np.mean(d < 0)), "verdict": verdict,
+            "p_decrease": float(np.mean(d < 0)),
+            "p_value": min(1.0, 2 * (min(below, above) + 1) / (n_boot + 1)),
+            "verdict": verdict, "verdict_unadjusted": verdict,
         }
     return out
+
+
+def holm(changes: list[dict], alpha: float = ALPHA) -> None:
+    """Holm-adjust the p-values of many changes in place: p_holm, and verdict from p_holm.
+
+    Each change (a ``compare_years`` entry) keeps its raw p_value and its interval-only
+    verdict_unadjusted; verdict becomes improved / worsened when p_holm < alpha (the sign
+    of the bootstrap median change), else no_clear_change.
+    """
+    if not changes:
+        return
+    p = np.array([c["p_value"] for c in changes], dtype=float)
+    _, p_adj, _, _ = multipletests(p, alpha=alpha, method="holm")
+    for c, q in zip(changes, p_adj, strict=True):
+        c["p_holm"] = float(q)
+        direction = "improved" if c["p_decrease"] > 0.5 else "worsened"
+        c["verdict"] = direction if q < alpha else "no_clear_change"
 
 
 def group_table(estimates: pd.DataFrame, domain: str, year: int, indicator: str = "literate",

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import staging
+from .catalog import STAGES, Stage
 from .config import NOTEBOOKS, PROCESSED, REPORTS, ROOT, Plan, processed_dir
 from .errors import UserError
 from .executors import Executor, SerialExecutor, terminate
@@ -56,22 +57,6 @@ from .task_inputs import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str          # notebook file stem in notebooks/
-    scope: str         # "survey_year": once per survey year; "report_year": once for the report year
-    needs: tuple[str, ...] = ()
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage("01_clean", "survey_year"),
-    Stage("02_weight_estimate", "survey_year", ("01_clean",)),
-    Stage("03_trajectory", "report_year", ("02_weight_estimate",)),
-    Stage("04_county_gaps", "report_year", ("02_weight_estimate",)),
-    Stage("05_plan_progress", "report_year", ("02_weight_estimate",)),  # reads the literacy estimate
-)
 
 
 @dataclass(frozen=True)

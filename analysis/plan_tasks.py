@@ -37,13 +37,13 @@ class TasksError(ValueError):
 
 def tasks_path(plan: Plan) -> Path:
     """Task list of the plan: key tasks.file (default plan/{city}-tasks.csv) under raw_dir."""
-    rel = plan.get("tasks.file", "plan/{city}-tasks.csv").format(city=plan.city)
+    rel = plan.settings.tasks.file.format(city=plan.city)
     return plan.raw_dir / rel
 
 
 def units_path(plan: Plan) -> Path:
     """Unit list: key tasks.units_file (default plan/units.csv) under raw_dir."""
-    return plan.raw_dir / plan.get("tasks.units_file", "plan/units.csv").format(city=plan.city)
+    return plan.raw_dir / plan.settings.tasks.units_file.format(city=plan.city)
 
 
 def _squash(text: str) -> str:

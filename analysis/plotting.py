@@ -1,4 +1,10 @@
-"""Matplotlib set-up for report figures: CJK font from a registry package, print resolution."""
+"""Matplotlib set-up for report figures: the font of the figure's language, print resolution.
+
+Chinese figures use Noto Sans CJK SC (mplfonts wheel, OFL); English figures use
+DejaVu Sans, the Latin font shipped with matplotlib, so no glyph of an English
+figure is taken from a CJK font. Every saved PNG carries the figure's text in
+its Description chunk, so tests can read what a figure says.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 PRINT_DPI = 300
+LATIN_FONT = "DejaVu Sans"
 
 
 @cache
@@ -26,23 +34,41 @@ def cjk_font_path() -> Path:
 
 
 @cache
-def use_cjk_font() -> str:
-    """Register the CJK font with matplotlib and make it the default; returns its family name."""
+def _cjk_family() -> str:
     path = cjk_font_path()
     font_manager.fontManager.addfont(str(path))
-    family = font_manager.FontProperties(fname=str(path)).get_name()
+    return font_manager.FontProperties(fname=str(path)).get_name()
+
+
+def use_font(lang: str = "zh") -> str:
+    """Make the language's font matplotlib's default (CJK for zh, Latin for en); returns its family name."""
+    if lang not in ("zh", "en"):
+        raise ValueError(f"lang must be 'zh' or 'en', not {lang!r}")
+    family = _cjk_family() if lang == "zh" else LATIN_FONT
     plt.rcParams["font.family"] = "sans-serif"
-    plt.rcParams["font.sans-serif"] = [family, "DejaVu Sans"]
-    plt.rcParams["axes.unicode_minus"] = False
+    plt.rcParams["font.sans-serif"] = [family, "DejaVu Sans"] if lang == "zh" else [LATIN_FONT]
+    plt.rcParams["axes.unicode_minus"] = lang == "en"
     plt.rcParams["savefig.dpi"] = PRINT_DPI
     plt.rcParams["figure.dpi"] = 100
     return family
 
 
+def use_cjk_font() -> str:
+    """The Chinese font as default (figures of the stage notebooks)."""
+    return use_font("zh")
+
+
+def figure_texts(fig) -> list[str]:
+    """Every visible, non-empty text drawn on a figure (titles, labels, ticks, legends, annotations)."""
+    fig.canvas.draw()  # tick labels exist only once drawn
+    return [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
 def save_figure(fig, path: Path) -> Path:
-    """Save at print resolution, creating the folder; closes the figure."""
+    """Save at print resolution, creating the folder, with the figure's text as PNG metadata; closes the figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=PRINT_DPI, bbox_inches="tight")
+    meta = {"Description": "\n".join(figure_texts(fig))} if path.suffix.lower() == ".png" else None
+    fig.savefig(path, dpi=PRINT_DPI, bbox_inches="tight", metadata=meta)
     plt.close(fig)
     return path

@@ -164,7 +164,8 @@ def annual_by_year(progress_tasks: pd.DataFrame, statuses: pd.DataFrame, year: i
 
 INDICATOR_COLUMNS = ["indicator_id", "name_zh", "year", "scope", "level", "level_name", "value",
                      "target", "comparison", "unit", "deadline", "due", "met", "n_inputs",
-                     "source", "note"]
+                     "n_missing", "source", "note"]
+MISSING_AS_NONE = "missing_counted_as_none"  # note: divisions without a report counted as not having it
 
 
 def _met(value, spec) -> object:
@@ -185,7 +186,7 @@ def indicator_progress(specs: list[dict], values: pd.DataFrame, year: int,
     values: validated return rows (indicator_id, division_code, year, value).
     survey: optional (year, value) rows for the survey-based indicator.
     The share of divisions counts a division without a report as not having the
-    facility (a lower bound); the note says how many were missing.
+    facility (a lower bound): `note` is then the code MISSING_AS_NONE and `n_missing` says how many.
     """
     start, _ = period
     years = list(range(start, year + 1))
@@ -199,10 +200,10 @@ def indicator_progress(specs: list[dict], values: pd.DataFrame, year: int,
             s = survey if survey is not None else pd.DataFrame(columns=["year", "value"])
             for _, r in s[s["year"] <= year].iterrows():
                 rows.append({**base, "year": int(r["year"]), "scope": "city", "level": "all",
-                             "level_name": "全市", "value": float(r["value"]),
+                             "level_name": "", "value": float(r["value"]),
                              "target": spec["target"], "due": _due(spec, int(r["year"])),
-                             "met": _met(r["value"], spec), "n_inputs": 1, "source": "survey",
-                             "note": ""})
+                             "met": _met(r["value"], spec), "n_inputs": 1, "n_missing": 0,
+                             "source": "survey", "note": ""})
             continue
         for y in years:
             vy = v[v["year"] == y]
@@ -213,22 +214,23 @@ def indicator_progress(specs: list[dict], values: pd.DataFrame, year: int,
                     rows.append({**base, "year": y, "scope": "division", "level": code,
                                  "level_name": name, "value": c, "target": np.nan, "due": False,
                                  "met": pd.NA, "n_inputs": int(code in counts.index),
-                                 "source": "return", "note": spec["input_name_zh"]})
+                                 "n_missing": int(code not in counts.index), "source": "return",
+                                 "note": ""})
                 n_rep = int(counts.index.isin(list(names)).sum())
                 have = int((counts.reindex(list(names)) >= spec.get("threshold", 1)).sum())
                 share = 100 * have / len(names) if n_rep else np.nan
-                note = (f"{len(names) - n_rep}个县（市、区）未报送，按未建成计"
-                        if 0 < n_rep < len(names) else "")
+                note = MISSING_AS_NONE if 0 < n_rep < len(names) else ""
                 rows.append({**base, "year": y, "scope": "city", "level": "all",
-                             "level_name": "全市", "value": share, "target": spec["target"],
+                             "level_name": "", "value": share, "target": spec["target"],
                              "due": _due(spec, y), "met": _met(share, spec), "n_inputs": n_rep,
-                             "source": "return", "note": note})
+                             "n_missing": len(names) - n_rep, "source": "return", "note": note})
             else:
                 val = float(vy["value"].iloc[0]) if len(vy) else np.nan
                 rows.append({**base, "year": y, "scope": "city", "level": "all",
-                             "level_name": "全市", "value": val, "target": spec["target"],
+                             "level_name": "", "value": val, "target": spec["target"],
                              "due": _due(spec, y), "met": _met(val, spec),
-                             "n_inputs": int(len(vy) > 0), "source": "return", "note": ""})
+                             "n_inputs": int(len(vy) > 0), "n_missing": int(len(vy) == 0),
+                             "source": "return", "note": ""})
     out = pd.DataFrame(rows, columns=INDICATOR_COLUMNS)
     out["met"] = out["met"].astype("boolean")
     out["value"] = out["value"].astype("float64")
@@ -487,7 +489,9 @@ def indicator_table_zh(ind: pd.DataFrame) -> pd.DataFrame:
         "指标": d["name_zh"], "年度": d["year"], "数值": d["value"].round(2),
         "目标": [f"{_cmp_zh(c)}{t:g}" for c, t in zip(d["comparison"], d["target"], strict=True)],
         "计量单位": d["unit"].replace({"percent": "%"}),
-        "考核年": d["due"].map({True: "是", False: "否"}), "是否达标": met, "说明": d["note"],
+        "考核年": d["due"].map({True: "是", False: "否"}), "是否达标": met,
+        "说明": [f"{n}个县（市、区）未报送，按未建成计" if note == MISSING_AS_NONE else ""
+               for note, n in zip(d["note"], d["n_missing"], strict=True)],
     }).reset_index(drop=True)
 
 

@@ -89,10 +89,10 @@ def indicator_specs(plan: Plan, tasks: pd.DataFrame) -> list[dict[str, Any]]:
     of the annex measure whose text contains the indicator's source sentence.
     Indicators from the survey (literacy) have no owner and no return rows.
     """
-    overrides = plan.get("tasks.indicator_inputs", {}) or {}
-    owners = plan.get("tasks.indicator_owners", {}) or {}
+    overrides = plan.settings.tasks.indicator_inputs
+    owners = plan.settings.tasks.indicator_owners
     specs = []
-    for ind in plan.get("indicators", []) or []:
+    for ind in plan.settings.indicators:
         conf = {"input": "value", **DEFAULT_INDICATOR_INPUTS.get(ind["id"], {}),
                 **overrides.get(ind["id"], {})}
         measure = find_measure(tasks, ind.get("source", "")) if ind.get("source") else None
@@ -220,7 +220,7 @@ def write_return(
     years = _years(plan, years)
     start, end = plan.period
     title_kind = "合成示例数据，非真实填报" if synthetic else "模板"
-    title = f"{plan.get('city.plan_title_zh', '')} 工作任务进展填报表（{title_kind}）"
+    title = f"{plan.settings.city.plan_title_zh} 工作任务进展填报表（{title_kind}）"
     wb = Workbook()
     ws = wb.active
     ws.title = MEASURE_SHEET

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from . import catalog
 from .config import Plan, processed_dir
-from .estimate_stage import EstimateStageError, estimate_files, load_estimates_with_paths
-from .jsonio import to_jsonable, write_json
+from .jsonio import to_jsonable
 from .plan_tasks import lead_units, load_tasks, load_units, tasks_path, units_path
 from .progress import (
     annual_by_year,
@@ -33,7 +35,7 @@ class ProgressStageError(ValueError):
 
 def returns_dir(plan: Plan) -> Path:
     """Folder of the filled returns: <raw_dir>/<tasks.returns_dir> (default progress)."""
-    return plan.raw_dir / plan.get("tasks.returns_dir", "progress")
+    return plan.raw_dir / plan.settings.tasks.returns_dir
 
 
 def find_returns(plan: Plan) -> list[Path]:
@@ -58,13 +60,10 @@ def require_returns(plan: Plan) -> list[Path]:
 def survey_literacy(plan: Plan, year: int, processed_root: Path | None = None
                     ) -> tuple[pd.DataFrame | None, list[Path]]:
     """City share literate per survey year <= year from stage 02's estimates, when present."""
-    try:
-        est, inputs = load_estimates_with_paths(plan, processed_root, up_to=year, indicator="literate",
-                                                need=SURVEY_COLUMNS)
-    except EstimateStageError as err:
-        if estimate_files(plan, processed_root, up_to=year):
-            raise ProgressStageError(str(err)) from err  # files exist but are unusable
+    if not catalog.estimate_files(plan, processed_root, up_to=year):
         return None, []
+    est, inputs = catalog.load_estimates_with_paths(plan, processed_root, up_to=year, indicator="literate",
+                                                    need=SURVEY_COLUMNS)
     city = est[est["domain"] == "city"].drop_duplicates("year").sort_values("year")
     if city.empty:
         return None, []
@@ -74,57 +73,70 @@ def survey_literacy(plan: Plan, year: int, processed_root: Path | None = None
     return rows, [p for p in inputs if int(p.parent.name) in used]
 
 
-def run_progress(plan: Plan, year: int, processed_root: Path | None = None,
-                 templates: bool = True) -> dict:
-    """Evaluate the returns for years <= `year`; write tables, figures, JSON and manifest.
+@dataclass
+class ProgressInputs:
+    tasks: pd.DataFrame
+    returns: Any  # progress_returns.Returns: measures, indicators, files, problems
+    paths: list[Path]
+    survey: pd.DataFrame | None
+    survey_files: list[Path]
 
-    Returns the content of progress.json.
-    """
+
+@dataclass
+class ProgressResult:
+    """Stage 05 for the report year: the tables, the indicator specs and the headline numbers."""
+
+    year: int
+    tables: dict[str, pd.DataFrame]
+    specs: list[dict[str, Any]]
+    headline: dict[str, Any]
+    inputs: list[Path]
+    outputs: list[Path] = field(default_factory=list)
+
+
+def load_inputs(plan: Plan, year: int, processed_root: Path | None = None) -> ProgressInputs:
+    """Task and unit lists, the filled returns, and the city's survey share when stage 02 ran."""
     units = load_units(plan)
     tasks = load_tasks(plan, units)
     paths = require_returns(plan)
     ret = read_returns(paths, plan, tasks, units)
+    survey, survey_files = survey_literacy(plan, year, processed_root)
+    return ProgressInputs(tasks, ret, paths, survey, survey_files)
+
+
+def _tables(plan: Plan, year: int, inp: ProgressInputs) -> tuple[dict[str, pd.DataFrame], list[dict]]:
+    ret, tasks, period = inp.returns, inp.tasks, plan.period
     reports = ret.measures[ret.measures["year"] <= year]
     values = ret.indicators[ret.indicators["year"] <= year]
-    period = plan.period
-
     statuses = merge_statuses(reports, year)
     prog = measure_progress(tasks, statuses, year, period)
-    by_group = completion_by_group(prog)
-    leads = lead_units(tasks)
-    returned = {u for u in ret.files["unit"].dropna()} if len(ret.files) else set()
-    by_unit = completion_by_unit(tasks, reports, year, period, leads, returned)
-    by_year = annual_by_year(tasks, statuses, year, period)
+    returned = set(ret.files["unit"].dropna()) if len(ret.files) else set()
     specs = indicator_specs(plan, tasks)
-    survey, survey_inputs = survey_literacy(plan, year, processed_root)
-    ind = indicator_progress(specs, values, year, period, plan.divisions, survey)
-    summary = indicator_summary(specs, ind, year)
-
-    out = processed_dir(plan.city, year, processed_root)
-    out.mkdir(parents=True, exist_ok=True)
     tables = {
         "progress_measures.parquet": prog,
-        "progress_by_group.parquet": by_group,
-        "progress_by_unit.parquet": by_unit,
-        "progress_by_year.parquet": by_year,
-        "progress_indicators.parquet": ind,
+        "progress_by_group.parquet": completion_by_group(prog),
+        "progress_by_unit.parquet": completion_by_unit(tasks, reports, year, period, lead_units(tasks),
+                                                       returned),
+        "progress_by_year.parquet": annual_by_year(tasks, statuses, year, period),
+        "progress_indicators.parquet": indicator_progress(specs, values, year, period, plan.divisions,
+                                                          inp.survey),
         "progress_problems.parquet": ret.problems,
     }
-    outputs = []
-    for name, df in tables.items():
-        df.to_parquet(out / name, index=False)
-        outputs.append(out / name)
-    outputs += save_figures(out / "figures", year, by_group, by_unit, by_year, ind, specs)
-    if templates:
-        outputs += write_templates(plan, out / "templates")
+    return tables, specs
 
+
+def _headline(plan: Plan, year: int, inp: ProgressInputs, tables: dict[str, pd.DataFrame],
+              summary: list[dict]) -> dict[str, Any]:
+    """progress.json: codes and numbers only."""
+    ret, prog = inp.returns, tables["progress_measures.parquet"]
+    by_year = tables["progress_by_year.parquet"]
+    leads = lead_units(inp.tasks)
+    returned = set(ret.files["unit"].dropna()) if len(ret.files) else set()
     errors = ret.problems[ret.problems["severity"] == "error"]
     counts = {s: sum(i["status"] == s for i in summary)
               for s in ("met", "missed", "not_due", "no_data", "incomplete")}
-    headline = {
-        "city": plan.city,
-        "report_year": year,
-        "period": list(period),
+    return {
+        "city": plan.city, "report_year": year, "period": list(plan.period),
         "synthetic": bool(len(ret.files) and ret.files["synthetic"].any()),
         "measures_total": len(prog),
         "measures_due": int(prog["due"].sum()),
@@ -137,34 +149,58 @@ def run_progress(plan: Plan, year: int, processed_root: Path | None = None,
                         "completed_share": 100 * d["completed"].mean(),
                         "n_overdue": int(d["overdue"].sum())}
                     for k, d in prog.groupby("kind", sort=False)},
-        "annual_done_share_by_year": dict(zip(by_year["year"], by_year["done_share"],
-                                              strict=True)),
-        "returns": {
-            "files": [str(p.name) for p in paths],
-            "units_expected": leads,
-            "units_returned": [u for u in leads if u in returned],
-            "units_missing": [u for u in leads if u not in returned],
-        },
-        "problems": {
-            "errors": len(errors),
-            "warnings": int((ret.problems["severity"] == "warning").sum()),
-            "files_with_errors": sorted(set(errors["file"])),
-        },
+        "annual_done_share_by_year": dict(zip(by_year["year"], by_year["done_share"], strict=True)),
+        "returns": {"files": [str(p.name) for p in inp.paths], "units_expected": leads,
+                    "units_returned": [u for u in leads if u in returned],
+                    "units_missing": [u for u in leads if u not in returned]},
+        "problems": {"errors": len(errors),
+                     "warnings": int((ret.problems["severity"] == "warning").sum()),
+                     "files_with_errors": sorted(set(errors["file"]))},
         "indicators": summary,
         "indicators_met": counts["met"],
         "indicators_missed": counts["missed"],
         "indicators_not_due": counts["not_due"],
         "indicators_no_data": counts["no_data"] + counts["incomplete"],
-        "outputs": [str(p.relative_to(out)) for p in outputs],
     }
-    headline = to_jsonable(headline, 4)
-    jpath = write_json(out / "progress.json", headline)
-    outputs.append(jpath)
-    write_manifest(
-        out, STAGE,
-        inputs=[plan.path, tasks_path(plan), units_path(plan), *paths, *survey_inputs],
-        outputs=outputs,
-        params={"city": plan.city, "year": year, "raw_dir": plan.raw_dir,
-                "processed_root": processed_root, "templates": templates},
-    )
-    return headline
+
+
+def compute(plan: Plan, year: int, inp: ProgressInputs) -> ProgressResult:
+    """Measure and indicator progress as of the end of `year` (returns of later years ignored)."""
+    tables, specs = _tables(plan, year, inp)
+    summary = indicator_summary(specs, tables["progress_indicators.parquet"], year)
+    inputs = [plan.path, tasks_path(plan), units_path(plan), *inp.paths, *inp.survey_files]
+    return ProgressResult(year, tables, specs, _headline(plan, year, inp, tables, summary), inputs)
+
+
+def save_outputs(plan: Plan, res: ProgressResult, processed_root: Path | None = None,
+                 templates: bool = True) -> ProgressResult:
+    """Tables, figures, next year's templates, progress.json and the manifest."""
+    out = processed_dir(plan.city, res.year, processed_root)
+    written = catalog.write_outputs(plan, STAGE, res.year, processed_root, res.tables)
+    t = res.tables
+    outputs = [*written.values(),
+               *save_figures(out / "figures", res.year, t["progress_by_group.parquet"],
+                             t["progress_by_unit.parquet"], t["progress_by_year.parquet"],
+                             t["progress_indicators.parquet"], res.specs)]
+    if templates:
+        outputs += write_templates(plan, out / "templates")
+    res.headline["outputs"] = [str(p.relative_to(out)) for p in outputs]
+    res.headline = to_jsonable(res.headline, 4)
+    outputs += catalog.write_outputs(plan, STAGE, res.year, processed_root,
+                                     {"progress.json": res.headline}).values()
+    res.outputs = outputs
+    write_manifest(out, STAGE, inputs=res.inputs, outputs=outputs,
+                   params={"city": plan.city, "year": res.year, "raw_dir": plan.raw_dir,
+                           "processed_root": processed_root, "templates": templates})
+    return res
+
+
+def run_progress(plan: Plan, year: int, processed_root: Path | None = None,
+                 templates: bool = True) -> ProgressResult:
+    """Evaluate the returns for years <= `year`; write tables, figures, JSON and manifest."""
+    # Load inputs
+    inputs = load_inputs(plan, year, processed_root)
+    # Process data
+    result = compute(plan, year, inputs)
+    # Save outputs
+    return save_outputs(plan, result, processed_root, templates)

@@ -35,11 +35,16 @@ class RenderError(RuntimeError):
 def typst_font_dir() -> Path:
     """A folder holding exactly the report's fonts (links into the font wheels)."""
     import manimgx_fonts_cjk
+    import matplotlib
     import mplfonts
 
     sources = {
         "NotoSansCJK-VF.otf.ttc": Path(manimgx_fonts_cjk.__file__).parent / "NotoSansCJK-VF.otf.ttc",
         "NotoSerifCJKsc-Regular.otf": Path(mplfonts.__file__).parent / "fonts" / "NotoSerifCJKsc-Regular.otf",
+        # the English report's sans-serif (Latin punctuation must not come from a CJK font); its serif,
+        # Libertinus Serif, is embedded in Typst
+        **{f"DejaVuSans{w}.ttf": Path(matplotlib.get_data_path()) / "fonts" / "ttf" / f"DejaVuSans{w}.ttf"
+           for w in ("", "-Bold")},
     }
     FONT_DIR.mkdir(parents=True, exist_ok=True)
     for name, src in sources.items():

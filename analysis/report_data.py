@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import catalog
 from .config import PROCESSED, Plan, processed_dir
 
 SURVEY_YEAR_STAGES = ("01_clean", "02_weight_estimate")
@@ -20,15 +21,6 @@ class ReportDataError(FileNotFoundError):
     """A result the report needs is missing: the message names the file and the notebook that writes it."""
 
 
-WRITERS = {
-    "estimates.parquet": "02_weight_estimate", "weighting_diagnostics.json": "02_weight_estimate",
-    "cleaning_summary.csv": "01_clean", "scoring_summary.json": "01_clean",
-    "trajectory.json": "03_trajectory", "trajectory_series.parquet": "03_trajectory",
-    "sae.parquet": "04_county_gaps", "county_gaps.json": "04_county_gaps",
-    "progress.json": "05_plan_progress",
-}
-
-
 @dataclass
 class ReportData:
     plan: Plan
@@ -37,9 +29,9 @@ class ReportData:
     processed_root: Path = PROCESSED
 
     def path(self, name: str, year: int | None = None) -> Path:
-        path = processed_dir(self.plan.city, year or self.year, self.processed_root) / name
+        path = catalog.output_path(self.plan, name, year or self.year, self.processed_root)
         if not path.exists():
-            writer = WRITERS.get(name.split("/")[-1], "the pipeline")
+            writer = catalog.writer(name)
             raise ReportDataError(f"{path} is missing: run notebook {writer} "
                                   f"(python -m analysis run --year {self.year})")
         return path
@@ -50,14 +42,23 @@ class ReportData:
     def figure(self, name: str) -> Path:
         return self.path(f"figures/{name}")
 
+    def figure_out(self, name: str) -> Path:
+        """Where the report draws a figure in its language: figures/<lang>/<name> of the report year."""
+        folder = processed_dir(self.plan.city, self.year, self.processed_root) / "figures" / self.lang
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+    @cached_property
+    def series(self) -> pd.DataFrame:
+        """trajectory_series.parquet: the city, benchmark and group series of the trend figures."""
+        return pd.read_parquet(self.path("trajectory_series.parquet"))
+
     @cached_property
     def estimates(self) -> pd.DataFrame:
         """estimates.parquet of every survey year up to the report year, stacked."""
-        from .estimate_stage import EstimateStageError, load_estimates
-
         try:
-            return load_estimates(self.plan, self.processed_root, up_to=self.year)
-        except EstimateStageError as exc:
+            return catalog.load_estimates(self.plan, self.processed_root, up_to=self.year)
+        except catalog.OutputError as exc:
             raise ReportDataError(str(exc)) from exc
 
     @cached_property

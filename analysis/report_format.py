@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from .config import ROOT
-
-SUPPRESSED = {"zh": "（抑制）", "en": "(suppressed)"}
+from .vocabulary import term
 
 
 def pct(value: float | None, digits: int = 1) -> str:
@@ -58,8 +58,8 @@ def format_probabilities(table: pd.DataFrame, columns: Sequence[str]) -> pd.Data
 
 
 def blank_suppressed(table: pd.DataFrame, suppressed: Sequence[bool], columns: Sequence[str],
-                     note: str = "直接估计不发布（样本量或变异系数未达标准）") -> pd.DataFrame:
-    """A copy with `columns` blanked ('—') on suppressed rows and the reason in a 备注 column."""
+                     lang: str = "zh") -> pd.DataFrame:
+    """A copy with `columns` blanked ('—') on suppressed rows and the reason in a note column (备注 / Note)."""
     flags = [False if pd.isna(x) else bool(x) for x in suppressed]  # missing flag: no direct estimate to hide
     if len(flags) != len(table):
         raise ValueError(f"suppressed has {len(flags)} flags for {len(table)} rows")
@@ -67,7 +67,8 @@ def blank_suppressed(table: pd.DataFrame, suppressed: Sequence[bool], columns: S
     out = table.astype({c: object for c in columns})
     for c in columns:
         out.loc[mask, c] = "—"
-    out["备注"] = ["" if not m else note for m in mask]
+    note = term("word", "suppressed_note", lang)
+    out[term("header", "note", lang)] = ["" if not m else note for m in mask]
     return out
 
 
@@ -129,6 +130,35 @@ def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) 
     return out
 
 
+_NUMBER = r"[<>≤≥＜＞−+-]?\d[\d.,]*%?"
+_NUMBER_TEXT = re.compile(rf"^{_NUMBER}(–{_NUMBER})?$")  # a number or a range of two
+
+
+def _numeric_column(values: pd.Series) -> bool:
+    """Whether a column shows numbers only (formatted or not, '—' for blanks): such columns align right."""
+    cells = [str(v) for v in values if not _missing(v) and str(v) not in BLANKS]
+    return bool(cells) and all(_NUMBER_TEXT.match(c) for c in cells)
+
+
+def _text_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _column_width(header: object, values: pd.Series, cap: int = 30, pad: int = 3) -> int:
+    """Dashes under a header: pandoc shares the page width between columns in proportion to them.
+
+    Text columns get their widest cell (or header word, at most 12) up to `cap`, and wrap; number columns,
+    which cannot wrap, get a third more than their widest number. `pad` stands for the cell's margins.
+    """
+    longest = max((_text_width(_cell(v)) for v in values), default=0)
+    # a header wraps between words (Latin) or between any two characters (CJK, kept to 4 characters a line)
+    header_word = min(12, max((min(8, _text_width(w)) if _text_width(w) > len(w) else len(w)
+                               for w in str(header).split()), default=0))
+    if _numeric_column(values):
+        return max(math.ceil(longest * 4 / 3), header_word) + pad + 1
+    return min(cap, max(longest, header_word)) + pad
+
+
 def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | None = None,
              decimals: Mapping[str, int] | None = None) -> str:
     """A pipe table with a caption and a `tbl-` label, for Quarto and pandoc alike.
@@ -140,11 +170,12 @@ def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | 
         raise ValueError(f"table label must start with 'tbl-': {label}")
     if df.empty:
         raise ValueError(f"table {label} has no rows")
-    align = list(align) if align else ["l"] + ["r"] * (df.shape[1] - 1)
-    rule = {"l": ":---", "r": "---:", "c": ":---:"}
     shown = format_numbers(df, decimals)
+    align = list(align) if align else ["l"] + ["r" if _numeric_column(shown[c]) else "l" for c in shown.columns[1:]]
+    widths = [_column_width(c, shown[c]) for c in shown.columns]  # from the cells as printed
+    rule = {"l": ":{}", "r": "{}:", "c": ":{}:"}
     lines = ["| " + " | ".join(_cell(c) for c in shown.columns) + " |",
-             "|" + "|".join(rule[a] for a in align) + "|"]
+             "|" + "|".join(rule[a].format("-" * w) for a, w in zip(align, widths, strict=True)) + "|"]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     PUBLISHED.append((label, caption, df.copy()))
     return "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"
@@ -171,31 +202,40 @@ def md_figure(path: Path, caption: str, label: str, width: str = "90%") -> str:
 PUBLISHED: list[tuple[str, str, pd.DataFrame]] = []
 """Every table md_table printed in this process, as (label, caption, table), for the workbook."""
 
-NOTES = ("“—”表示无数据或按披露控制规则不予发布；设有“备注”列的表格中，不予发布的单元格在该行“备注”列注明原因。",
-         "概率以文字形式给出（如“<1%”“37%”“>99%”），不四舍五入为0或100%，因此这些单元格是文本而非数值。")
-"""Lines of the workbook's 说明 sheet after the title and the notice."""
+NOTES = {
+    "zh": ("“—”表示无数据或按披露控制规则不予发布；设有“备注”列的表格中，不予发布的单元格在该行“备注”列注明原因。",
+           "概率以文字形式给出（如“<1%”“37%”“>99%”），不四舍五入为0或100%，因此这些单元格是文本而非数值。"),
+    "en": ("\"—\" marks a missing value or one withheld by the disclosure rules; tables with a Note column give the "
+           "reason on the row of each withheld cell.",
+           "Probabilities are written as text (\"<1%\", \"37%\", \">99%\"), never rounded to 0 or 100%, so these "
+           "cells are text, not numbers."),
+}
+"""Lines of the workbook's notes sheet after the title and the notice, per language."""
+SHEET_WORDS = {"zh": {"notes": "说明", "sheet": "工作表", "title": "标题", "label": "标签", "table": "表{}"},
+               "en": {"notes": "Notes", "sheet": "Sheet", "title": "Title", "label": "Label", "table": "Table {}"}}
 
 _SHEET_BAD = str.maketrans({c: " " for c in "[]:*?/\\"})
 
 
 def write_workbook(path: Path, title: str, notice: str | None,
-                   tables: list[tuple[str, str, pd.DataFrame]] | None = None) -> Path:
-    """An Excel workbook with every published table, one sheet each, and a contents sheet first."""
+                   tables: list[tuple[str, str, pd.DataFrame]] | None = None, lang: str = "zh") -> Path:
+    """An Excel workbook with every published table, one sheet each, and a contents sheet first (in `lang`)."""
+    words, notes = SHEET_WORDS[lang], NOTES[lang]
     tables = PUBLISHED if tables is None else tables
     if not tables:
         raise ValueError("no tables to write")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    contents = pd.DataFrame({"工作表": [f"表{i}" for i in range(1, len(tables) + 1)],
-                             "标题": [caption for _, caption, _ in tables],
-                             "标签": [label for label, _, _ in tables]})
+    contents = pd.DataFrame({words["sheet"]: [words["table"].format(i) for i in range(1, len(tables) + 1)],
+                             words["title"]: [caption for _, caption, _ in tables],
+                             words["label"]: [label for label, _, _ in tables]})
     tmp = path.with_suffix(".tmp.xlsx")
     with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-        head = pd.DataFrame({"说明": [title, notice or "", *NOTES]})
-        head.to_excel(xl, sheet_name="说明", index=False)
-        contents.to_excel(xl, sheet_name="说明", index=False, startrow=len(NOTES) + 4)
+        head = pd.DataFrame({words["notes"]: [title, notice or "", *notes]})
+        head.to_excel(xl, sheet_name=words["notes"], index=False)
+        contents.to_excel(xl, sheet_name=words["notes"], index=False, startrow=len(notes) + 4)
         for i, (_, caption, table) in enumerate(tables, 1):
-            name = f"表{i} {caption}".translate(_SHEET_BAD)[:31]
+            name = f"{words['table'].format(i)} {caption}".translate(_SHEET_BAD)[:31]
             table.to_excel(xl, sheet_name=name, index=False)
             sheet = xl.sheets[name]
             for col in sheet.columns:
@@ -239,7 +279,6 @@ def pin_timestamps(path: Path) -> None:
 
 def number_crossrefs(markdown: str, lang: str = "zh") -> str:
     """Quarto-style @fig-/@tbl-/@sec- references as numbered links (for HTML, where Typst does not number)."""
-    import re
 
     numbers: dict[str, str] = {}
     titles: dict[str, str] = {}  # unnumbered sections are referred to by their title

@@ -16,88 +16,49 @@ from typing import Any
 import pandas as pd
 
 from .report_format import interval, pct, prob
+from .settings import DEFAULT_GROUP_FAR_BEHIND, DEFAULT_P_LIKELY_BELOW, DEFAULT_P_TARGET_SECURED
+from .vocabulary import TERMS, capitalise, check_lang, join, name, term
 
-P_LIKELY_BELOW = 0.9    # a division at or above this P(below target) is "very likely below target"
-P_TARGET_SECURED = 0.9  # below this P(target) the target counts as not secured
-GROUP_FAR_BEHIND = 0.5  # a key group below this fraction of the city share is "far behind"
+# defaults of the rules' thresholds (the report passes the plan's `report:` values)
+P_LIKELY_BELOW = DEFAULT_P_LIKELY_BELOW
+P_TARGET_SECURED = DEFAULT_P_TARGET_SECURED
+GROUP_FAR_BEHIND = DEFAULT_GROUP_FAR_BEHIND
 
 
 def tr(lang: str, zh: str, en: str) -> str:
     """The one language switch of the report: Chinese unless lang is 'en'."""
-    if lang not in ("zh", "en"):
-        raise ValueError(f"lang must be 'zh' or 'en', not {lang!r}")
+    check_lang(lang)
     return zh if lang == "zh" else en
-
-
-_t = tr
-
-VERDICTS = {
-    # inequality change (county_gaps.json)
-    "improved": ("明显缩小", "narrowed clearly"),
-    "worsened": ("明显扩大", "widened clearly"),
-    "no_clear_change": ("无明显变化", "no clear change"),
-    # gap trends of groups (trajectory.json)
-    "closing": ("差距缩小", "gap closing"),
-    "widening": ("差距扩大", "gap widening"),
-    "insufficient_years": ("年份不足", "too few years"),
-}
-
-UNITS = {"divisions": ("县（市、区）", "divisions"), "urban_rural": ("城乡", "urban/rural"),
-         "sex": ("性别", "sex"), "age_group": ("年龄组", "age groups"),
-         "education": ("文化程度", "education"), "occupation": ("职业", "occupation")}
-
-FACTORS_EN = {"education": "education", "age_group": "age structure", "urban_rural": "urban share",
-              "joint": "the joint distribution of the factors"}
-
-MODELS_EN = {"logit_linear": "precision-weighted logit-linear trend",
-             "linear_pp": "precision-weighted linear trend in points",
-             "national_gap": "tracking the national curve"}
-
-LABELS: dict[str, dict[str, tuple[str, str]]] = {
-    "margin": {"division_urban": ("县（市、区）×城乡", "division x urban/rural"), "sex_age": ("性别×年龄", "sex x age"),
-               "education": ("文化程度", "education")},
-    "weighting": {"rake": ("迭代比例调整（raking）", "raking"), "poststratify": ("事后分层", "post-stratification")},
-    "rule_handling": {"same_rule": ("只用与最新年份评分规则相同的年份拟合", "fitted to the years scored with the latest rule"),
-                      "indicator": ("全部年份参与拟合，以指示变量吸收评分规则变化", "all years fitted, with an indicator "
-                                    "for the change of scoring rule")},
-    "model": {"logit_linear": ("logit线性趋势", MODELS_EN["logit_linear"]),
-              "linear_pp": ("百分点线性趋势", MODELS_EN["linear_pp"]),
-              "national_gap": ("跟随全国曲线", MODELS_EN["national_gap"])},
-}
-
-
-def label(kind: str, code: str, lang: str = "zh") -> str:
-    """Words for a code saved in the results (margins, weighting method, rule handling, model)."""
-    zh, en = LABELS.get(kind, {}).get(code, (code, code.replace("_", " ")))
-    return tr(lang, zh, en)
 
 
 COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 COMPARE_SIGN = {">": "＞", ">=": "≥", "<": "＜", "<=": "≤"}
 COMPARE_SIGN_EN = {">": ">", ">=": "≥", "<": "<", "<=": "≤"}
-UNITS_EN = {"人/年": "people a year", "人": "people", "个": "", "座": "", "所": "", "场": "events", "次": "times"}
-"""English words for the plan's count units; an unlisted non-ASCII unit is left out of English sentences."""
+
+# An imbalance verdict as the predicate of an English clause ("differences between divisions have widened clearly").
+_VERDICT_CLAUSE_EN = {"improved": "have narrowed clearly", "worsened": "have widened clearly",
+                      "no_clear_change": "show no clear change"}
 
 
 def verdict_word(code: str, lang: str = "zh") -> str:
     """A verdict code as words ('worsened' -> '明显扩大' / 'widened clearly')."""
-    if code not in VERDICTS:
-        raise KeyError(f"unknown verdict code {code!r}; known: {sorted(VERDICTS)}")
-    zh, en = VERDICTS[code]
-    return tr(lang, zh, en)
-
-
-def _unit_word(key: str, lang: str) -> str:
-    zh, en = UNITS.get(key, (key, key.replace("_", " ")))
-    return tr(lang, zh, en)
+    if code not in TERMS["verdict"]:
+        raise KeyError(f"unknown verdict code {code!r}; known: {sorted(TERMS['verdict'])}")
+    return term("verdict", code, lang)
 
 
 def _list(names: Iterable[str], lang: str) -> str:
-    return ("、" if lang == "zh" else ", ").join(names)
+    return join(names, lang)
 
 
 def _name(item: dict[str, Any], lang: str) -> str:
-    return item.get("name_en") or item["name_zh"] if lang == "en" else item["name_zh"]
+    return name(item, lang)
+
+
+def number_en(n: int) -> str:
+    """Small counts in words, as English writes them at the start of a sentence ('six'); others as digits."""
+    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    return words[n] if 0 <= n < len(words) else str(n)
 
 
 def _pp(value: float) -> str:
@@ -140,7 +101,7 @@ def headline(traj: dict[str, Any], city_name: str, lang: str = "zh") -> str:
     if base_est is not None:
         ref_zh, ref_en = f"{by}年调查估计 {pct(base_est)}", f"the {by} survey estimate of {pct(base_est)}"
         note_zh = f"（规划基线 {pct(published)}）"
-        note_en = f" (the plan's published baseline: {pct(published)})"
+        note_en = f" (the plan's published baseline is {pct(published)})"
     else:
         ref_zh, ref_en = f"{by}年规划基线 {pct(published)}", f"the plan's {by} baseline of {pct(published)}"
         note_zh = note_en = ""
@@ -161,7 +122,7 @@ def headline(traj: dict[str, Any], city_name: str, lang: str = "zh") -> str:
         zh += (f"按规划隐含路径，{y}年应达到 {pct(implied)}，点估计{side_zh}该值 {_pp(gap)} 个百分点，"
                f"{interval_clause(lo, hi, implied, 'zh')}（{ty}年目标为超过 {pct(target)}）。")
         en += (f"the plan's implied path calls for {pct(implied)} in {y}; the point estimate is {_pp(gap)} points "
-               f"{side_en} it, {interval_clause(lo, hi, implied, 'en')} (target for {ty}: above {pct(target)}).")
+               f"{side_en} it, {interval_clause(lo, hi, implied, 'en')} (the {ty} target is above {pct(target)}).")
     elif y < ty:
         zh += f"距{ty}年目标（超过 {pct(target)}）还差 {_pp(round(target, 1) - round(est, 1))} 个百分点。"
         en += f"{_pp(round(target, 1) - round(est, 1))} points short of the {ty} target of above {pct(target)}."
@@ -174,13 +135,12 @@ def headline(traj: dict[str, Any], city_name: str, lang: str = "zh") -> str:
 
 def target_sentence(traj: dict[str, Any], lang: str = "zh") -> str:
     """P(target) and the forecast, saying which basis the probability has."""
-    p = traj["p_exceeds_target"]
+    p = (traj.get("headline") or traj)["p_exceeds_target"]  # the one headline probability
     ty = traj["target_year"]
     lo, hi = traj["forecast_interval"]
     reached = traj.get("year_target_reached")
     observed = traj.get("target_year_observed", traj["latest_year"] >= ty)
-    model_zh = traj["model_chosen_label_zh"]
-    model_en = MODELS_EN.get(traj["model_chosen"], traj["model_chosen"].replace("_", " "))
+    model_zh, model_en = (term("model_short", traj["model_chosen"], lg) for lg in ("zh", "en"))
     if observed:
         zh = (f"以{ty}年调查的直接估计计算，真实比例超过 {pct(traj['target'])} 的概率为 {prob(p)}；"
               f"趋势模型（{model_zh}）给出的{ty}年拟合值为 {pct(traj['forecast'])}（{interval(lo, hi)}）。")
@@ -202,11 +162,22 @@ def target_sentence(traj: dict[str, Any], lang: str = "zh") -> str:
 
 
 def imbalance_summary(imbalance: dict[str, Any], lang: str = "zh") -> str:
-    """'县（市、区）差异明显扩大；城乡差异无明显变化…' from county_gaps.json imbalance_improved.by."""
+    """The verdicts of county_gaps.json imbalance_improved.by as words.
+
+    Chinese: '县（市、区）差异明显扩大；城乡差异无明显变化'. English groups the units by
+    verdict: 'differences between divisions have widened clearly; those between
+    urban and rural areas and between men and women show no clear change'.
+    """
     by = imbalance.get("by") or {}
     if lang == "zh":
-        return "；".join(f"{_unit_word(k, lang)}差异{verdict_word(v, lang)}" for k, v in by.items())
-    return "; ".join(f"{_unit_word(k, lang)}: {verdict_word(v, lang)}" for k, v in by.items())
+        return "；".join(f"{term('unit', k, lang, default=k)}差异{verdict_word(v, lang)}" for k, v in by.items())
+    units_by_verdict: dict[str, list[str]] = {}
+    for unit, verdict in by.items():
+        verdict_word(verdict, lang)
+        units_by_verdict.setdefault(verdict, []).append(term("unit", unit, lang, default=unit.replace("_", " ")))
+    clauses = [f"{'differences' if i == 0 else 'those'} {join((f'between {u}' for u in units), lang)} "
+               f"{_VERDICT_CLAUSE_EN[v]}" for i, (v, units) in enumerate(units_by_verdict.items())]
+    return "; ".join(clauses)
 
 
 def likely_below(county: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
@@ -246,7 +217,7 @@ def division_sentence(county: dict[str, Any], lang: str = "zh", n_largest: int =
     imb = imbalance_summary(county.get("imbalance_improved") or {}, lang)
     since_zh = f"与{first}年相比" if first else "与规划期初相比"
     since_en = f"Since {first}" if first else "Since the start of the plan"
-    tail = tr(lang, f"{since_zh}，{imb}。" if imb else "", f" {since_en}: {imb}." if imb else "")
+    tail = tr(lang, f"{since_zh}，{imb}。" if imb else "", f" {since_en}, {imb}." if imb else "")
     if not below:
         return tr(lang, f"{ys}所有县（市、区）的模型估计均达到目标（{pct(target)}）。",
                   f"{ys[:1].upper()}{ys[1:]}every division's model estimate reaches the target ({pct(target)}).") + tail
@@ -256,9 +227,11 @@ def division_sentence(county: dict[str, Any], lang: str = "zh", n_largest: int =
         lang,
         f"{ys}{len(below)}个县（市、区）的小区域估计低于{'该目标' if ys else f'目标 {pct(target)}'}，"
         f"其中{len(likely)}个低于目标的概率在 {p_likely_below:.0%} 及以上；差距最大的是{_list(names, lang)}。",
-        f"{ys[:1].upper()}{ys[1:]}{len(below)} divisions are below "
+        f"{ys[:1].upper()}{ys[1:]}{len(below) if ys else capitalise(number_en(len(below)))} "
+        f"{'division is' if len(below) == 1 else 'divisions are'} below "
         f"{'it' if ys else f'the target of {pct(target)}'} on the small-area estimates, "
-        f"{len(likely)} of them with a probability of {p_likely_below:.0%} or more; the largest gaps are in "
+        f"{'all' if likely and len(likely) == len(below) else len(likely)} of them with a probability of "
+        f"{p_likely_below:.0%} or more. The largest gaps are in "
         f"{_list(names, lang)}.",
     ) + tail
 
@@ -271,17 +244,21 @@ def group_sentence(estimates: pd.DataFrame, year: int, key_groups: list[dict[str
         if row.empty or bool(row.iloc[0]["suppressed"]):
             hidden.append(_name(g, lang))
         else:
-            shown.append(f"{_name(g, lang)} {pct(row.iloc[0]['estimate'])}")
+            shown.append(f"{_name(g, lang)} {pct(row.iloc[0]['estimate'])}" if lang == "zh"
+                         else f"{_name(g, lang)} ({pct(row.iloc[0]['estimate'])})")
     text = tr(lang, f"{year}年重点人群中，{_list(shown, lang)}。" if shown else "",
-              f"Key groups in {year}: {_list(shown, lang)}." if shown else "")
+              f"In {year} the shares of the key groups were: {_list(shown, lang)}." if shown else "")
     if hidden:
+        verb = "is" if len(hidden) == 1 else "are"
         text += tr(lang, f"{_list(hidden, lang)}样本量不足或估计不稳定，按披露控制规则不予发布。",
-                   f"{' ' if text else ''}Not published (too few respondents or too unstable): {_list(hidden, lang)}.")
+                   f"{' ' if text else ''}The estimate for {_list(hidden, lang)} {verb} not published "
+                   f"(too few respondents or too unstable).")
     return text
 
 
 def _unit_en(unit: str) -> str:
-    return UNITS_EN[unit] if unit in UNITS_EN else (unit if unit.isascii() else "")
+    """English words for the plan's count unit; an unlisted non-ASCII unit is left out of English sentences."""
+    return term("unit_of_count", unit, "en", default=unit if unit.isascii() else "")
 
 
 def _value(v: float, unit: str, lang: str = "zh") -> str:
@@ -316,18 +293,27 @@ def indicator_detail(indicator: dict[str, Any], report_year: int | None = None, 
         missed = years_missed(i, report_year)
         if missed:
             years = _list([f"{y}年{_value(vals[str(y)], unit)}" if lang == "zh"
-                           else f"{y}: {_value(vals[str(y)], unit, lang)}" for y in missed], lang)
+                           else f"{y} ({_value(vals[str(y)], unit, lang)})" for y in missed], lang)
             return tr(lang, f"{name}（目标每年{goal}；{years}未达到）",
-                      f"{name} (target {goal} every year; missed in {years})")
+                      f"{name} (target {goal}{_every_year_en(unit)}; missed in {years})")
         if i.get("years_missed"):
             return tr(lang, f"{name}（目标每年{goal}；{i['years_missed']}个年度未达到）",
-                      f"{name} (target {goal} every year; missed in {i['years_missed']} years)")
+                      f"{name} (target {goal}{_every_year_en(unit)}; missed in {i['years_missed']} years)")
     if i.get("value") is None:
         return tr(lang, f"{name}（目标{goal}；无数据）", f"{name} (target {goal}; no data)")
     vy = i.get("value_year")
-    at_zh, at_en = (f"{vy}年", f"{vy}: ") if vy else ("", "")
+    at_zh, at_en = (f"{vy}年", f" in {vy}") if vy else ("", "")
     return tr(lang, f"{name}（{at_zh}{_value(i['value'], unit)}，目标{goal}）",
-              f"{name} ({at_en}{_value(i['value'], unit, lang)}, target {goal})")
+              f"{name} ({_value(i['value'], unit, lang)}{at_en}; target {goal})")
+
+
+def _every_year_en(unit: str) -> str:
+    return "" if _unit_en(unit).endswith(" a year") else " every year"
+
+
+def _since_en(county: dict[str, Any]) -> str:
+    first = (county.get("inequality") or {}).get("first_year")
+    return f"since {first}" if first else "since the start of the plan"
 
 
 def _status_counts(indicators: list[dict[str, Any]]) -> dict[str, int]:
@@ -346,26 +332,29 @@ def progress_sentence(progress: dict[str, Any], lang: str = "zh") -> str:
     zh = (f"方案附件 {progress['measures_total']} 项具体措施中，截至{ry}年底已完成 "
           f"{progress['measures_completed']} 项（{pct(progress['completed_share'])}），逾期未完成 "
           f"{progress['overdue_count']} 项。")
-    en = (f"Of the annex's {progress['measures_total']} measures, {progress['measures_completed']} "
-          f"({pct(progress['completed_share'])}) were completed by the end of {ry}; "
-          f"{progress['overdue_count']} are overdue.")
+    n_over = progress["overdue_count"]
+    en = (f"Of the {progress['measures_total']} measures in the plan's annex, {progress['measures_completed']} "
+          f"({pct(progress['completed_share'])}) were completed by the end of {ry} and {n_over} "
+          f"{'is' if n_over == 1 else 'are'} overdue.")
     if not ind:
         return tr(lang, zh, en)
     parts_zh, parts_en = [], []
     if c["met"]:
         parts_zh.append(f"达标 {c['met']} 项")
-        parts_en.append(f"{c['met']} met")
+        parts_en.append(f"{c['met']} met the target")
     if c["missed"]:
         parts_zh.append(f"未达标 {c['missed']} 项：{'；'.join(missed)}")
-        parts_en.append(f"{c['missed']} missed ({'; '.join(missed)})")
+        parts_en.append(f"{c['missed']} missed it")
     if c["not_due"]:
         parts_zh.append(f"尚未到考核年份 {c['not_due']} 项")
-        parts_en.append(f"{c['not_due']} not yet due")
+        parts_en.append(f"{c['not_due']} {'is' if c['not_due'] == 1 else 'are'} not yet due")
     if c["no_data"]:
         parts_zh.append(f"暂无数据 {c['no_data']} 项")
-        parts_en.append(f"{c['no_data']} without data")
+        parts_en.append(f"{c['no_data']} {'has' if c['no_data'] == 1 else 'have'} no data")
     zh += f"{len(ind)} 项量化指标中，" + "；".join(parts_zh) + "。"
-    en += f" Of {len(ind)} numeric indicators, " + "; ".join(parts_en) + "."
+    en += f" Of the {len(ind)} numeric indicators, " + join(parts_en, "en") + "."
+    if missed:
+        en += f" The {'indicator' if len(missed) == 1 else 'indicators'} missed: " + "; ".join(missed) + "."
     return tr(lang, zh, en)
 
 
@@ -374,19 +363,20 @@ def decomposition_sentence(dec: dict[str, Any], lang: str = "zh") -> str:
     if "total_change_pp" not in dec:
         return tr(lang, f"变化分解未能计算：{dec.get('error', '无结果')}。",
                   "The decomposition of the change could not be computed.")
-    labels = dec.get("factor_labels_zh") or {}
     fixed = [f for f in dec.get("factors_fixed_by_weighting", [])
              if abs((dec.get("margin_shift") or {}).get(f, 0.0)) < 1e-9]
     zh = (f"{dec['start_year']}—{dec['end_year']}年全市比例变化 {dec['total_change_pp']:.2f} 个百分点，"
           f"其中人口构成变化贡献 {dec['composition_pp']:.2f} 个百分点，组内提高贡献 {dec['within_pp']:.2f} 个百分点"
-          f"（方法：{dec.get('method_zh', dec.get('method', ''))}）。")
+          f"（方法：{term('decomposition_method', dec.get('method'), 'zh', default=dec.get('method_zh', '—'))}）。")
     en = (f"From {dec['start_year']} to {dec['end_year']} the city share changed by {dec['total_change_pp']:.2f} "
-          f"points: {dec['composition_pp']:.2f} from composition and {dec['within_pp']:.2f} within groups.")
+          f"points, {dec['composition_pp']:.2f} of them from the changing make-up of the population and "
+          f"{dec['within_pp']:.2f} from gains within groups.")
     if fixed:
-        zh += (f"由于各年加权使用同一套人口边际，{'、'.join(labels.get(f, f) for f in fixed)}的边际分布各年相同，"
-               f"构成部分只反映{labels.get('joint', '各因素的联合分布')}的变化，不应解读为这些因素本身变化的贡献。")
-        en += (f" Every year is weighted to the same census margins, so {', '.join(FACTORS_EN.get(f, f) for f in fixed)} "
-               f"do not change between years: the composition part reflects only {FACTORS_EN['joint']}, not a shift "
+        factors = {lg: join((term("factor", f, lg, default=f) for f in fixed), lg) for lg in ("zh", "en")}
+        zh += (f"由于各年加权使用同一套人口边际，{factors['zh']}的边际分布各年相同，"
+               f"构成部分只反映{term('factor', 'joint', 'zh')}的变化，不应解读为这些因素本身变化的贡献。")
+        en += (f" Every year is weighted to the same census margins, so {factors['en']} do not change between "
+               f"years. The composition part therefore reflects only {term('factor', 'joint', 'en')}, not a shift "
                f"in these factors themselves.")
     return tr(lang, zh, en)
 
@@ -410,11 +400,11 @@ def packages_sentence(manifests: list[dict[str, Any]], lang: str = "zh") -> str:
     same = {p: next(iter(v)) for p, v in versions.items() if len(v) == 1}
     differ = {p: v for p, v in versions.items() if len(v) > 1}
     zh = "主要软件版本：" + "，".join(f"{p} {v}" for p, v in same.items())
-    en = "Packages: " + ", ".join(f"{p} {v}" for p, v in same.items())
+    en = "The stages ran with " + join((f"{p} {v}" for p, v in same.items()), "en")
     if differ:
         zh += ("。各阶段所用版本不一致的有：" + "；".join(
             f"{p} " + " / ".join(f"{v}（{'、'.join(w)}）" for v, w in vs.items()) for p, vs in differ.items()))
-        en += (". Versions differ between stages for: " + "; ".join(
+        en += (". Versions differ between stages for " + "; ".join(
             f"{p} " + " / ".join(f"{v} ({', '.join(w)})" for v, w in vs.items()) for p, vs in differ.items()))
     else:
         zh += f"（{len(manifests)} 份阶段清单一致）"
@@ -463,17 +453,23 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
 
     Which divisions are very likely below target is stage 04's call (county_gaps.json).
     """
+    return [*_target_findings(traj, lang, p_target_secured), *_division_findings(county, lang),
+            *_group_findings(traj["latest_year"], estimates, key_groups, lang, group_far_behind),
+            *_progress_findings(progress, lang)]
+
+
+def _target_findings(traj: dict[str, Any], lang: str, p_target_secured: float) -> list[Finding]:
     out: list[Finding] = []
     year, target, ty = traj["latest_year"], traj["target"], traj["target_year"]
-    p = traj["p_exceeds_target"]
+    p = (traj.get("headline") or traj)["p_exceeds_target"]  # the one headline probability
     observed = traj.get("target_year_observed", year >= ty)
     if p < p_target_secured:
         if observed:
             out.append(Finding(
                 "target_not_secured",
                 tr(lang, f"按{ty}年调查的直接估计，全市比例超过 {pct(target)} 的概率为 {prob(p)}，目标达成尚不能确认。",
-                   f"From the {ty} survey, the probability that the city exceeds {pct(target)} is {prob(p)}: "
-                   f"the target is not secured."),
+                   f"The {ty} survey puts the probability that the city's share exceeds {pct(target)} at "
+                   f"{prob(p)}, so the target is not secured."),
                 tr(lang, "在总结通报中如实说明目标达成的不确定性，并将剩余差距纳入下一周期目标设定与年度监测。",
                    "State the uncertainty about the target in the summary and carry the remaining gap into the "
                    "next period's targets and yearly monitoring.")))
@@ -481,18 +477,25 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
             out.append(Finding(
                 "target_not_secured",
                 tr(lang, f"按当前趋势，{ty}年全市比例超过 {pct(target)} 的概率为 {prob(p)}，如期达标没有把握。",
-                   f"On the current trend, the probability that the city exceeds {pct(target)} in {ty} is {prob(p)}."),
+                   f"On the current trend, the probability that the city's share exceeds {pct(target)} in {ty} is "
+                   f"{prob(p)}, so reaching the target on time is not assured."),
                 tr(lang, "在剩余年份加快落实滞后的措施，并在下一次监测中检查是否回到规划隐含路径。",
                    "Speed up the lagging measures in the remaining years and check at the next survey whether the "
                    "city is back on the implied path.")))
+    return out
+
+
+def _division_findings(county: dict[str, Any], lang: str) -> list[Finding]:
+    out: list[Finding] = []
     _, likely = likely_below(county)
     if likely:
         names = [tr(lang, f"{_name(d, lang)}（{pct(d['benchmarked'])}，低于目标概率 {prob(d['p_below_target'])}）",
-                    f"{_name(d, lang)} ({pct(d['benchmarked'])}, P(below) {prob(d['p_below_target'])})") for d in likely]
+                    f"{_name(d, lang)} ({pct(d['benchmarked'])}, below with probability "
+                    f"{prob(d['p_below_target'])})") for d in likely]
         out.append(Finding(
             "divisions_behind",
             tr(lang, f"{yardstick(county, lang)}{_list(names, lang)}很可能低于目标。",
-               f"{_list(names, lang)} are very likely below target"
+               f"{capitalise(_list(names, lang))} {'is' if len(names) == 1 else 'are'} very likely below the target"
                + (f" ({yardstick(county, lang).rstrip(', ')})." if yardstick(county, lang) else ".")),
             tr(lang, "对上述县（市、区）优先安排科普基础设施、流动科技馆和农村科普资源，并在下一轮调查中适当增加样本。",
                "Give these divisions priority for science-popularisation facilities and rural resources, and "
@@ -502,10 +505,17 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
         out.append(Finding(
             "imbalance_not_improved",
             tr(lang, f"规划要求各县（市、区）、各人群发展不均衡明显改善，但{imbalance_summary(imb, lang)}。",
-               f"The plan asks for clearly smaller imbalances, but: {imbalance_summary(imb, lang)}."),
+               f"The plan calls for clearly smaller imbalances between divisions and groups, but "
+               f"{_since_en(county)} {imbalance_summary(imb, lang)}."),
             tr(lang, "把缩小区县和人群差距作为下一阶段的考核指标，资源向低水平地区和人群倾斜。",
                "Make the gaps between divisions and groups an assessed indicator and direct resources to the "
                "lowest.")))
+    return out
+
+
+def _group_findings(year: int, estimates: pd.DataFrame, key_groups: list[dict[str, Any]], lang: str,
+                    group_far_behind: float) -> list[Finding]:
+    out: list[Finding] = []
     city = estimates[(estimates.year == year) & (estimates.domain == "city") & (estimates.indicator == "literate")]
     city_est = float(city.iloc[0]["estimate"]) if len(city) else None
     kg = estimates[(estimates.year == year) & (estimates.domain == "key_group") & (estimates.indicator == "literate")]
@@ -519,7 +529,8 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
             out.append(Finding(
                 "groups_far_behind",
                 tr(lang, f"{_list(groups, lang)}低于全市水平（{pct(city_est)}）的 {group_far_behind:.0%}。",
-                   f"{_list(groups, lang)} are below {group_far_behind:.0%} of the city level ({pct(city_est)})."),
+                   f"{capitalise(_list(groups, lang))} {'is' if len(groups) == 1 else 'are'} below "
+                   f"{group_far_behind:.0%} of the city level ({pct(city_est)})."),
                 tr(lang, "相关提升行动的牵头单位针对这些人群制定专项措施，并报告覆盖人数与效果。",
                    "Lead units of the matching actions should set specific measures and report reach and effect.")))
     hidden = kg[suppressed]
@@ -527,21 +538,33 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
         groups = [names_of.get(r.level, r.level) for r in hidden.itertuples()]
         out.append(Finding(
             "groups_unmeasured",
-            tr(lang, f"{_list(groups, lang)}样本量不足，无法单独评估。", f"{_list(groups, lang)} cannot be assessed."),
+            tr(lang, f"{_list(groups, lang)}样本量不足，无法单独评估。",
+               f"{capitalise(_list(groups, lang))} cannot be assessed separately because the sample is too small."),
             tr(lang, "下一轮调查对这些人群增补样本，使其估计达到发布标准。",
                "Boost these groups' samples in the next survey so that their estimates can be published.")))
+    return out
+
+
+def _progress_findings(progress: dict[str, Any], lang: str) -> list[Finding]:
+    out: list[Finding] = []
     if progress["overdue_count"]:
         out.append(Finding(
             "overdue_measures",
-            tr(lang, f"{progress['overdue_count']} 项措施逾期未完成。", f"{progress['overdue_count']} measures are overdue."),
+            tr(lang, f"{progress['overdue_count']} 项措施逾期未完成。",
+               f"{capitalise(number_en(progress['overdue_count']))} "
+               f"{'measure is' if progress['overdue_count'] == 1 else 'measures are'} overdue."),
             tr(lang, "由市科普工作联席会议办公室督办逾期措施，牵头单位说明原因和完成时限。",
-               "The joint-meeting office should follow up overdue measures; lead units state causes and dates.")))
+               "The office of the joint meeting on science popularisation should follow up the overdue measures, "
+               "and their lead units should state the reasons and a date for completion.")))
     missed = [indicator_detail(i, progress["report_year"], lang) for i in progress["indicators"]
               if i["status"] == "missed"]
     if missed:
         out.append(Finding(
             "indicators_missed",
-            tr(lang, f"未达标指标：{'；'.join(missed)}。", f"Indicators missed: {'; '.join(missed)}."),
+            tr(lang, f"未达标指标：{'；'.join(missed)}。",
+               f"{capitalise(number_en(len(missed)))} {'indicator' if len(missed) == 1 else 'indicators'} missed "
+               f"the target: "
+               f"{'; '.join(missed)}."),
             tr(lang, "对未达标指标逐项制定补齐计划，纳入下一年度工作计划。",
                "Set a catch-up plan for each missed indicator in next year's work plan.")))
     problems = progress.get("problems") or {}
@@ -550,40 +573,7 @@ def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict
         out.append(Finding(
             "returns_with_errors",
             tr(lang, f"{len(files)} 份进展报表共有 {problems['errors']} 处填报错误。",
-               f"{len(files)} progress returns have {problems['errors']} errors."),
+               f"{capitalise(number_en(len(files)))} progress {'return has' if len(files) == 1 else 'returns have'} "
+               f"{problems['errors']} {'error' if problems['errors'] == 1 else 'errors'}."),
             tr(lang, "相关单位按单元格问题清单更正后重新报送。", "The units should correct the listed cells and resubmit.")))
-    return out
-
-
-GAP_COLUMNS = ("差距变化", "差距年均变化（百分点）")
-
-
-def show_shared_gaps_once(table: pd.DataFrame, traj: dict[str, Any]) -> pd.DataFrame:
-    """The group-trends table (trajectory_stage.groups_table_zh) with a gap between two of its rows shown once.
-
-    A gap between two levels of one block (城镇-乡村) is the same number on both
-    rows; it is kept on the first row, named there, and blanked on the other.
-    """
-    missing = [c for c in ("人群", "说明", *GAP_COLUMNS) if c not in table.columns]
-    if missing:
-        raise KeyError(f"group-trends table has no column(s) {missing}; columns: {list(table.columns)}")
-    rows = [(block, lev) for block in traj["groups"].values() for lev in block["levels"]]
-    if len(rows) != len(table):
-        raise ValueError(f"group-trends table has {len(table)} rows for {len(rows)} groups in trajectory.json")
-    out = table.astype({c: object for c in (*GAP_COLUMNS, "说明")})
-    position = {(id(b), lev): i for i, (b, lev) in enumerate(rows)}
-    for block in traj["groups"].values():
-        for key in block.get("gaps", {}):
-            a, _, b = key.partition("-")
-            if a not in block["levels"] or b not in block["levels"]:
-                continue  # a gap to the city: one row only
-            first, second = sorted((position[(id(block), a)], position[(id(block), b)]))
-            label_a, label_b = block["levels"][a].get("label_zh", a), block["levels"][b].get("label_zh", b)
-            other = out.iloc[first]["人群"]
-            out.iloc[first, out.columns.get_loc("说明")] = "；".join(
-                x for x in (out.iloc[first]["说明"], f"差距为{label_a}减{label_b}") if x)
-            for c in GAP_COLUMNS:
-                out.iloc[second, out.columns.get_loc(c)] = ""
-            out.iloc[second, out.columns.get_loc("说明")] = "；".join(
-                x for x in (out.iloc[second]["说明"], f"与{other}行为同一差距") if x)
     return out

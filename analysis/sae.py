@@ -1,14 +1,18 @@
 """Fay–Herriot area-level model: REML fit, EBLUP, Prasad–Rao MSE, benchmarking.
 
-The fit follows R's sae package (eblupFH / mseFH, method "REML"): Fisher scoring
-for the random-effect variance started at the median sampling variance, then
-the EBLUP and the Prasad–Rao second-order MSE with the REML bias term
+method="reml" follows R's sae package (eblupFH / mseFH, method "REML"): Fisher
+scoring for the random-effect variance started at the median sampling variance,
+then the EBLUP and the Prasad–Rao second-order MSE with the REML bias term
 (g1 + g2 + 2 g3). tests/fixtures/sae holds sae's published milk example.
+The default, method="adjusted_reml", maximises A x L_R(A) (Li and Lahiri 2010),
+which keeps A above 0 with few areas; the MSE of the benchmarked estimates then
+comes from ``bootstrap_mse``, which refits with the same method.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -33,6 +37,7 @@ class FayHerriotFit:
     iterations: int
     converged: bool
     loglik: float            # log-likelihood at (A, beta), as sae reports it
+    method: str = "reml"     # how A was estimated (REFVAR_METHODS)
 
     @property
     def gamma(self) -> np.ndarray:
@@ -63,6 +68,16 @@ def _check_inputs(y, X, vardir) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return y, X, vardir
 
 
+def _reml_score(y, X, vardir, A: float) -> tuple[float, float]:
+    """(REML score, Fisher information) for the random-effect variance at A."""
+    vi = 1.0 / (A + vardir)
+    xtvi = (vi[:, None] * X).T
+    Q = np.linalg.inv(xtvi @ X)
+    P = np.diag(vi) - xtvi.T @ Q @ xtvi
+    Py = P @ y
+    return -0.5 * np.trace(P) + 0.5 * float(Py @ Py), 0.5 * float(np.sum(P * P.T))
+
+
 def _reml_fisher_scoring(y, X, vardir, precision: float, max_iter: int) -> tuple[float, int, bool, float]:
     """sae's REML Fisher scoring; returns (A, iterations, converged, Fisher information)."""
     A = float(np.median(vardir))
@@ -85,15 +100,57 @@ def _reml_fisher_scoring(y, X, vardir, precision: float, max_iter: int) -> tuple
     return max(A, 0.0), k, converged, info
 
 
-def fit_fay_herriot(y, X, vardir, precision: float = 1e-4, max_iter: int = 100) -> FayHerriotFit:
-    """Fit y_i = x_i'beta + u_i + e_i, u_i ~ N(0, A), e_i ~ N(0, vardir_i) by REML.
+REFVAR_METHODS = ("reml", "adjusted_reml")
+# Default: adjusted REML. With nine areas REML often gives A = 0, and intervals built on
+# it then ignore the area effects (coverage 86% instead of 95% in benchmarks/bench_coverage.py).
+DEFAULT_REFVAR_METHOD = "adjusted_reml"
 
-    X must include the intercept column. precision and max_iter are sae's
-    PRECISION and MAXITER (relative change in A between Fisher steps).
+
+def reml_loglik(y, X, vardir, A: float) -> float:
+    """Restricted log-likelihood of A (up to a constant)."""
+    V = A + vardir
+    XtVX = (X / V[:, None]).T @ X
+    beta = np.linalg.solve(XtVX, (X / V[:, None]).T @ y)
+    r = y - X @ beta
+    return -0.5 * float(np.sum(np.log(V)) + np.linalg.slogdet(XtVX)[1] + np.sum(r**2 / V))
+
+
+def _adjusted_reml(y, X, vardir) -> tuple[float, int, bool, float]:
+    """A maximising the adjusted restricted likelihood A x L_R(A) (Li and Lahiri 2010;
+    Yoshimori and Lahiri 2014): always positive, so few areas do not give A = 0 and
+    intervals that ignore the area effects."""
+    from scipy.optimize import minimize_scalar
+
+    scale = float(np.var(y)) + float(np.median(vardir)) + 1e-12
+    res = minimize_scalar(lambda la: -(reml_loglik(y, X, vardir, np.exp(la)) + la),
+                          bounds=(np.log(scale) - 25.0, np.log(scale) + 5.0), method="bounded",
+                          options={"xatol": 1e-9})
+    A = float(np.exp(res.x))
+    return A, int(res.nfev), bool(res.success), _reml_score(y, X, vardir, A)[1]
+
+
+def fit_fay_herriot(y, X, vardir, precision: float = 1e-4, max_iter: int = 100,
+                    method: str = DEFAULT_REFVAR_METHOD) -> FayHerriotFit:
+    """Fit y_i = x_i'beta + u_i + e_i, u_i ~ N(0, A), e_i ~ N(0, vardir_i).
+
+    method "reml" is sae's REML Fisher scoring (precision and max_iter are sae's
+    PRECISION and MAXITER; the milk fixture checks it against sae); "adjusted_reml"
+    (default) maximises A x L_R(A), positive by construction.
+    X must include the intercept column.
     """
     y, X, vardir = _check_inputs(y, X, vardir)
     m, p = X.shape
-    A, iters, converged, info = _reml_fisher_scoring(y, X, vardir, precision, max_iter)
+    if method not in REFVAR_METHODS:
+        raise SAEError(f"unknown variance-component method {method!r}; use one of {REFVAR_METHODS}")
+    if method == "adjusted_reml":
+        A, iters, converged, info = _adjusted_reml(y, X, vardir)
+    else:
+        A, iters, converged, info = _reml_fisher_scoring(y, X, vardir, precision, max_iter)
+    if not converged and _reml_score(y, X, vardir, 0.0)[0] <= 0:
+        # the REML likelihood falls from A = 0: the estimate is on the boundary (Fisher scoring
+        # then steps below 0 and oscillates; sae truncates at 0 the same way)
+        A, converged = 0.0, True
+        info = _reml_score(y, X, vardir, 0.0)[1]
     if not converged:
         raise SAEError(f"REML did not converge in {max_iter} iterations (A = {A:.6g})")
     vi = 1.0 / (A + vardir)
@@ -109,7 +166,7 @@ def fit_fay_herriot(y, X, vardir, precision: float = 1e-4, max_iter: int = 100) 
     return FayHerriotFit(
         refvar=A, beta=beta, beta_se=np.sqrt(np.diag(Q)), eblup=eblup, mse=mse,
         synthetic=synthetic, shrinkage=vardir * vi, refvar_se=float(np.sqrt(1.0 / info)),
-        iterations=iters, converged=converged, loglik=loglik,
+        iterations=iters, converged=converged, loglik=loglik, method=method,
     )
 
 
@@ -166,3 +223,78 @@ def prob_below(estimate, rmse, threshold: float) -> np.ndarray:
     est = np.asarray(estimate, dtype=float)
     rmse = np.asarray(rmse, dtype=float)
     return stats.norm.cdf((threshold - est) / rmse)
+
+
+# ---------------------------------------------------------------- smoothed sampling variances
+
+def pooled_deff(n, deff) -> float:
+    """Design effect pooled over areas and years: the n-weighted mean of the finite, positive deffs.
+
+    Single-area deffs from a few hundred respondents in 10-20 PSUs are noisy (0.2 to 8 in
+    the demo); their pool is the generalised-variance-function input.
+    """
+    n = np.asarray(n, dtype=float)
+    deff = np.asarray(deff, dtype=float)
+    ok = np.isfinite(deff) & (deff > 0) & np.isfinite(n) & (n > 0)
+    if not ok.any():
+        raise SAEError("no finite positive design effect to pool")
+    return float(np.sum(n[ok] * deff[ok]) / np.sum(n[ok]))
+
+
+def smoothed_vardir(p_pct, n, deff: float) -> np.ndarray:
+    """Sampling variance (percent^2) of a share p from n respondents with design effect deff."""
+    p = np.clip(np.asarray(p_pct, dtype=float) / 100.0, 1e-4, 1 - 1e-4)
+    return 1e4 * deff * p * (1 - p) / np.asarray(n, dtype=float)
+
+
+def fit_smoothed(y, X, n, deff: float, **kw: Any) -> tuple[FayHerriotFit, np.ndarray]:
+    """Fay–Herriot with generalised-variance-function sampling variances.
+
+    The share in each area's variance is not its own direct estimate (which would tie
+    the variance to the sampling error): a first fit uses the regression prediction,
+    the second the first fit's EBLUPs. Returns (fit, vardir used).
+    """
+    y, X, _ = _check_inputs(y, X, np.ones(len(np.asarray(y))))
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    vardir = smoothed_vardir(X @ beta, n, deff)
+    fit = fit_fay_herriot(y, X, vardir, **kw)
+    vardir = smoothed_vardir(fit.eblup, n, deff)
+    return fit_fay_herriot(y, X, vardir, **kw), vardir
+
+
+# ---------------------------------------------------------------- MSE of the benchmarked estimates
+
+def bootstrap_mse(fit: FayHerriotFit, X, vardir, weights, method: str = "ratio", n_boot: int = 400,
+                  rng: np.random.Generator | int | None = 0, refvar_method: str = DEFAULT_REFVAR_METHOD
+                  ) -> dict[str, np.ndarray | float]:
+    """Parametric bootstrap MSE of the benchmarked and the plain EBLUPs (González-Manteiga et al.).
+
+    Each replicate draws true values theta* = X beta + u*, u* ~ N(0, A), and direct
+    estimates y* = theta* + e*, e* ~ N(0, D_i); refits the model, benchmarks its EBLUPs
+    to the weighted mean of y* (the replicate's city direct estimate) and scores both
+    against theta*. Replicates whose REML fit fails are skipped and counted.
+    """
+    rng = np.random.default_rng(rng)
+    X = np.asarray(X, dtype=float)
+    vardir = np.asarray(vardir, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    m = len(vardir)
+    mean = X @ fit.beta
+    se_b, se_e = np.zeros(m), np.zeros(m)
+    done = failed = 0
+    for _ in range(int(n_boot)):
+        theta = mean + rng.normal(0.0, np.sqrt(fit.refvar), m)
+        y = theta + rng.normal(0.0, np.sqrt(vardir))
+        try:
+            f = fit_fay_herriot(y, X, vardir, method=refvar_method)
+            b = benchmark(f.eblup, w, float(np.sum(w * y) / w.sum()), method)
+        except (SAEError, np.linalg.LinAlgError):
+            failed += 1
+            continue
+        se_b += (b - theta) ** 2
+        se_e += (f.eblup - theta) ** 2
+        done += 1
+    if done == 0:
+        raise SAEError("every bootstrap replicate failed to fit")
+    return {"mse_benchmarked": se_b / done, "mse_eblup": se_e / done, "replicates": done,
+            "failed": failed}

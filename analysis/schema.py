@@ -34,8 +34,8 @@ def clean_schema(plan: Plan, items: list[str], config: CleaningConfig | None = N
     """Schema of the clean table for this plan and questionnaire (strict: no other columns)."""
     config = config or CleaningConfig.from_plan(plan)
     d = load_dictionary()
-    points = {str(x["id"]): float(x["points"]) for x in plan.get("scoring.score.dimensions", [])}
-    levels = [str(x["id"]) for x in plan.get("scoring.score.levels", [])]
+    points = {str(x["id"]): float(x["points"]) for x in plan.settings.scoring.score.dimensions}
+    levels = [str(x["id"]) for x in plan.settings.scoring.score.levels]
     cols: dict[str, pa.Column] = {
         "resp_key": pa.Column(None, pa.Check.str_matches(r"^[0-9a-f]{64}$"), unique=True),
         "division_code": _text([pa.Check.isin(list(plan.division_names))]),

@@ -51,7 +51,7 @@ def plan_dimension_points(plan: Any | None) -> dict[str, float]:
     """Dimension id -> points, from plan ``scoring.score.dimensions`` (national split if no plan)."""
     if plan is None:
         return dict(DEFAULT_DIMENSION_POINTS)
-    dims = plan.get("scoring.score.dimensions")
+    dims = plan.settings.scoring.score.dimensions
     if not dims:
         raise ScoringError(f"{plan.path}: scoring.score.dimensions is missing")
     return {str(d["id"]): float(d["points"]) for d in dims}
@@ -184,7 +184,7 @@ def score_items(df: pd.DataFrame, questionnaire: pd.DataFrame) -> pd.DataFrame:
 
 
 def _levels(plan: Any) -> list[tuple[str, float]]:
-    levels = plan.get("scoring.score.levels")
+    levels = plan.settings.scoring.score.levels
     if not levels:
         raise ScoringError(f"{plan.path}: scoring.score.levels is missing")
     return sorted(((str(lv["id"]), float(lv["min"])) for lv in levels), key=lambda t: -t[1])
@@ -192,7 +192,7 @@ def _levels(plan: Any) -> list[tuple[str, float]]:
 
 def three_dim_thresholds(plan: Any) -> dict[str, float]:
     """Dimension -> minimum score to pass it under the three-dimension rule."""
-    shares = plan.get("scoring.three_dimension.pass_share")
+    shares = plan.settings.scoring.three_dimension.pass_share
     if not shares:
         raise ScoringError(f"{plan.path}: scoring.three_dimension.pass_share is missing")
     points = plan_dimension_points(plan)
@@ -211,7 +211,7 @@ def classify(scores: pd.DataFrame, plan: Any, year: int) -> pd.DataFrame:
     levels = _levels(plan)
     conds = [total >= lo - _EPS for _, lo in levels]
     level = np.select(conds, [lid for lid, _ in levels], default=levels[-1][0])
-    literate_min = float(plan.get("scoring.score.literate_min", 70))
+    literate_min = plan.settings.scoring.score.literate_min
     by_score = total >= literate_min - _EPS
     three = np.ones(len(scores), dtype=bool)
     for dim, cut in three_dim_thresholds(plan).items():

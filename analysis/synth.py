@@ -15,23 +15,35 @@ import pandas as pd
 
 from .synth_census import census_margins
 from .synth_survey import (
+    BORDERLINE_RATES,
     DEMO_PATH,
     FAULT_RATES,
     SynthError,
+    build_population,
     generate_survey,
     make_questionnaire,
+    population_truth,
 )
 
 DEFAULT_SEED = 20210601
 
-__all__ = ["DEFAULT_SEED", "DEMO_PATH", "FAULT_RATES", "SynthError", "build_demo", "census_margins",
-           "faults_path", "generate_survey", "make_questionnaire"]
+__all__ = ["BORDERLINE_RATES", "DEFAULT_SEED", "DEMO_PATH", "FAULT_RATES", "SynthError", "build_demo",
+           "build_population", "census_margins", "faults_path", "generate_survey", "make_questionnaire",
+           "population_truth", "truth_path"]
 
 
 def faults_path(survey_path: Path) -> Path:
     """The ground-truth file beside a raw survey file: ``<name>-faults.csv``."""
     survey_path = Path(survey_path)
     return survey_path.with_name(survey_path.stem + "-faults.csv")
+
+
+def truth_path(plan: Any, raw_dir: Path | None = None) -> Path:
+    """The synthetic population's true values: ``<survey dir>/<city>-truth-synthetic.csv``."""
+    survey_dir = Path(plan.raw_survey_path(plan.survey_years[0])).parent
+    if raw_dir is not None:
+        survey_dir = _under(plan, survey_dir, raw_dir)
+    return survey_dir / f"{plan.city}-truth-synthetic.csv"
 
 
 def _under(plan: Any, path: Path, raw_dir: Path) -> Path:
@@ -50,17 +62,23 @@ def build_demo(plan: Any, raw_dir: Path | None = None, seed: int = DEFAULT_SEED,
                years: list[int] | None = None) -> dict[str, list[Path]]:
     """Write the demo inputs under raw_dir (default: the plan's raw dir).
 
-    Returns {"questionnaire": [...], "census": [...], "survey": [...], "faults": [...]}.
+    Returns {"questionnaire": [...], "census": [...], "survey": [...], "faults": [...], "truth": [...]}.
+    The truth file holds the synthetic population's true shares (city, divisions, groups)
+    for every year of the demo path; each survey year is an independent sample from it.
     """
     raw_dir = Path(raw_dir) if raw_dir is not None else Path(plan.raw_dir)
     years = [int(y) for y in (years if years is not None else plan.survey_years)]
     q = make_questionnaire(plan, seed)
     margins = census_margins(plan, raw_dir)
-    written: dict[str, list[Path]] = {"questionnaire": [], "census": [], "survey": [], "faults": []}
+    written: dict[str, list[Path]] = {"questionnaire": [], "census": [], "survey": [], "faults": [],
+                                      "truth": []}
     written["questionnaire"].append(_write_csv(q, _under(plan, plan.questionnaire_path, raw_dir)))
     written["census"].append(_write_csv(margins, _under(plan, plan.census_margins_path, raw_dir)))
+    pop = build_population(plan, seed, q, margins)
+    written["truth"].append(_write_csv(population_truth(plan, pop), truth_path(plan, raw_dir)))
     for year in years:
-        raw, faults = generate_survey(plan, year, n_per_year, seed, questionnaire=q, margins=margins)
+        raw, faults = generate_survey(plan, year, n_per_year, seed, questionnaire=q, margins=margins,
+                                      population=pop)
         path = _under(plan, plan.raw_survey_path(year), raw_dir)
         written["survey"].append(_write_csv(raw, path))
         written["faults"].append(_write_csv(faults, faults_path(path)))

@@ -47,7 +47,6 @@ EDU_MALE = 0.12
 EDU_DIV = 0.10
 EDU_CUTS = np.array([-0.55, 0.75, 1.45, 1.95])
 
-PUBLISHED_DEFAULT = "census/{city}-population-published.csv"
 MARGIN_COLUMNS = ("margin", "division_code", "urban_rural", "sex", "age_group", "education",
                   "population", "source")
 
@@ -58,7 +57,7 @@ class CensusInputError(ValueError):
 
 def published_path(plan: Any, raw_dir: Path | None = None) -> Path:
     """Where the published population figures live (raw_dir first, then the plan's raw dir)."""
-    rel = plan.get("survey.census_published", PUBLISHED_DEFAULT).format(city=plan.city)
+    rel = plan.settings.survey.census_published.format(city=plan.city)
     for base in (raw_dir, plan.raw_dir):
         if base is not None and (Path(base) / rel).exists():
             return Path(base) / rel
@@ -80,7 +79,7 @@ def read_published(plan: Any, raw_dir: Path | None = None) -> pd.DataFrame:
 
 
 def _zone_host(plan: Any, name: str) -> str | None:
-    for z in plan.get("management_zones", []) or []:
+    for z in plan.settings.management_zones:
         if name == z["name_zh"] or name in z.get("aliases", []):
             return str(z["host_code"])
     return None

@@ -17,32 +17,40 @@ guessing 0.25). Wrong answers are one of the three other options, or left
 blank (``SKIP_SHARE`` of wrong answers). Literacy is never drawn directly:
 it is what the scoring module makes of the answers.
 
-Calibration: the year intercept is found by bisection so that the weighted
-share literate under the year's rule (``plan.scoring_rule``), over the rows a
-correct cleaning keeps, equals the year's target: the plan's published rates
-where they exist, else ``DEMO_PATH``. The weights are the design weights
-raked to the census margins named in ``survey.weighting.margins`` (within
-``survey.weighting.bounds``), i.e. the weights the estimation stage uses, so
-the published rate is what the pipeline reports. The design-weighted rate
-differs from it by the non-response tilts and sampling noise (about 0.25
-points lower on average; at 3,000 rows noise adds up to about +-0.6); ``raw.attrs["calibration"]`` keeps both.
-Rows later given a dropping fault are left out of the calibration, so faults
-do not move it.
+Truth and sampling: the year intercept is fixed by the population, not by the
+sample (``synth_population``): a large self-weighting draw from the same model,
+without non-response, sets each year's intercept so that the city's TRUE share
+under the year's rule (``plan.scoring_rule``) follows ``DEMO_PATH`` (the plan's
+published rates where they exist: 6.93% in 2016, 10.0% in 2020). Each survey
+year is then an independent stratified two-stage sample (PSUs of about 20 with a
+shared random effect, ``PSU_SD``, so estimates carry design effects above 1), and
+its estimates scatter around the truth with their sampling error.
+``raw.attrs["calibration"]`` keeps the intercept, the true share and the sample's
+raked estimate over the rows a correct cleaning keeps.
 
-Faults (``FAULT_RATES``, shares of all written rows; each faulty row carries
-exactly one fault and appears once in the faults file):
+Faults (``FAULT_RATES`` are expected shares of the base rows; each year's count
+is drawn at random, Binomial, so counts differ between years; a row may carry
+several faults, e.g. a speeder who also straightlines, ``SPEEDER_STRAIGHTLINE``;
+the faults file has one line per row and fault):
 
-- duplicate 1.5%: a later copy of a clean row: exact copy (same resp_id),
+- duplicate: a later copy of a clean row: exact copy (same resp_id),
   re-entered (same resp_id, a few answers, duration and date differ) or the
   same interview under a new resp_id;
-- age_out_of_range 1.0%: age 0, 16, 17, 70-85 or 999;
-- missing_items 2.0%: 30-100% of the core items blank;
-- variant_division 5.0%: county written as a short/old/English name, code,
+- age_out_of_range: age 0, 16, 17, 70-85 or 999 (17 and 70 most often);
+- missing_items: 30-100% of the core items blank;
+- variant_division: county written as a short/old/English name, code,
   full-width code, stray spaces or a management zone of that division (kept
   by cleaning once harmonised);
-- speeder 1.5%: duration below ``survey.cleaning.min_duration_minutes``;
-- straightline 0.5%: the same option on a run longer than
+- speeder: duration below ``survey.cleaning.min_duration_minutes`` (some just
+  0.1 below);
+- straightline: the same option on a run longer than
   ``survey.cleaning.max_straightline_run`` items.
+
+Borderline rows (``BORDERLINE_RATES``; kept by a correct cleaning, recorded in
+the faults file with a ``borderline_`` fault name so precision is tested):
+ages exactly 18 or 69, durations exactly at the speeder threshold, and
+near-duplicates (same division and demographics as another row, answers
+differing in one or two items).
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .scoring import DIMENSIONS, OPTIONS, classify, plan_dimension_points
+from .scoring import DIMENSIONS, OPTIONS, classify, plan_dimension_points, three_dim_thresholds
 from .synth_census import (
     AGE_BOUNDS,
     AGE_DIST,
@@ -68,6 +76,16 @@ from .synth_census import (
     edu_latent_mean,
     strata_from_margins,
 )
+from .synth_population import (
+    DIV_TREND_SD,
+    OCC_TREND,
+    POPULATION_N,
+    REF_YEAR,
+    Population,
+    person_thresholds,
+    solve_intercept,
+    truth_table,
+)
 
 FAULT_RATES = {
     "duplicate": 0.015,
@@ -78,13 +96,13 @@ FAULT_RATES = {
     "straightline": 0.005,
 }
 DROPPING_FAULTS = ("age_out_of_range", "missing_items", "speeder", "straightline")
-# Target rates (percent, under each year's rule) for years without a published
-# figure; published years take the plan's value. 2021-2025 rise about one
-# point a year, short of the 2025 target on purpose.
-DEMO_PATH = {2016: 6.93, 2018: 8.4, 2020: 10.0, 2021: 10.9, 2022: 11.9, 2023: 12.9, 2024: 13.8,
-             2025: 14.7}
-CALIBRATION_TOL = 0.02   # percentage points; bisection stops when this close
-CALIBRATION_MAX_ROWS = 200_000  # larger samples calibrate on a fixed random subsample
+SPEEDER_STRAIGHTLINE = 0.35   # share of straightliners drawn among the speeders (rows with two faults)
+BORDERLINE_RATES = {"borderline_age": 0.006, "borderline_duration": 0.004, "near_duplicate": 0.003}
+# True city rates (percent, under each year's rule) for years without a published
+# figure; published years take the plan's value. 2021-2025 rise about one point a
+# year, unevenly, short of the 2025 target on purpose.
+DEMO_PATH = {2016: 6.93, 2018: 8.4, 2020: 10.0, 2021: 10.8, 2022: 11.7, 2023: 12.8, 2024: 13.7,
+             2025: 14.8}
 
 ITEMS_PER_DIMENSION = {"knowledge": 20, "method": 10, "spirit": 10, "application": 10}
 NON_CORE_EVERY = 5        # every 5th item is not core: 40 of 50 core
@@ -105,7 +123,7 @@ B_URBAN = 0.05
 B_OCC = np.array([-0.25, -0.05, 0.35, 0.30, 0.0, 0.25, 0.05, -0.15, 0.0])
 B_DIV = 0.12              # per SD of division urbanisation
 DIV_JITTER_SD = 0.06
-PSU_SD = 0.20
+PSU_SD = 0.45           # PSU random effect: intra-class correlation, design effects above 1
 NOISE_SD = 0.60
 DIM_OFFSET = {"knowledge": 0.0, "method": -0.15, "spirit": 0.35, "application": 0.05}
 DIM_SD = 0.30
@@ -125,7 +143,7 @@ def make_questionnaire(plan: Any, seed: int) -> pd.DataFrame:
     """50 synthetic items (contract columns); keys never repeat more than 3 times in a row."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     points = plan_dimension_points(plan)
-    names = {str(d["id"]): d.get("name_zh", d["id"]) for d in plan.get("scoring.score.dimensions", [])}
+    names = {str(d["id"]): d.get("name_zh", d["id"]) for d in plan.settings.scoring.score.dimensions}
     rows = []
     for dim in DIMENSIONS:
         k = ITEMS_PER_DIMENSION[dim]
@@ -156,7 +174,7 @@ def target_rate(plan: Any, year: int) -> float:
     published = plan.published_rates
     if year in published:
         return published[year]
-    path = {int(k): float(v) for k, v in (plan.get("survey.demo_rates") or DEMO_PATH).items()}
+    path = {int(k): float(v) for k, v in (plan.settings.survey.demo_rates or DEMO_PATH).items()}
     if year not in path:
         raise SynthError(f"no target rate for {year}: not published in the plan and not in the demo path "
                          f"{sorted(path)}")
@@ -198,21 +216,22 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 
 def _demographics(st: pd.DataFrame, s_idx: np.ndarray, p_male: float,
-                  rng: np.random.Generator) -> dict[str, np.ndarray]:
+                  rng: np.random.Generator, tilt: bool = True) -> dict[str, np.ndarray]:
+    """Sex, age, education and occupation; tilt: the respondents' non-response tilts."""
     n = len(s_idx)
     urban = (st["urban_rural"].to_numpy() == URBAN)[s_idx]
     div_z = st["div_z"].to_numpy(float)[s_idx]
-    odds = p_male / (1 - p_male) * RESP_MALE_ODDS
+    odds = p_male / (1 - p_male) * (RESP_MALE_ODDS if tilt else 1.0)
     male = rng.random(n) < odds / (1 + odds)
     age_group = np.empty(n, dtype=np.int64)
     u = rng.random(n)
     for ur, mask in ((URBAN, urban), (RURAL, ~urban)):
-        p = AGE_DIST[ur] * RESP_AGE_TILT
+        p = AGE_DIST[ur] * (RESP_AGE_TILT if tilt else 1.0)
         age_group[mask] = np.searchsorted(np.cumsum(p / p.sum())[:-1], u[mask], side="right")
     lo = np.array([b[0] for b in AGE_BOUNDS])[age_group]
     hi = np.array([b[1] for b in AGE_BOUNDS])[age_group]
     age = lo + np.floor(rng.random(n) * (hi - lo + 1)).astype(np.int64)
-    mu = edu_latent_mean(urban, age_group, male, div_z) + RESP_EDU_SHIFT
+    mu = edu_latent_mean(urban, age_group, male, div_z) + (RESP_EDU_SHIFT if tilt else 0.0)
     edu = np.searchsorted(EDU_CUTS, mu + rng.normal(size=n))
     occ = _occupation(urban, age, edu, male, rng)
     return {"urban": urban, "male": male, "age": age, "age_group": age_group, "edu": edu, "occ": occ}
@@ -317,22 +336,103 @@ def _sample_cells(st: pd.DataFrame, s_idx: np.ndarray, demo: dict[str, np.ndarra
     return {"division_urban": div + "|" + ur, "sex_age": sex + "|" + ag, "education": edu}
 
 
-def calibrate_intercept(t: np.ndarray, pts: np.ndarray, w: np.ndarray, plan: Any, year: int,
-                        target: float) -> tuple[float, float, int]:
-    """Bisection on the year intercept: (intercept, achieved rate, iterations)."""
-    lo, hi = -8.0, 8.0
-    best = (np.nan, np.inf)
-    it = 0
-    while it < 60:
-        it += 1
-        mid = (lo + hi) / 2
-        rate = _weighted_rate(t < mid, pts, w, plan, year)
-        if abs(rate - target) < abs(best[1] - target):
-            best = (mid, rate)
-        if abs(rate - target) <= CALIBRATION_TOL or hi - lo < 1e-7:
-            break
-        lo, hi = (mid, hi) if rate < target else (lo, mid)
-    return best[0], best[1], it
+def _item_matrix(q: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(dimension index per item, points matrix items x dimensions)."""
+    dim_index = {d: k for k, d in enumerate(DIMENSIONS)}
+    dim_of_item = q["dimension"].map(dim_index).to_numpy()
+    pts = np.zeros((len(q), len(DIMENSIONS)), dtype=np.float32)
+    pts[np.arange(len(q)), dim_of_item] = q["points"].to_numpy(float)
+    return dim_of_item, pts
+
+
+def _ability(st, s_idx, demo, div_eff, psu_eff, rng) -> np.ndarray:
+    """Latent ability without the year intercept (psu_eff: one value per respondent)."""
+    div_codes = st["division_code"].to_numpy()[s_idx]
+    return (B_EDU[demo["edu"]] + B_AGE_PER_YEAR * (demo["age"] - 18) + B_MALE * demo["male"]
+            + B_URBAN * demo["urban"] + B_OCC[demo["occ"]]
+            + pd.Series(div_codes).map(div_eff).to_numpy(float) + psu_eff
+            + rng.normal(0, NOISE_SD, len(s_idx)))
+
+
+def _drift_slope(st, s_idx, demo, div_trend: dict[str, float]) -> np.ndarray:
+    div_codes = st["division_code"].to_numpy()[s_idx]
+    occ = np.array(OCCUPATIONS, dtype=object)[demo["occ"]]
+    return (pd.Series(div_codes).map(div_trend).to_numpy(float)
+            + pd.Series(occ).map(OCC_TREND).fillna(0.0).to_numpy(float))
+
+
+def _rule_cuts(plan: Any) -> dict[str, Any]:
+    cuts = three_dim_thresholds(plan)
+    return {"score": plan.settings.scoring.score.literate_min,
+            "three_dimension": {DIMENSIONS.index(d): float(c) for d, c in cuts.items()}}
+
+
+def _key_group_masks(plan: Any, age: np.ndarray, occ: np.ndarray) -> dict[str, np.ndarray]:
+    out = {}
+    for g in plan.settings.literacy.key_groups:
+        rule = g.get("rule", {})
+        m = np.ones(len(age), bool)
+        if "occupation" in rule:
+            m &= occ == str(rule["occupation"])
+        m &= (age >= float(rule.get("age_min", -np.inf))) & (age <= float(rule.get("age_max", np.inf)))
+        out[str(g["id"])] = m
+    return out
+
+
+def target_years(plan: Any) -> list[int]:
+    path = {int(k): float(v) for k, v in (plan.settings.survey.demo_rates or DEMO_PATH).items()}
+    return sorted(set(path) | set(plan.published_rates))
+
+
+def build_population(plan: Any, seed: int, questionnaire: pd.DataFrame | None = None,
+                     margins: pd.DataFrame | None = None, n_pop: int = POPULATION_N) -> Population:
+    """The population draw, its person thresholds and the intercepts of every path year."""
+    q = questionnaire if questionnaire is not None else make_questionnaire(plan, seed)
+    if margins is None:
+        margins = census_margins(plan)
+    st = strata_from_margins(margins)
+    r_demo, r_ability, r_items, r_trend = _rngs(seed, 0, 4)
+    n_h = _round_to_total(st["population"].to_numpy(float), n_pop)
+    s_idx = np.repeat(np.arange(len(st)), n_h)
+    weight = (st["population"].to_numpy(float) / np.maximum(n_h, 1))[s_idx]
+    demo = _demographics(st, s_idx, _margin_male(margins), r_demo, tilt=False)
+    div_eff = _division_effects(st, seed)
+    eta = _ability(st, s_idx, demo, div_eff, r_ability.normal(0, PSU_SD, len(s_idx)), r_ability)
+    eta_dim = np.column_stack([eta + DIM_OFFSET[d] + r_ability.normal(0, DIM_SD, len(s_idx))
+                               for d in DIMENSIONS])
+    dim_of_item, pts = _item_matrix(q)
+    a, b = item_parameters(q, seed)
+    u = r_items.random((len(s_idx), len(q)), dtype=np.float32)
+    cstar = person_thresholds(_thresholds(eta_dim, dim_of_item, a, b, u), pts, _rule_cuts(plan))
+    codes = sorted(st["division_code"].unique())
+    div_trend = dict(zip(codes, r_trend.normal(0, DIV_TREND_SD, len(codes)).tolist(), strict=True))
+    slope = _drift_slope(st, s_idx, demo, div_trend)
+    occ = np.array(OCCUPATIONS, dtype=object)[demo["occ"]]
+    labels = pd.DataFrame({
+        "division_code": st["division_code"].to_numpy(dtype=object)[s_idx],
+        "urban_rural": np.where(demo["urban"], URBAN, RURAL), "sex": np.where(demo["male"], "男", "女"),
+        "age_group": np.array(AGE_GROUPS, dtype=object)[demo["age_group"]],
+        "education": np.array(EDUCATION, dtype=object)[demo["edu"]], "occupation": occ,
+        "age": demo["age"]})
+    intercepts, targets = {}, {}
+    for year in target_years(plan):
+        tgt = target_rate(plan, year)
+        rule = plan.scoring_rule(year)
+        intercepts[year] = solve_intercept(cstar[rule] - slope * (year - REF_YEAR), weight, tgt)
+        targets[year] = tgt
+    return Population(cstar=cstar, slope=slope, weight=weight, labels=labels, div_trend=div_trend,
+                      intercepts=intercepts, targets=targets, item_a=a, item_b=b, div_eff=div_eff)
+
+
+def population_truth(plan: Any, pop: Population, years: list[int] | None = None) -> pd.DataFrame:
+    """True shares by year and domain (synthetic population), rounded for a stable file."""
+    years = sorted(pop.intercepts) if years is None else [int(y) for y in years]
+    lab = pop.labels
+    masks = _key_group_masks(plan, lab["age"].to_numpy(), lab["occupation"].to_numpy(dtype=object))
+    t = truth_table(pop, plan, years, masks)
+    t["true_share"] = t["true_share"].round(6)
+    t["population"] = t["population"].round(0).astype(np.int64)
+    return t
 
 
 def _fullwidth(s: str) -> str:
@@ -345,7 +445,7 @@ def division_variants(plan: Any, code: str) -> list[str]:
     name = d["name_zh"]
     out = [*map(str, d.get("aliases", [])), code, _fullwidth(code), str(d.get("name_en", "")),
            f" {name}", f"{name} ", f"{name}\u3000", f" {code} "]
-    for z in plan.get("management_zones", []) or []:
+    for z in plan.settings.management_zones:
         if str(z["host_code"]) == code:
             out += [z["name_zh"], *z.get("aliases", [])]
     seen, result = set(), []
@@ -368,12 +468,73 @@ def _longest_run(codes: np.ndarray) -> np.ndarray:
     return best
 
 
+def _draw_fault_rows(n_base: int, k_dup: int, design: dict[str, np.ndarray], faults: bool,
+                     rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[tuple[int, int]], np.ndarray]:
+    """Rows of each fault (Binomial counts, overlaps allowed), borderline rows, near-duplicate
+    pairs (source, copy) within a PSU, and the clean rows that get a later duplicate."""
+    empty = np.array([], dtype=np.int64)
+    if not faults:
+        return ({f: empty for f in FAULT_RATES if f != "duplicate"},
+                {f: empty for f in BORDERLINE_RATES}, [], empty)
+    rows: dict[str, np.ndarray] = {}
+
+    def pick(pool: np.ndarray, rate: float) -> np.ndarray:
+        k = min(int(rng.binomial(n_base, rate)), len(pool))
+        return np.sort(rng.choice(pool, k, replace=False)) if k else empty
+
+    everyone = np.arange(n_base)
+    for f in ("age_out_of_range", "missing_items", "variant_division", "speeder"):
+        rows[f] = pick(everyone, FAULT_RATES[f])
+    # straightliners: some among the speeders (two faults), the rest anywhere; never blanked
+    k_sl = int(rng.binomial(n_base, FAULT_RATES["straightline"]))
+    spd = np.setdiff1d(rows["speeder"], rows["missing_items"])
+    k_a = min(int(round(SPEEDER_STRAIGHTLINE * k_sl)), len(spd))
+    part_a = rng.choice(spd, k_a, replace=False) if k_a else empty
+    rest = np.setdiff1d(everyone, np.concatenate([rows["missing_items"], part_a]))
+    part_b = rng.choice(rest, min(k_sl - k_a, len(rest)), replace=False)
+    rows["straightline"] = np.sort(np.concatenate([part_a, part_b]).astype(np.int64))
+    faulty = np.unique(np.concatenate(list(rows.values())))
+    pool = rng.permutation(np.setdiff1d(everyone, faulty))
+    border: dict[str, np.ndarray] = {}
+    k0 = 0
+    for f in ("borderline_age", "borderline_duration"):
+        k = int(rng.binomial(n_base, BORDERLINE_RATES[f]))
+        border[f] = np.sort(pool[k0:k0 + k])
+        k0 += k
+    # near-duplicates: pairs of clean rows in the same PSU
+    psu = design["psu_global"]
+    k_near = int(rng.binomial(n_base, BORDERLINE_RATES["near_duplicate"]))
+    pairs: list[tuple[int, int]] = []
+    used: set[int] = set()
+    waiting: dict[int, int] = {}          # PSU -> an unpaired clean row of it
+    for r in pool[k0:]:
+        if len(pairs) >= k_near:
+            break
+        r = int(r)
+        mate = waiting.pop(int(psu[r]), None)
+        if mate is None:
+            waiting[int(psu[r])] = r
+            continue
+        src, dst = sorted((r, mate))
+        pairs.append((src, dst))
+        used |= {src, dst}
+    border["near_duplicate"] = np.array(sorted(d for _, d in pairs), dtype=np.int64)
+    clean_pool = np.setdiff1d(pool[k0:], np.array(sorted(used), dtype=np.int64))
+    k_dup = min(k_dup, len(clean_pool))
+    dup_src = rng.choice(clean_pool, k_dup, replace=False) if k_dup else empty
+    return rows, border, pairs, np.asarray(dup_src, dtype=np.int64)
+
+
 def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.DataFrame | None = None,
-                    margins: pd.DataFrame | None = None, faults: bool = True
-                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    margins: pd.DataFrame | None = None, faults: bool = True,
+                    population: Population | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(raw rows as docs/contracts.md, faults ground truth) for one survey year.
 
-    ``raw.attrs["calibration"]`` holds the intercept, target and achieved rate.
+    population: the ``build_population`` result (built here from ``seed`` when not given;
+    pass it when generating several years). Its item parameters, division effects and
+    intercepts are the model; ``seed`` draws the sample, so samples with different seeds
+    from one population are independent draws from the same truth. ``raw.attrs["calibration"]`` holds the intercept,
+    the true share and the sample's raked estimate.
     """
     year = int(year)
     if n < 50:
@@ -383,83 +544,86 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
         margins = census_margins(plan)
     st = strata_from_margins(margins)
     target = target_rate(plan, year)
+    pop = population if population is not None else build_population(plan, seed, q, margins)
+    if year not in pop.intercepts:
+        raise SynthError(f"no target rate for {year} in the population path {sorted(pop.intercepts)}")
+    intercept = pop.intercepts[year]
     r_design, r_demo, r_ability, r_items, r_fault, r_misc = _rngs(seed, year, 6)
-    counts = {f: int(round(r * n)) for f, r in FAULT_RATES.items()} if faults else {}
-    n_base = n - counts.get("duplicate", 0)
+    k_dup = int(r_fault.binomial(n, FAULT_RATES["duplicate"])) if faults else 0
+    n_base = n - k_dup
 
     design = _sample_design(st, n_base, r_design)
     s_idx = design["stratum_idx"]
     demo = _demographics(st, s_idx, _margin_male(margins), r_demo)
 
-    # ability and dimension traits (without the year intercept)
+    # ability and dimension traits (without the year intercept); one effect per PSU
     div_codes = st["division_code"].to_numpy()[s_idx]
-    div_eff = _division_effects(st, seed)
     psu_eff = r_ability.normal(0, PSU_SD, int(design["n_psu"]))
-    eta = (B_EDU[demo["edu"]] + B_AGE_PER_YEAR * (demo["age"] - 18) + B_MALE * demo["male"]
-           + B_URBAN * demo["urban"] + B_OCC[demo["occ"]]
-           + pd.Series(div_codes).map(div_eff).to_numpy(float) + psu_eff[design["psu_global"]]
-           + r_ability.normal(0, NOISE_SD, n_base))
+    eta = _ability(st, s_idx, demo, pop.div_eff, psu_eff[design["psu_global"]], r_ability)
     eta_dim = np.column_stack([eta + DIM_OFFSET[d] + r_ability.normal(0, DIM_SD, n_base) for d in DIMENSIONS])
+    level = intercept + _drift_slope(st, s_idx, demo, pop.div_trend) * (year - REF_YEAR)
 
-    dim_index = {d: k for k, d in enumerate(DIMENSIONS)}
-    dim_of_item = q["dimension"].map(dim_index).to_numpy()
-    pts = np.zeros((len(q), len(DIMENSIONS)), dtype=np.float32)
-    pts[np.arange(len(q)), dim_of_item] = q["points"].to_numpy(float)
-    a, b = item_parameters(q, seed)
+    dim_of_item, pts = _item_matrix(q)
+    a, b = pop.item_a, pop.item_b   # the population's items: seed only draws this sample
     u = r_items.random((n_base, len(q)), dtype=np.float32)
     v = r_items.integers(0, 100, (n_base, len(q)), dtype=np.uint8)
     t = _thresholds(eta_dim, dim_of_item, a, b, u)
     del u
 
-    # faults: disjoint row sets among the base rows; duplicates copy clean rows
-    perm = r_fault.permutation(n_base)
-    fault_rows: dict[str, np.ndarray] = {}
-    k0 = 0
-    for f in ("age_out_of_range", "missing_items", "variant_division", "speeder", "straightline"):
-        k = counts.get(f, 0)
-        fault_rows[f] = np.sort(perm[k0:k0 + k])
-        k0 += k
-    clean_pool = perm[k0:]
-    k_dup = min(counts.get("duplicate", 0), len(clean_pool))
-    dup_src = r_fault.choice(clean_pool, k_dup, replace=False) if k_dup else np.array([], dtype=np.int64)
+    fault_rows, borderline_rows, near_pairs, dup_src = _draw_fault_rows(n_base, k_dup, design, faults, r_fault)
+    k_dup = len(dup_src)
 
     dropped = np.zeros(n_base, dtype=bool)
     for f in DROPPING_FAULTS:
         dropped[fault_rows.get(f, [])] = True
     calib = np.flatnonzero(~dropped)
-    if len(calib) > CALIBRATION_MAX_ROWS:
-        calib = np.sort(r_misc.choice(calib, CALIBRATION_MAX_ROWS, replace=False))
     w = design["design_weight"]
-    # calibrate on the weights the estimate will use: design weights raked to the census margins
-    names = [m for m in plan.get("survey.weighting.margins", list(MARGIN_CELLS)) if m in MARGIN_CELLS]
-    cells = _sample_cells(st, s_idx[calib], {k: v[calib] for k, v in demo.items()})
-    bounds = plan.get("survey.weighting.bounds", [0.2, 5.0])
+    # the sample's own estimate on the weights the estimate stage uses (raked to the census margins)
+    names = [m for m in plan.settings.survey.weighting.margins if m in MARGIN_CELLS]
+    cells = _sample_cells(st, s_idx[calib], {k: v_[calib] for k, v_ in demo.items()})
+    bounds = plan.settings.survey.weighting.bounds or (0.2, 5.0)
     w_cal = rake_weights(w[calib], cells, margins, names, tuple(bounds) if bounds else None)
-    intercept, achieved, iters = calibrate_intercept(t[calib], pts, w_cal, plan, year, target)
-    achieved_design = _weighted_rate(t[calib] < intercept, pts, w[calib], plan, year)
+    correct = t < level[:, None]
+    del t
+    achieved = _weighted_rate(correct[calib], pts, w_cal, plan, year)
+    achieved_design = _weighted_rate(correct[calib], pts, w[calib], plan, year)
 
     # answers: 0-3 option index, 4 blank
     key = q["correct"].map({o: k for k, o in enumerate(OPTIONS)}).to_numpy().astype(np.int8)
-    correct = t < intercept
-    del t
     wrong = ((key[None, :] + 1 + (v % 3)) % 4).astype(np.int8)
     codes = np.where(correct, key[None, :], np.where(v < int(SKIP_SHARE * 100), np.int8(4), wrong))
     codes = codes.astype(np.int8)
     del v, wrong, correct
 
-    min_dur = float(plan.get("survey.cleaning.min_duration_minutes", 8.0))
+    # near-duplicates: a second respondent of the same PSU with the same demographics and
+    # answers differing in one or two items (a correct cleaning keeps both)
+    near_detail = []
+    for src, dst in near_pairs:
+        for k_ in ("male", "age", "age_group", "edu", "occ"):
+            demo[k_][dst] = demo[k_][src]
+        codes[dst] = codes[src]
+        for j in r_fault.choice(len(q), int(r_fault.integers(1, 3)), replace=False):
+            codes[dst, j] = (codes[dst, j] + 1) % 4 if codes[dst, j] < 4 else int(r_fault.integers(0, 4))
+        near_detail.append(int(src))
+
+    min_dur = plan.settings.survey.cleaning.min_duration_minutes
     duration = np.clip(np.exp(r_misc.normal(np.log(24.0) + 0.004 * (demo["age"] - 40), 0.3, n_base)),
                        min_dur + 2.0, 90.0)
     psu_day = r_misc.integers(59, 320, int(design["n_psu"]))
     day = np.minimum(psu_day[design["psu_global"]] + r_misc.integers(0, 4, n_base), 360)
     county = st["division_code"].map(plan.division_names).to_numpy(dtype=object)[s_idx]
     age = demo["age"].copy()
+    # borderline values a correct cleaning keeps
+    rows = borderline_rows["borderline_age"]
+    age[rows] = np.where(demo["age_group"][rows] <= 1, 18, 69)
+    rows = borderline_rows["borderline_duration"]
+    duration[rows] = min_dur
     details: dict[str, list[str]] = {}
 
-    # -- inject the faults (each row one fault) --
+    # -- inject the faults (a row may carry several) --
     rows = fault_rows.get("age_out_of_range", np.array([], int))
-    bad_ages = np.array([0, 16, 17, *range(70, 86), 999])
-    p_bad = np.array([0.08, 0.15, 0.15, *([0.52 / 16] * 16), 0.10])
+    bad_ages = np.array([0, 16, 17, 70, *range(71, 86), 999])
+    p_bad = np.array([0.04, 0.08, 0.25, 0.25, *([0.28 / 15] * 15), 0.10])
     age[rows] = r_fault.choice(bad_ages, len(rows), p=p_bad / p_bad.sum())
     details["age_out_of_range"] = [f"age {x}" for x in age[rows]]
 
@@ -482,11 +646,12 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
     details["variant_division"] = det
 
     rows = fault_rows.get("speeder", np.array([], int))
-    duration[rows] = r_fault.uniform(1.5, min_dur - 0.5, len(rows))
+    duration[rows] = np.where(r_fault.random(len(rows)) < 0.25, min_dur - 0.1,
+                              r_fault.uniform(1.5, min_dur - 0.5, len(rows)))
     duration = np.round(duration, 1)
     details["speeder"] = [f"duration {d:.1f} min < {min_dur:g}" for d in duration[rows]]
 
-    max_run = int(plan.get("survey.cleaning.max_straightline_run", 15))
+    max_run = plan.settings.survey.cleaning.max_straightline_run
     rows = fault_rows.get("straightline", np.array([], int))
     m = len(q)
     run_len = r_fault.integers(min(max(20, max_run + 5), m), m + 1, len(rows))
@@ -550,17 +715,30 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
         rows = fault_rows.get(f, np.array([], np.int64))
         for r, rid, d in zip(rows, _take(cols["resp_id"], rows), details.get(f, []), strict=True):
             recs.append((int(pos[r]), rid, f, d))
+    border_text = {"borderline_age": "age {age} (inside the survey range)",
+                   "borderline_duration": "duration {dur:.1f} min = threshold (not a speeder)"}
+    for f, rows in borderline_rows.items():
+        if f == "near_duplicate":
+            continue
+        for r, rid in zip(rows, _take(cols["resp_id"], rows), strict=True):
+            recs.append((int(pos[r]), rid, f, border_text[f].format(age=int(age[r]), dur=duration[r])))
+    for (src_, dst_), rid in zip(near_pairs, _take(cols["resp_id"], np.array([d for _, d in near_pairs],
+                                                                             dtype=np.int64)), strict=True):
+        recs.append((int(pos[dst_]), rid, "near_duplicate",
+                     f"same demographics as row {int(pos[src_])}, one or two answers differ (not a copy)"))
     kind_text = {"exact": "exact copy of row {}", "reentered": "same resp_id as row {}, re-entered",
                  "new_id": "copy of row {} under a new resp_id"}
     for k in range(k_dup):
         recs.append((int(pos[n_base + k]), dup_cols["resp_id"][k], "duplicate",
                      kind_text[kinds[k]].format(int(pos[src[k]]))))
-    fl = pd.DataFrame(recs, columns=["row", "resp_id", "fault", "detail"]).sort_values("row", kind="stable")
+    fl = pd.DataFrame(recs, columns=["row", "resp_id", "fault", "detail"])
+    fl = fl.sort_values(["row", "fault"], kind="stable")
     fl = fl.reset_index(drop=True).astype({"row": np.int64, "resp_id": "str", "fault": "str", "detail": "str"})
     raw.attrs["calibration"] = {"year": year, "rule": plan.scoring_rule(year), "target": target,
+                                "true_share": target, "intercept": intercept,
                                 "achieved": round(achieved, 4), "achieved_design": round(achieved_design, 4),
-                                "weights": "raked to " + "+".join(names), "intercept": intercept,
-                                "iterations": iters, "calibration_rows": int(len(calib))}
+                                "weights": "raked to " + "+".join(names),
+                                "calibration_rows": int(len(calib))}
     return raw, fl
 
 

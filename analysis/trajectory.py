@@ -21,7 +21,28 @@ in percentage points (linear), and the city's logit gap to the national series
 modelled as a linear trend (the city then tracks the national curve; beyond the
 last national figure the national series is projected by an OLS logit-linear fit
 whose prediction variance is added). Models are compared by leave-one-year-out
-(LOYO) prediction error in percentage points. Years scored under an older rule
+(LOYO) prediction error in percentage points, also expressed in units of the
+held-out year's sampling SE.
+
+Between-year variance: with the survey SEs taken as known, Cochran's Q (the
+precision-weighted residual sum of squares of the fixed-effect fit) is chi-square
+on n - k df when there is no between-year variance; Q, its df and p-value are
+reported with the DL tau^2, and tau^2 = 0 is flagged (Q <= df: the years scatter
+no more than their sampling errors allow).
+
+Choosing the headline model (``choose_model``): logit_linear is the default; another
+model replaces it only when it is better out of sample on BOTH the national
+backtest (fit to the national series up to a cut-off year, scored on later
+published years) AND the city's LOYO error, there by more than the median
+sampling SE of the city's years. A short city series alone cannot win it.
+
+One headline probability (``p_direct_above`` or ``TrendFit.p_above``): the
+probability that the target year's true share exceeds the target, under the same
+reference distribution as the interval shown beside it (t with the interval's df
+on the logit scale for a direct estimate; the model's predictive t or normal for a
+forecast).
+
+Years scored under an older rule
 enter either not at all (default when enough same-rule years exist) or with a
 rule-change indicator, so only the within-rule slope is learnt from them.
 """
@@ -38,13 +59,9 @@ from scipy import stats
 
 EPS = 1e-6
 LEVEL = 0.95
-FAN_LEVELS = (0.5, 0.8, 0.95)
 MODELS = ("logit_linear", "linear_pp", "national_gap")
-MODEL_LABELS_ZH = {
-    "logit_linear": "logit线性趋势（按精度加权）",
-    "linear_pp": "百分点线性趋势（按精度加权）",
-    "national_gap": "跟随全国曲线（与全国的logit差距线性变化）",
-}
+DEFAULT_MODEL = "logit_linear"
+FORECAST_YEARS_AFTER_PLAN = 2      # no forecast beyond the plan's end + 2 years
 
 
 class TrajectoryError(ValueError):
@@ -100,6 +117,19 @@ class TrendFit:
     offset: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = field(
         default=None, repr=False)
     cov_known: np.ndarray | None = None
+    q_stat: float | None = None          # Cochran's Q of the fixed-effect fit (SEs known)
+    q_df: int | None = None
+    q_pvalue: float | None = None
+
+    @property
+    def tau2_zero(self) -> bool:
+        return self.tau2 <= 0.0
+
+    def heterogeneity(self) -> dict:
+        """Between-year variance (link scale) with its Q test; codes and numbers only."""
+        return {"tau2": self.tau2, "scale": self.link, "estimator": "DerSimonian-Laird",
+                "estimated_zero": self.tau2_zero, "q": self.q_stat, "df": self.q_df,
+                "p_value": self.q_pvalue, "test": "cochran_q_chi2"}
 
     @property
     def slope(self) -> float:
@@ -171,6 +201,16 @@ def dl_tau2(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
     return max(0.0, (q - (n - k)) / tr) if tr > 0 else 0.0
 
 
+def cochran_q(x: np.ndarray, y: np.ndarray, s: np.ndarray) -> tuple[float, int, float | None]:
+    """(Q, df, p): residual heterogeneity of the fixed-effect meta-regression, chi-square on n - k df."""
+    n, k = x.shape
+    w = 1.0 / s**2
+    beta = np.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w * y))
+    q = float(np.sum(w * (y - x @ beta) ** 2))
+    df = n - k
+    return q, df, float(stats.chi2.sf(q, df)) if df > 0 else None
+
+
 def fit_trend(years, y, s=None, old_rule=None, link: str = "logit", t0: float | None = None,
               offset=None, offset_fn=None) -> TrendFit:
     """Fit y = a + b (t - t0) [+ c old_rule] on the link scale.
@@ -204,9 +244,13 @@ def fit_trend(years, y, s=None, old_rule=None, link: str = "logit", t0: float | 
         if np.any(~np.isfinite(s)) or np.any(s <= 0):
             raise TrajectoryError(f"standard errors must be positive, got {s.tolist()}")
         tau2 = dl_tau2(x, y, s)
+        q = cochran_q(x, y, s)
         res = sm.WLS(y, x, weights=1.0 / (s**2 + tau2)).fit()
         cov_known = np.asarray(res.normalized_cov_params)
         cov = cov_known * (float(res.scale) if df > 0 else 1.0)
+        return TrendFit(link=link, t0=t0, params=np.asarray(res.params, float), cov=cov,
+                        tau2=tau2, df=df, years=t.astype(int), rule_dummy=bool(dummy),
+                        offset=offset_fn, cov_known=cov_known, q_stat=q[0], q_df=q[1], q_pvalue=q[2])
     return TrendFit(link=link, t0=t0, params=np.asarray(res.params, float), cov=cov,
                     tau2=tau2, df=df, years=t.astype(int), rule_dummy=bool(dummy),
                     offset=offset_fn, cov_known=cov_known)
@@ -286,13 +330,14 @@ def loyo(name: str, obs: pd.DataFrame, national: pd.Series | None = None) -> pd.
             pred = float(fit.predict([yr])["estimate"].iloc[0])
         rows.append({"year": int(yr), "predicted": pred,
                      "observed": float(test["estimate"].iloc[0]),
-                     "error_pp": pred - float(test["estimate"].iloc[0])})
-    return pd.DataFrame(rows, columns=["year", "predicted", "observed", "error_pp"])
+                     "error_pp": pred - float(test["estimate"].iloc[0]),
+                     "se": float(test["se"].iloc[0])})
+    return pd.DataFrame(rows, columns=["year", "predicted", "observed", "error_pp", "se"])
 
 
 def compare_models(obs: pd.DataFrame, national: pd.Series | None = None,
-                   models=MODELS) -> tuple[str, dict]:
-    """LOYO RMSE/MAE per model; the chosen model has the lowest RMSE (logit_linear on ties)."""
+                   models=MODELS) -> dict:
+    """LOYO RMSE/MAE per model, and the RMS of the errors in units of each year's sampling SE."""
     out: dict[str, dict] = {}
     for name in models:
         if name == "national_gap" and (national is None or national.dropna().empty):
@@ -300,15 +345,35 @@ def compare_models(obs: pd.DataFrame, national: pd.Series | None = None,
         err = loyo(name, obs, national)
         e = err["error_pp"].to_numpy(float)
         out[name] = {
-            "label_zh": MODEL_LABELS_ZH[name],
             "loyo_rmse_pp": float(np.sqrt(np.mean(e**2))) if e.size else None,
             "loyo_mae_pp": float(np.mean(np.abs(e))) if e.size else None,
+            "loyo_rms_z": float(np.sqrt(np.mean((e / err["se"].to_numpy(float)) ** 2))) if e.size else None,
             "loyo_errors_pp": {str(int(r.year)): float(r.error_pp) for r in err.itertuples()},
         }
-    scored = {k: v["loyo_rmse_pp"] for k, v in out.items() if v["loyo_rmse_pp"] is not None}
-    chosen = min(scored, key=lambda k: (scored[k], k != "logit_linear")) if scored else \
-        "logit_linear"
-    return chosen, out
+    return out
+
+
+def choose_model(comparison: dict, backtest: dict | None, sampling_se: float,
+                 default: str = DEFAULT_MODEL) -> tuple[str, str]:
+    """(model, reason code) by the rule in the module docstring.
+
+    Reason codes: default_not_beaten; beats_default_out_of_sample (better national
+    backtest RMSE and city LOYO RMSE lower by more than sampling_se); default_unavailable.
+    """
+    usable = {k: v for k, v in comparison.items() if v.get("loyo_rmse_pp") is not None}
+    if default not in usable:
+        return (min(usable, key=lambda k: usable[k]["loyo_rmse_pp"]) if usable else default,
+                "default_unavailable")
+    bt = backtest or {}
+    best, reason = default, "default_not_beaten"
+    for name, m in usable.items():
+        if name == default or name not in bt or default not in bt:
+            continue
+        better_bt = bt[name]["rmse_pp"] < bt[best]["rmse_pp"] if best in bt else False
+        better_loyo = m["loyo_rmse_pp"] < usable[default]["loyo_rmse_pp"] - sampling_se
+        if better_bt and better_loyo:
+            best, reason = name, "beats_default_out_of_sample"
+    return best, reason
 
 
 # ---------------------------------------------------------------- plan path, target
@@ -323,18 +388,43 @@ def implied_path(baseline: float, baseline_year: int, target: float, target_year
     return {y: baseline * g ** (y - baseline_year) for y in range(baseline_year, target_year + 1)}
 
 
-def year_reached(fit: TrendFit, target: float, start: int, horizon: int = 2100) -> int | None:
-    """First whole year >= start in which the fitted path exceeds the target, else None."""
+def year_reached(fit: TrendFit, target: float, start: int, horizon: int) -> int | None:
+    """First whole year in [start, horizon] in which the fitted path exceeds the target, else None."""
     years = np.arange(start, horizon + 1)
     est = fit.predict(years)["estimate"].to_numpy()
     hit = np.nonzero(est > target)[0]
     return int(years[hit[0]]) if hit.size else None
 
 
-def p_direct_above(estimate: float, se: float, threshold: float) -> float:
-    """P(true share > threshold) from a direct estimate, normal on the logit scale."""
+def interval_df(estimate: float, se: float, ci: tuple[float, float] | None, level: float = LEVEL) -> int:
+    """Degrees of freedom of a logit-t interval (0: normal), recovered from its width.
+
+    The estimates table stores the interval, not its df; the interval is
+    logit(p) +- q * se / (p (1 - p)), so q gives the df of the t it used.
+    """
+    if ci is None or not all(np.isfinite(ci)) or se <= 0:
+        return 0
     y, s = _to_link([estimate], [se], "logit")
-    return float(stats.norm.sf((logit_pct(threshold) - y[0]) / s[0]))
+    q = float((logit_pct(ci[1]) - logit_pct(ci[0])) / (2 * s[0]))
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    if not np.isfinite(q) or q <= z * (1 + 1e-6):
+        return 0
+    lo, hi = 1, 100000
+    while lo < hi:  # smallest df whose quantile is <= q (quantiles fall with df)
+        mid = (lo + hi) // 2
+        if stats.t.ppf(0.5 + level / 2, mid) <= q:
+            hi = mid
+        else:
+            lo = mid + 1
+    return int(lo)
+
+
+def p_direct_above(estimate: float, se: float, threshold: float, df: int = 0) -> float:
+    """P(true share > threshold) from a direct estimate: logit scale, t on df (0: normal),
+    the reference distribution of the estimate's own interval."""
+    y, s = _to_link([estimate], [se], "logit")
+    dist = stats.t(int(df)) if df > 0 else stats.norm
+    return float(dist.sf((logit_pct(threshold) - y[0]) / s[0]))
 
 
 # ---------------------------------------------------------------- backtest
@@ -358,8 +448,7 @@ def backtest(series: pd.Series, fit_until: int, predict_years, models=("logit_li
                                  "error_pp": float(r.estimate) - pub,
                                  "inside_interval": bool(r.lower <= pub <= r.upper)}
         errs = np.array([v["error_pp"] for v in rows.values()])
-        out[name] = {"label_zh": MODEL_LABELS_ZH[name].split("（")[0],
-                     "estimator": "OLS (published figures carry no standard errors)",
+        out[name] = {"estimator": "ols",  # published figures carry no standard errors
                      "fit_years": train.index.tolist(),
                      "by_year": rows, "mae_pp": float(np.nanmean(np.abs(errs))),
                      "rmse_pp": float(np.sqrt(np.nanmean(errs**2)))}
@@ -378,8 +467,7 @@ def gap_trend(a: pd.DataFrame, b: pd.DataFrame, level: float = LEVEL) -> dict:
     m = a[["year", "estimate", "se"]].merge(b[["year", "estimate", "se"]], on="year",
                                            suffixes=("_a", "_b"))
     if len(m) < 3:
-        return {"years": m["year"].tolist(), "verdict": "insufficient_years",
-                "verdict_zh": "年份不足"}
+        return {"years": m["year"].tolist(), "verdict": "insufficient_years"}
     gap = (m["estimate_a"] - m["estimate_b"]).to_numpy(float)
     se = np.sqrt(m["se_a"] ** 2 + m["se_b"] ** 2).to_numpy(float)
     fit = fit_trend(m["year"], gap, se, None, "identity")
@@ -387,13 +475,13 @@ def gap_trend(a: pd.DataFrame, b: pd.DataFrame, level: float = LEVEL) -> dict:
     sign = np.sign(np.average(gap, weights=1 / se**2)) or 1.0
     s_lo, s_hi = sorted((sign * lo, sign * hi))  # slope of |gap| while the sign holds
     if s_hi < 0:
-        verdict, zh = "closing", "差距缩小"
+        verdict = "closing"
     elif s_lo > 0:
-        verdict, zh = "widening", "差距扩大"
+        verdict = "widening"
     else:
-        verdict, zh = "no_clear_change", "差距无明显变化"
+        verdict = "no_clear_change"
     return {"years": m["year"].astype(int).tolist(),
             "gap_pp": {str(int(y)): float(g) for y, g in zip(m["year"], gap, strict=True)},
             "gap_first_pp": float(gap[0]), "gap_last_pp": float(gap[-1]),
             "slope_pp_per_year": fit.slope, "slope_ci": [lo, hi],
-            "verdict": verdict, "verdict_zh": zh}
+            "verdict": verdict}

@@ -357,17 +357,10 @@ def margin_table(df: pd.DataFrame, margins: list[Margin], before: np.ndarray,
 
 def weighting_settings(plan) -> dict:
     """Weighting choices from the plan (survey.weighting), with defaults."""
-    g = plan.get
-    bounds = g("survey.weighting.bounds", None)
-    return {
-        "method": g("survey.weighting.method", "rake"),
-        "margins": list(g("survey.weighting.margins", list(MARGIN_COLUMNS))),
-        "bounds": tuple(float(b) for b in bounds) if bounds else None,
-        "trim": g("survey.weighting.trim", None),
-        "max_iter": int(g("survey.weighting.max_iter", 100)),
-        "tol": float(g("survey.weighting.tol", 1e-8)),
-        "poststrata": g("survey.weighting.poststrata", "division_urban"),
-    }
+    w = plan.settings.survey.weighting
+    return {"method": w.method, "margins": list(w.margins),
+            "bounds": tuple(w.bounds) if w.bounds else None, "trim": w.trim,
+            "max_iter": w.max_iter, "tol": w.tol, "poststrata": w.poststrata}
 
 
 def calibrate(df: pd.DataFrame, margins: list[Margin], settings: dict,

@@ -47,7 +47,7 @@ def test_pdf_states_synthetic_and_headline_numbers_from_processed(rendered):
     lo, hi = traj["latest_ci"]
     assert f"比例估计为{pct(traj['latest_estimate'])}（95%置信区间{pct(lo)}–{pct(hi)}）" in flat
     assert f"基线{pct(traj['baseline'])}" in flat and "基线10.0%" in flat
-    assert f"概率为{prob(traj['p_exceeds_target'])}" in flat
+    assert f"概率为{prob(traj['headline']['p_exceeds_target'])}" in flat
     assert f"已完成{progress['measures_completed']}项（{pct(progress['completed_share'])}）" in flat
     assert "@fig" not in flat and "@tbl" not in flat and "??" not in flat
     assert_no_missing_glyphs(text)
@@ -78,3 +78,66 @@ def test_html_and_workbook_carry_the_same_results(rendered):
     rows = list(book[first].iter_rows(values_only=True))
     years = [r[0] for r in rows[1:]]
     assert years == plan.survey_years
+
+
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+def english_allowed_chinese(plan) -> list[str]:
+    """Chinese names the English report gives on purpose beside their English ones (the plan's document number)."""
+    return [plan.data["city"]["plan_document"]]
+
+
+@pytest.fixture(scope="module")
+def rendered_en(rendered):
+    """The English report of the same run (the demo pipeline runs once for the module)."""
+    plan, processed, _, _, _, work = rendered
+    files = render(plan, 2025, lang="en", processed_root=processed, out_dir=work.parent / "out", engine="offline",
+                   work_dir=work)
+    md = work / "offline" / "zhanjiang-2025-evaluation-en" / "zhanjiang-2025-evaluation-en.md"
+    return plan, processed, files, md
+
+
+@pytest.mark.slow
+def test_english_pdf_has_no_chinese_but_the_allowed_names(rendered_en):
+    plan, processed, files, _ = rendered_en
+    text = re.sub(r"\s+", "", pdf_text(files["pdf"]))
+    for name in english_allowed_chinese(plan):
+        text = text.replace(re.sub(r"\s+", "", name), "")
+    stray = sorted({m.group(0) for m in re.finditer(r".{0,12}" + CJK.pattern + r"+.{0,12}", text)})
+    assert not stray, f"Chinese text in the English report: {stray[:10]}"
+    assert "Zhanjiang Association for Science and Technology" in pdf_text(files["pdf"])  # the issuer, in English
+    traj = json.loads((processed / "zhanjiang" / "2025" / "trajectory.json").read_text(encoding="utf-8"))
+    assert f"estimatedat{pct(traj['latest_estimate'])}" in text
+    # Latin text is set in a Latin font (no apostrophe from a CJK font's full-width glyph)
+    fonts = {str(f.get_object()["/BaseFont"]) for page in PdfReader(str(files["pdf"])).pages
+             for f in page["/Resources"]["/Font"].values()}
+    assert any("LibertinusSerif" in f for f in fonts) and any("DejaVuSans" in f for f in fonts), fonts
+
+
+@pytest.mark.slow
+def test_english_figures_carry_english_text(rendered_en):
+    from PIL import Image
+
+    plan, processed, files, md = rendered_en
+    refs = [Path(r) for r in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", md.read_text(encoding="utf-8"))]
+    assert len(refs) >= 9
+    for ref in refs:
+        assert ref.parent.name == "en" and ref.is_relative_to(processed), ref
+        text = Image.open(ref).info.get("Description", "")  # every text the figure draws (plotting.save_figure)
+        assert re.search(r"[A-Za-z]{4}", text), f"{ref.name} draws no English words"
+        assert not CJK.search(text), f"{ref.name} draws Chinese: {CJK.findall(text)[:5]}"
+    maps = next(r for r in refs if r.name == "map_estimate.png")
+    assert "Chikan District" in Image.open(maps).info["Description"]  # official English division names
+    zh = processed / "zhanjiang" / "2025" / "figures" / "zh" / "map_estimate.png"
+    assert "赤坎区" in Image.open(zh).info["Description"]  # the Chinese report's figures stay Chinese
+
+
+@pytest.mark.slow
+def test_english_workbook_has_english_sheets_and_headers(rendered_en):
+    _, _, files, _ = rendered_en
+    book = openpyxl.load_workbook(files["xlsx"], read_only=True)
+    assert book.sheetnames[0] == "Notes" and len(book.sheetnames) >= 10
+    first = next(n for n in book.sheetnames if n.startswith("Table 1 "))
+    header = next(book[first].iter_rows(values_only=True))
+    assert header[0] == "Year" and not any(CJK.search(str(h)) for h in header)

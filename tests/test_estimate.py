@@ -255,7 +255,8 @@ def _stage_setup(tmp_path, method: str = "rake"):
 
 
 def test_run_estimate_writes_contract_outputs(tmp_path):
-    from analysis.estimate_stage import COLUMNS, load_estimates, run_estimate
+    from analysis.catalog import load_estimates
+    from analysis.estimate_stage import COLUMNS, run_estimate
 
     plan, root, df = _stage_setup(tmp_path)
     res = run_estimate(plan, 2020, processed_root=root)
@@ -283,7 +284,7 @@ def test_run_estimate_writes_contract_outputs(tmp_path):
     assert (out / "figures" / "estimates_by_group.png").stat().st_size > 10_000
     stacked = load_estimates(plan, root)
     assert set(stacked["year"]) == {2020} and len(stacked) == len(est)
-    assert res["literate"]["estimate"] == pytest.approx(city["estimate"])
+    assert res.literate["estimate"] == pytest.approx(city["estimate"])
 
 
 def test_run_estimate_poststratify(tmp_path):
@@ -291,7 +292,7 @@ def test_run_estimate_poststratify(tmp_path):
 
     plan, root, df = _stage_setup(tmp_path, method="poststratify")
     res = run_estimate(plan, 2020, processed_root=root)
-    diag = res["diagnostics"]
+    diag = res.diagnostics
     assert diag["method"] == "poststratify" and diag["margins"] == ["division_urban"]
     table = pd.DataFrame(diag["margins_before_after"])
     du = table[table["margin"] == "division_urban"]
@@ -299,10 +300,11 @@ def test_run_estimate_poststratify(tmp_path):
 
 
 def test_run_estimate_missing_input(tmp_path):
-    from analysis.estimate_stage import EstimateStageError, run_estimate
+    from analysis.catalog import MissingOutput
+    from analysis.estimate_stage import run_estimate
 
     plan, root, _ = _stage_setup(tmp_path)
-    with pytest.raises(EstimateStageError, match="2021.*survey_clean.parquet not found|survey_clean.parquet not found"):
+    with pytest.raises(MissingOutput, match="2021.*survey_clean.parquet not found|survey_clean.parquet not found"):
         run_estimate(plan, 2021, processed_root=root)
 
 
@@ -325,8 +327,8 @@ def _write_estimates(root: Path, years, drop=()):
 
 
 def test_load_estimates_selects_years_and_indicator(tmp_path):
+    from analysis.catalog import estimate_files, load_estimates, load_estimates_with_paths
     from analysis.config import load_plan
-    from analysis.estimate_stage import estimate_files, load_estimates, load_estimates_with_paths
 
     plan = load_plan("zhanjiang")
     _write_estimates(tmp_path, [2016, 2020, 2021, 2023, 2025])
@@ -343,8 +345,9 @@ def test_load_estimates_selects_years_and_indicator(tmp_path):
 
 
 def test_load_estimates_fails_clearly(tmp_path):
+    from analysis.catalog import OutputError as EstimateStageError
+    from analysis.catalog import load_estimates
     from analysis.config import load_plan
-    from analysis.estimate_stage import EstimateStageError, load_estimates
 
     plan = load_plan("zhanjiang")
     with pytest.raises(EstimateStageError, match=r"no estimates.parquet for zhanjiang in survey years <= 2025 "

@@ -82,7 +82,7 @@ def test_palette_diverges_at_center():
 
 def test_source_note_names_plan_source(plan):
     note = geo.source_note(plan)
-    assert plan.get("map.boundary_source") in note and geo.boundary_version() in note
+    assert plan.settings.map.boundary_source in note and geo.boundary_version() in note
     assert json.dumps(note)  # plain text for the report
 
 

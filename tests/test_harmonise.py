@@ -138,7 +138,7 @@ def test_every_division_name_alias_and_code():
 
 
 def test_management_zones_go_to_host():
-    for z in PLAN.get("management_zones"):
+    for z in PLAN.settings.management_zones:
         for v in [z["name_zh"], *z["aliases"]]:
             assert RESOLVE(v) == z["host_code"], v
 

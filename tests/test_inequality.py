@@ -68,3 +68,22 @@ def test_group_table_drops_suppressed_and_weights():
     assert g["weight_source"].iloc[0] == "census" and g["weight"].iloc[0] == 5e5
     g = ineq.group_table(est, "education", 2025)
     assert list(g["weight"]) == [300.0, 200.0, 40.0] and g["weight_source"].iloc[0] == "sample_n"
+
+
+def test_holm_adjusts_p_values_and_verdicts():
+    from statsmodels.stats.multitest import multipletests
+
+    from analysis import inequality as ineq
+
+    big = {"estimates": np.array([10.0, 30.0, 20.0]), "se": np.array([0.5, 0.5, 0.5])}
+    small = {"estimates": np.array([18.0, 22.0, 20.0]), "se": np.array([0.5, 0.5, 0.5])}
+    same = {"estimates": np.array([18.0, 22.5, 20.0]), "se": np.array([2.0, 2.0, 2.0])}
+    changes = [*ineq.compare_years(big, small, n_boot=2000, rng=1).values(),
+               *ineq.compare_years(small, same, n_boot=2000, rng=2).values()]
+    raw = [c["p_value"] for c in changes]
+    ineq.holm(changes)
+    np.testing.assert_allclose([c["p_holm"] for c in changes], multipletests(raw, method="holm")[1])
+    assert [c["verdict"] for c in changes[:3]] == ["improved"] * 3  # a gap of 20 points shrank to 4
+    assert all(c["verdict"] == "no_clear_change" for c in changes[3:])
+    assert all(c["verdict_unadjusted"] in ("improved", "worsened", "no_clear_change") for c in changes)
+    assert min(raw) == pytest.approx(2 / 2001)  # (count + 1) / (B + 1), two-sided

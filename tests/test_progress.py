@@ -14,11 +14,13 @@ from openpyxl.utils import range_boundaries
 from analysis.config import load_plan
 from analysis.plan_tasks import load_tasks, load_units, measures_for_unit
 from analysis.progress import (
+    MISSING_AS_NONE,
     annual_by_year,
     completion_by_group,
     completion_by_unit,
     indicator_progress,
     indicator_summary,
+    indicator_table_zh,
     measure_progress,
     merge_statuses,
 )
@@ -295,7 +297,10 @@ def test_indicator_arithmetic(mini, mini_tasks):
     city = ind[ind["scope"] == "city"].set_index(["indicator_id", "year"])
     assert city.loc[("halls_share", 2023), "value"] == pytest.approx(50.0)
     assert bool(city.loc[("halls_share", 2023), "met"])
-    assert city.loc[("halls_share", 2022), "note"] == "1个县（市、区）未报送，按未建成计"
+    assert city.loc[("halls_share", 2022), "note"] == MISSING_AS_NONE  # a code; the words are the table's
+    assert city.loc[("halls_share", 2022), "n_missing"] == 1
+    table = indicator_table_zh(ind).set_index(["指标", "年度"])
+    assert table.loc[(city.loc[("halls_share", 2022), "name_zh"], 2022), "说明"] == "1个县（市、区）未报送，按未建成计"
     assert pd.isna(city.loc[("halls_share", 2021), "value"])
     assert city.loc[("tutors", 2022), "met"] == False  # noqa: E712
     div = ind[(ind["scope"] == "division") & (ind["year"] == 2023)]
@@ -320,7 +325,7 @@ def test_run_progress_on_the_mini_plan(mini, tmp_path):
     pd.DataFrame({"year": [2023, 2023], "indicator": ["literate", "literate"],
                   "domain": ["city", "sex"], "level": ["all", "男"], "estimate": [12.5, 11.0]}
                  ).to_parquet(est / "estimates.parquet")
-    h = run_progress(plan, 2023, processed_root=tmp_path / "proc")
+    h = run_progress(plan, 2023, processed_root=tmp_path / "proc").headline
     out = tmp_path / "proc" / "mini" / "2023"
     assert json.loads((out / "progress.json").read_text(encoding="utf-8")) == h
     assert h["measures_total"] == 5 and h["synthetic"] is True

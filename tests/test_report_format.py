@@ -59,11 +59,16 @@ def test_md_table_caption_label_escaping():
     md = rf.md_table(t, "标题", "tbl-x")
     lines = md.splitlines()
     assert lines[0] == "| 项目 | 值 |"
-    assert lines[1] == "|:---|---:|"
+    assert lines[1] == "|:--------|--------:|"  # pandoc shares the page width by the dashes: widest cell + 3
+    # (numbers, which cannot wrap, get a third more)
     assert lines[2] == "| a\\|b | 1.5 |"
     assert lines[3] == "| 多 行 | — |"
     assert md.rstrip().endswith(": 标题 {#tbl-x}")
     assert rf.PUBLISHED[-1][0] == "tbl-x" and rf.PUBLISHED[-1][2].equals(t)
+    mixed = rf.md_table(pd.DataFrame({"年": [2025], "规则": ["百分制"], "比例": ["<1%"], "区间": ["5.8–8.2"]}), "t",
+                        "tbl-align").splitlines()[1]
+    # text columns left; numbers, also printed as text or as a range, right
+    assert mixed == "|:----------|:---------|--------:|--------------:|"
     na = pd.DataFrame({"年": pd.array([2025, None], dtype="Int64")})
     assert "<NA>" not in rf.md_table(na, "t", "tbl-na")
     with pytest.raises(ValueError, match="must start with 'tbl-'"):
@@ -153,7 +158,7 @@ def test_write_workbook_reads_back(tmp_path):
     assert not set(":*/?[]\\") & set(wb.sheetnames[2])
     head = wb["说明"]
     assert head["A2"].value == "报告标题" and head["A3"].value == "合成数据说明"
-    notes = [head.cell(r, 1).value for r in range(4, 4 + len(rf.NOTES))]
+    notes = [head.cell(r, 1).value for r in range(4, 4 + len(rf.NOTES["zh"]))]
     assert any("设有“备注”列的表格" in n for n in notes) and any("文本" in n for n in notes)
     contents = {(head.cell(r, 1).value, head.cell(r, 2).value, head.cell(r, 3).value) for r in range(1, 12)}
     assert ("表1", "各年度样本", "tbl-a") in contents
@@ -163,6 +168,10 @@ def test_write_workbook_reads_back(tmp_path):
     assert not (tmp_path / "out" / "t.tmp.xlsx").exists()
     with pytest.raises(ValueError, match="no tables"):
         rf.write_workbook(tmp_path / "e.xlsx", "t", None, [])
+    en = openpyxl.load_workbook(rf.write_workbook(tmp_path / "en.xlsx", "Title", None,
+                                                  [("tbl-a", "Samples", tables[0][2])], lang="en"))
+    assert en.sheetnames == ["Notes", "Table 1 Samples"]
+    assert any("Note column" in (c.value or "") for c in en["Notes"]["A"])
 
 
 def test_report_data_reads_processed_and_names_missing_files(tmp_path):

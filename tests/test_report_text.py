@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import report_text as rt
+from analysis.vocabulary import term
 
 CODES = re.compile(r"\b(worsened|improved|no_clear_change|widening|closing|insufficient_years|same_rule|"
                    r"logit_linear|linear_pp|national_gap|not_due|no_data)\b")
@@ -99,8 +100,8 @@ def test_tr_and_verdict_words():
     assert rt.verdict_word("no_clear_change", "en") == "no clear change"
     with pytest.raises(KeyError, match="unknown verdict"):
         rt.verdict_word("better")
-    assert rt.label("margin", "sex_age", "en") == "sex x age"
-    assert rt.label("model", "something_new", "en") == "something new"
+    assert term("margin", "sex_age", "en") == "sex × age"
+    assert term("model", "something_new", "en", default="something new") == "something new"
 
 
 def test_headline_final_year_qualifies_below_target_by_interval():
@@ -188,8 +189,13 @@ def test_division_sentence_none_below_and_english_words():
     c = county(below=[division("5", "戊区", 18.0, 0.01)], by={"divisions": "improved"}, improved=True)
     assert rt.division_sentence(c).startswith("所有县（市、区）的模型估计均达到目标（16.0%）")
     en = rt.division_sentence(county(), "en")
-    assert "largest gaps are in Jia (8.4%), Bing (9.2%), Yi (12.7%)" in en
-    assert "divisions: widened clearly; sex: no clear change" in en
+    assert "largest gaps are in Jia (8.4%), Bing (9.2%) and Yi (12.7%)" in en
+    assert ("Since 2021, differences between divisions have widened clearly; those between men and women show "
+            "no clear change.") in en
+    both = rt.imbalance_summary({"by": {"divisions": "no_clear_change", "sex": "no_clear_change",
+                                        "age_group": "worsened"}}, "en")
+    assert both == ("differences between divisions and between men and women show no clear change; those between "
+                    "age groups have widened clearly")
     assert not CODES.search(en) and "{" not in en
 
 
@@ -198,7 +204,7 @@ def test_group_sentence_shown_hidden_and_empty():
     assert text == ("2025年重点人群中，农民 2.1%、产业工人 19.2%。"
                     "领导干部和公务员样本量不足或估计不稳定，按披露控制规则不予发布。")
     only_hidden = rt.group_sentence(estimates(groups=()), 2025, KEY_GROUPS[:1], "en")
-    assert only_hidden == "Not published (too few respondents or too unstable): 农民."
+    assert only_hidden == "The estimate for 农民 is not published (too few respondents or too unstable)."
 
 
 def test_annual_indicator_missed_in_early_years_shows_the_years():
@@ -221,7 +227,7 @@ def test_progress_sentence_counts_not_due_and_no_data():
     assert ("5项量化指标中，达标1项；未达标1项：每年培训科技辅导员（目标每年≥350人/年；2021年335人、2022年344人未达到）；"
             "尚未到考核年份2项；暂无数据1项。") in flat
     en = rt.progress_sentence(progress(inds, report_year=2023), "en")
-    assert "2 not yet due; 1 without data" in en and not CODES.search(en)
+    assert "2 are not yet due and 1 has no data" in en and not CODES.search(en)
     assert "量化指标" not in rt.progress_sentence(progress([]))
 
 
@@ -325,20 +331,3 @@ def test_recommendation_rules_print_the_thresholds_in_use():
     assert [r for r, _ in rt.recommendation_rules()] == [
         "target_not_secured", "divisions_behind", "imbalance_not_improved", "groups_far_behind",
         "groups_unmeasured", "overdue_measures", "indicators_missed", "returns_with_errors"]
-
-
-def test_shared_gap_between_two_levels_is_shown_once():
-    traj = {"groups": {
-        "key_group": {"levels": {"farmers": {"label_zh": "农民"}},
-                      "gaps": {"farmers-city": {"slope_pp_per_year": -0.81, "verdict_zh": "差距扩大"}}},
-        "urban_rural": {"levels": {"乡村": {"label_zh": "乡村"}, "城镇": {"label_zh": "城镇"}},
-                        "gaps": {"城镇-乡村": {"slope_pp_per_year": 1.05, "verdict_zh": "差距无明显变化"}}}}}
-    table = pd.DataFrame({"人群": ["农民", "乡村", "城镇"], "差距变化": ["差距扩大", "差距无明显变化", "差距无明显变化"],
-                          "差距年均变化（百分点）": [-0.81, 1.05, 1.05], "说明": ["", "", ""]})
-    out = rt.show_shared_gaps_once(table, traj)
-    assert out["差距年均变化（百分点）"].tolist() == [-0.81, 1.05, ""]
-    assert out["差距变化"].tolist() == ["差距扩大", "差距无明显变化", ""]
-    assert out["说明"].tolist() == ["", "差距为城镇减乡村", "与乡村行为同一差距"]
-    assert table["差距年均变化（百分点）"].tolist()[2] == 1.05  # the input is not changed
-    with pytest.raises(ValueError, match="2 rows for 3 groups"):
-        rt.show_shared_gaps_once(table.iloc[:2], traj)

@@ -23,7 +23,7 @@ def milk():
     d = pd.read_csv(FIX / "milk.csv")
     ref = json.loads((FIX / "fay-herriot-milk.json").read_text())
     X = np.column_stack([np.ones(len(d))] + [(d["MajorArea"] == k).astype(float) for k in (2, 3, 4)])
-    return sae.fit_fay_herriot(d["yi"], X, d["SD"] ** 2), ref
+    return sae.fit_fay_herriot(d["yi"], X, d["SD"] ** 2, method="reml"), ref
 
 
 def test_milk_matches_sae_refvar_and_beta(milk):
@@ -70,7 +70,7 @@ def test_eblup_beats_direct_on_simulated_areas():
     for _ in range(reps):
         theta = 5 + 0.12 * x + rng.normal(0, np.sqrt(A), m)
         y = theta + rng.normal(0, np.sqrt(D))
-        fit = sae.fit_fay_herriot(y, X, D)
+        fit = sae.fit_fay_herriot(y, X, D, method="reml")  # the Prasad–Rao MSE is REML's
         err_fh += (fit.eblup - theta) ** 2
         err_dir += (y - theta) ** 2
         mse_pr += fit.mse
@@ -109,6 +109,24 @@ def test_unsampled_prediction_is_the_limit_of_an_uninformative_area():
     assert mse[0] == pytest.approx(full.mse[0], rel=1e-3)
 
 
+def test_adjusted_reml_stays_positive_and_maximises_its_likelihood():
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(2)
+    m = 9
+    X = np.column_stack([np.ones(m), rng.uniform(0, 1, m)])
+    D = rng.uniform(4, 9, m)
+    y = X @ [10.0, 5.0] + rng.normal(0, np.sqrt(D))          # no area effect at all
+    assert sae.fit_fay_herriot(y, X, D, method="reml").refvar == 0.0
+    adj = sae.fit_fay_herriot(y, X, D)
+    assert adj.method == "adjusted_reml" and adj.refvar > 0
+    best = minimize_scalar(lambda a: -(sae.reml_loglik(y, X, D, a) + np.log(a)), bounds=(1e-9, 200),
+                           method="bounded", options={"xatol": 1e-10})
+    assert adj.refvar == pytest.approx(best.x, rel=1e-3)
+    with pytest.raises(sae.SAEError, match="unknown variance-component method"):
+        sae.fit_fay_herriot(y, X, D, method="ml")
+
+
 def test_bad_inputs_fail_clearly():
     X = np.column_stack([np.ones(4), np.arange(4.0)])
     with pytest.raises(sae.SAEError, match="positive"):
@@ -138,6 +156,53 @@ def test_prob_below():
 
 
 # ---------------------------------------------------------------- stage end to end
+
+def test_pooled_deff_and_smoothed_variances():
+    assert sae.pooled_deff([100, 300, 50], [1.0, 2.0, np.nan]) == pytest.approx((100 + 600) / 400)
+    np.testing.assert_allclose(sae.smoothed_vardir([10.0, 50.0], [400, 100], 2.0),
+                               [1e4 * 2 * 0.09 / 400, 1e4 * 2 * 0.25 / 100])
+    with pytest.raises(sae.SAEError, match="design effect"):
+        sae.pooled_deff([10], [np.nan])
+
+
+def test_smoothed_fit_uses_model_shares_not_direct_ones():
+    rng = np.random.default_rng(3)
+    m = 30
+    X = np.column_stack([np.ones(m), rng.uniform(0, 1, m)])
+    n = rng.integers(200, 500, m)
+    theta = X @ np.array([8.0, 10.0]) + rng.normal(0, 1.5, m)
+    y = theta + rng.normal(0, np.sqrt(1e4 * 2 * theta / 100 * (1 - theta / 100) / n))
+    fit, vardir = sae.fit_smoothed(y, X, n, 2.0)
+    np.testing.assert_allclose(vardir, sae.smoothed_vardir(sae.fit_fay_herriot(
+        y, X, sae.smoothed_vardir(X @ np.linalg.lstsq(X, y, rcond=None)[0], n, 2.0)).eblup, n, 2.0))
+    assert fit.refvar > 0
+
+
+def test_bootstrap_mse_of_benchmarked_estimates_matches_its_simulated_mse():
+    """The bootstrap MSE of fit-and-benchmark agrees with a Monte Carlo of the same procedure."""
+    rng = np.random.default_rng(5)
+    m = 12
+    X = np.column_stack([np.ones(m), rng.uniform(0, 1, m)])
+    D = rng.uniform(2, 6, m)
+    w = rng.uniform(1, 3, m)
+    beta, A = np.array([10.0, 6.0]), 3.0
+    mc_b, mc_e = np.zeros(m), np.zeros(m)
+    R = 600
+    for _ in range(R):
+        theta = X @ beta + rng.normal(0, np.sqrt(A), m)
+        y = theta + rng.normal(0, np.sqrt(D))
+        f = sae.fit_fay_herriot(y, X, D)
+        mc_e += (f.eblup - theta) ** 2 / R
+        mc_b += (sae.benchmark(f.eblup, w, float(np.sum(w * y) / w.sum())) - theta) ** 2 / R
+    y = X @ beta + rng.normal(0, np.sqrt(A), m) + rng.normal(0, np.sqrt(D))
+    fit = sae.fit_fay_herriot(y, X, D)
+    fit = sae.FayHerriotFit(**{**fit.__dict__, "refvar": A, "beta": beta})  # at the true parameters
+    boot = sae.bootstrap_mse(fit, X, D, w, n_boot=600, rng=1)
+    assert boot["replicates"] + boot["failed"] == 600
+    np.testing.assert_allclose(boot["mse_eblup"], mc_e, rtol=0.3)
+    np.testing.assert_allclose(boot["mse_benchmarked"], mc_b, rtol=0.3)
+    assert np.mean(boot["mse_benchmarked"]) > 0.9 * np.mean(boot["mse_eblup"])
+
 
 def make_inputs(root: Path, years=(2020, 2021, 2023, 2025), seed=11, edu_by_division=True) -> Path:
     """Contract-shaped census margins and estimates.parquet files under root; returns raw_dir."""
@@ -178,7 +243,7 @@ def make_inputs(root: Path, years=(2020, 2021, 2023, 2025), seed=11, edu_by_divi
                  for c, k, d, s in zip(codes, n, direct, se, strict=True)]
         for dom, levels in (("urban_rural", {"城镇": 6, "乡村": -4}), ("sex", {"男": 1, "女": -1}),
                             ("education", {"小学及以下": -7, "初中": -3, "高中": 3, "大专": 9, "本科及以上": 15})):
-            shrink = 1 - 0.1 * (y - 2020)
+            shrink = 1 - 0.1 * (y - 2020)  # 1.0 in 2020, 0.5 in 2025
             recs += [{"domain": dom, "level": lev, "n": 800, "estimate": city + shrink * eff, "se": 0.6}
                      for lev, eff in levels.items()]
         df = pd.DataFrame(recs)
@@ -206,7 +271,7 @@ def stage_run(tmp_path_factory):
 
 def test_stage_outputs_add_up(stage_run):
     plan, root, res = stage_run
-    tab = pd.read_parquet(res["outputs"]["sae"])
+    tab = pd.read_parquet(res.outputs["sae.parquet"])
     assert list(tab["division_code"]) == [str(d["code"]) for d in plan.divisions]
     for col in ("division_code", "name_zh", "n", "direct", "direct_se", "fh", "fh_mse", "fh_rmse",
                 "shrinkage", "benchmarked", "gap_to_target", "change_since_baseline", "p_below_target"):
@@ -215,27 +280,50 @@ def test_stage_outputs_add_up(stage_run):
     w = tab["population"]
     assert np.sum(w * tab["benchmarked"]) / w.sum() == pytest.approx(city["estimate"].iloc[0], abs=1e-9)
     np.testing.assert_allclose(tab["gap_to_target"], tab["benchmarked"] - 16.0)
-    years = pd.read_parquet(res["outputs"]["sae_years"])
+    years = pd.read_parquet(res.outputs["sae_years.parquet"])
     b2020 = years.query("year == 2020").set_index("division_code")["benchmarked"]
     np.testing.assert_allclose(tab["change_since_baseline"],
                                tab["benchmarked"] - tab["division_code"].map(b2020).to_numpy())
     # nine areas and four coefficients leave little to borrow, but the median area still gains
     assert np.median(tab["fh_mse"] / tab["direct_se"] ** 2) < 1
+    # smoothed sampling variances by default (pooled deff 1.6 here), the raw ones kept
+    p = np.clip(tab["fh"] / 100, 1e-4, 1)
+    np.testing.assert_allclose(tab["vardir"], 1e4 * 1.6 * p * (1 - p) / tab["n"], rtol=0.05)
+    np.testing.assert_allclose(tab["vardir_raw"], tab["direct_se"] ** 2)
+    assert tab["fh_raw"].notna().all()
+    # the benchmarked estimates carry their own (bootstrap) MSE, used by the intervals
+    assert (tab["benchmarked_mse"] > 0).all()
+    np.testing.assert_allclose(tab["benchmarked_rmse"], np.sqrt(tab["benchmarked_mse"]))
+    np.testing.assert_allclose(tab["ci_high"] - tab["benchmarked"], 1.959963984540054 * tab["benchmarked_rmse"])
+    assert tab["n_areas"].eq(9).all() and tab["refvar_se"].gt(0).all()
 
 
 def test_stage_json_and_maps(stage_run):
     plan, root, res = stage_run
-    js = json.loads(Path(res["outputs"]["county_gaps"]).read_text(encoding="utf-8"))
+    js = json.loads(Path(res.outputs["county_gaps.json"]).read_text(encoding="utf-8"))
     assert js["model"]["covariates"] == ["urban_share", "upper_secondary_share", "age_50plus_share"]
-    assert js["inequality"]["first_year"] == 2021 and js["inequality"]["latest_year"] == 2025
-    # group gaps were built to shrink from 0.9 to 0.5 of their 2020 size
+    # one baseline everywhere: the plan's (2020)
+    assert js["inequality"]["first_year"] == 2020 == js["baseline_year"] and js["inequality"]["latest_year"] == 2025
+    assert js["inequality"]["interval_method"] == "parametric_bootstrap_percentile"
+    m = js["model"]
+    assert m["n_areas"] == 9 and m["refvar_se"] > 0 and m["sampling_variance"] == "gvf_pooled_deff"
+    assert m["pooled_deff"] == pytest.approx(1.6) and m["mse_method"] == "parametric_bootstrap_fit_and_benchmark"
+    # group gaps were built to shrink from 1.0 to 0.5 of their 2020 size
     edu = js["inequality"]["groups"]["education"]
     assert edu["latest"]["range"]["value"] == pytest.approx(22 * 0.5)
-    assert edu["first"]["range"]["value"] == pytest.approx(22 * 0.9)
+    assert edu["first"]["range"]["value"] == pytest.approx(22 * 1.0)
+    assert js["imbalance_improved"]["measure"] == "mean_abs_gap"
     assert js["imbalance_improved"]["by"]["education"] == "improved"
-    assert "文化程度差异明显缩小" in js["imbalance_improved"]["summary_zh"]
+    assert js["imbalance_improved"]["measures_agree"]["education"] is True
+    # Holm over every unit x measure: raw and adjusted p-values, the verdict on the adjusted one
+    changes = [u["change"][k] for u in [js["inequality"]["divisions"], *js["inequality"]["groups"].values()]
+               for k in ("range", "cv", "mean_abs_gap")]
+    assert js["inequality"]["comparisons"] == len(changes) == 12
+    for c in changes:
+        assert c["p_holm"] >= c["p_value"]
+        assert (c["verdict"] != "no_clear_change") == (c["p_holm"] < 0.05)
     assert {d["division_code"] for d in js["divisions_below_target"]} == set(
-        pd.read_parquet(res["outputs"]["sae"]).query("benchmarked <= 16")["division_code"])
+        pd.read_parquet(res.outputs["sae.parquet"]).query("benchmarked <= 16")["division_code"])
     figs = root / "processed/zhanjiang/2025/figures"
     assert {p.name for p in figs.glob("*.png")} == {"map_estimate.png", "map_gap.png", "map_change.png",
                                                    "map_cv.png", "map_estimate_years.png"}
@@ -262,19 +350,21 @@ def test_stage_division_without_sample_gets_synthetic_estimate(tmp_path):
     est.loc[est["level"] == "440804", ["estimate", "se"]] = np.nan   # e.g. blanked by stage 02
     est.to_parquet(path, index=False)
     res = run_county_gaps(load_plan("zhanjiang", raw), 2025, processed_root=tmp_path / "processed", n_boot=200)
-    tab = pd.read_parquet(res["outputs"]["sae"]).set_index("division_code")
+    tab = pd.read_parquet(res.outputs["sae.parquet"]).set_index("division_code")
     row = tab.loc["440804"]
     assert not row["in_sample"] and row["shrinkage"] == 1.0
     assert row["fh"] == pytest.approx(row["synthetic"])
-    assert row["fh_mse"] > res["model"]["refvar"]
-    assert tab["in_sample"].sum() == 8 and res["model"]["divisions_in_sample"] == 8
+    assert row["fh_mse"] > res.summary["model"]["refvar"]
+    assert res.summary["model"]["mse_method"] == "prasad_rao_unbenchmarked"
+    assert tab["in_sample"].sum() == 8 and res.summary["model"]["divisions_in_sample"] == 8
 
 
 def test_stage_missing_year_fails_clearly(tmp_path):
-    from analysis.county_gaps_stage import CountyGapsError, run_county_gaps
+    from analysis.catalog import MissingOutput
+    from analysis.county_gaps_stage import run_county_gaps
 
     raw = make_inputs(tmp_path, years=(2021,))
-    with pytest.raises(CountyGapsError, match="2025.*estimates.parquet|estimates.parquet.*2025"):
+    with pytest.raises(MissingOutput, match="2025.*estimates.parquet|estimates.parquet.*2025"):
         run_county_gaps(load_plan("zhanjiang", raw), 2025, processed_root=tmp_path / "processed")
 
 
@@ -282,13 +372,13 @@ def test_tables_for_the_report(stage_run):
     from analysis.county_gaps_stage import division_table_zh, inequality_table_zh, model_table_zh
 
     plan, root, res = stage_run
-    tab = division_table_zh(pd.read_parquet(res["outputs"]["sae"]))
+    tab = division_table_zh(pd.read_parquet(res.outputs["sae.parquet"]))
     assert list(tab["县（市、区）"]) == list(plan.division_names.values())
     assert {"直接估计（%）", "模型估计（%）", "基准化估计（%）"} <= set(tab.columns)
-    ineq = inequality_table_zh(res)
+    ineq = inequality_table_zh(res.summary)
     # divisions + urban_rural, sex, education groups, three measures each
     assert len(ineq) == 4 * 3 and set(ineq["判断"]) <= {"明显缩小", "明显扩大", "无明显变化"}
-    assert list(model_table_zh(res).index)[0] == "截距"
+    assert list(model_table_zh(res.summary).index)[0] == "截距"
 
 
 # ---------------------------------------------------------------- gaps, cut-off, margins encoding
@@ -306,12 +396,12 @@ def test_stage_gap_lists_follow_the_plan(stage_run, tmp_path):
     from analysis.county_gaps_stage import run_county_gaps
 
     plan, root, res = stage_run
-    tab = pd.read_parquet(res["outputs"]["sae"])
-    js = json.loads(Path(res["outputs"]["county_gaps"]).read_text(encoding="utf-8"))
+    tab = pd.read_parquet(res.outputs["sae.parquet"])
+    js = json.loads(Path(res.outputs["county_gaps.json"]).read_text(encoding="utf-8"))
     below = tab[tab["gap_to_target"] < 0].nsmallest(3, "gap_to_target")
     assert [d["division_code"] for d in js["largest_gaps"]] == list(below["division_code"])
     assert all(d["gap_to_target"] < 0 for d in js["largest_gaps"])
-    assert js["p_likely_below"] == plan.get("report.p_likely_below") == 0.9
+    assert js["p_likely_below"] == plan.settings.report.p_likely_below == 0.9
     assert {d["division_code"] for d in js["divisions_likely_below_target"]} == set(
         tab.loc[tab["p_below_target"] >= 0.9, "division_code"])
     # another cut-off in the plan file moves the list
@@ -321,9 +411,9 @@ def test_stage_gap_lists_follow_the_plan(stage_run, tmp_path):
     assert "p_likely_below: 0.9" in text
     yml.write_text(text.replace("p_likely_below: 0.9", "p_likely_below: 0.6"), encoding="utf-8")
     res6 = run_county_gaps(load_plan("zhanjiang", raw), 2025, processed_root=tmp_path / "processed", n_boot=50)
-    tab6 = pd.read_parquet(res6["outputs"]["sae"])
-    likely = {d["division_code"] for d in res6["divisions_likely_below_target"]}
-    assert res6["p_likely_below"] == 0.6
+    tab6 = pd.read_parquet(res6.outputs["sae.parquet"])
+    likely = {d["division_code"] for d in res6.summary["divisions_likely_below_target"]}
+    assert res6.summary["p_likely_below"] == 0.6
     assert likely == set(tab6.loc[tab6["p_below_target"] >= 0.6, "division_code"])
     assert likely > set(tab6.loc[tab6["p_below_target"] >= 0.9, "division_code"])  # the cut-off matters here
 
@@ -336,7 +426,8 @@ def test_bad_likely_below_cutoff_is_refused(tmp_path):
     yml = raw / "plan" / "zhanjiang.yml"
     yml.write_text(yml.read_text(encoding="utf-8").replace("p_likely_below: 0.9", "p_likely_below: 90"),
                    encoding="utf-8")
-    with pytest.raises(PlanError, match=r"report.p_likely_below is 90; expected a probability"):
+    with pytest.raises(PlanError, match=r"key 'report.p_likely_below': expected a number \(probability\) "
+                                        r"in \[0.5, 1\), found 90"):
         likely_below_cutoff(load_plan("zhanjiang", raw))
 
 

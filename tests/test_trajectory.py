@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
 from analysis import benchmarks as bm
@@ -156,6 +157,34 @@ def test_p_above_is_monotone_in_the_forecast_and_the_threshold():
 def test_p_direct_above():
     assert tr.p_direct_above(16.0, 0.7, 16.0) == pytest.approx(0.5)
     assert tr.p_direct_above(17.4, 0.7, 16.0) > 0.95 > tr.p_direct_above(16.5, 0.7, 16.0)
+    # the probability uses the interval's own t: at the interval's lower end it is 0.975
+    est, se, df = 14.0, 0.9, 40
+    y, s = np.log(0.14 / 0.86), 0.009 / (0.14 * 0.86)
+    q = stats.t.ppf(0.975, df)
+    ci = (float(tr.expit_pct(y - q * s)), float(tr.expit_pct(y + q * s)))
+    assert tr.interval_df(est, se, ci) == df
+    assert tr.p_direct_above(est, se, ci[0], df) == pytest.approx(0.975, abs=1e-9)
+    assert tr.p_direct_above(est, se, ci[0], 0) > 0.975  # a normal would overstate it
+    z = stats.norm.ppf(0.975)
+    assert tr.interval_df(est, se, (float(tr.expit_pct(y - z * s)), float(tr.expit_pct(y + z * s)))) == 0
+
+
+def test_between_year_variance_test():
+    years = np.arange(2020, 2026)
+    se = np.full(6, 0.05)
+    y = 0.1 * (years - 2020) + np.array([0.05, -0.04, 0.06, -0.05, 0.04, -0.06])  # wobble ~ 1 SE
+    fit = tr.fit_trend(years, y, se, link="identity")
+    x = np.column_stack([np.ones(6), years - years.mean()])
+    w = 1 / se**2
+    beta = np.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w * y))
+    q = float(np.sum(w * (y - x @ beta) ** 2))
+    h = fit.heterogeneity()
+    assert h["q"] == pytest.approx(q) and h["df"] == 4
+    assert h["p_value"] == pytest.approx(stats.chi2.sf(q, 4))
+    assert h["tau2"] == pytest.approx(max(0.0, tr.dl_tau2(x, y, se)))
+    assert h["estimated_zero"] == (q <= 4)
+    tight = tr.fit_trend(years, 0.1 * (years - 2020), se, link="identity").heterogeneity()
+    assert tight["estimated_zero"] and tight["q"] < 1e-12 and tight["p_value"] == pytest.approx(1.0)
 
 
 def test_implied_path_and_year_reached():
@@ -166,22 +195,38 @@ def test_implied_path_and_year_reached():
     years = np.arange(2020, 2025)
     obs = pd.DataFrame({"year": years, "estimate": [path[y] for y in years], "se": 0.5})
     fit = tr.fit_model("linear_pp", obs)  # slope about 1.14 pp a year
-    assert tr.year_reached(fit, 16.0, 2020) == 2026
+    assert tr.year_reached(fit, 16.0, 2020, 2027) == 2026
+    assert tr.year_reached(fit, 16.0, 2020, 2025) is None  # not within the horizon
     flat = pd.DataFrame({"year": years, "estimate": 9.0, "se": 0.5})
-    assert tr.year_reached(tr.fit_model("logit_linear", flat), 16.0, 2020) is None
+    assert tr.year_reached(tr.fit_model("logit_linear", flat), 16.0, 2020, 2027) is None
     with pytest.raises(tr.TrajectoryError):
         tr.implied_path(10.0, 2025, 16.0, 2020)
 
 
-def test_loyo_prefers_the_true_functional_form():
+def test_loyo_measures_the_functional_form():
     years = np.arange(2014, 2026)
     curved = tr.expit_pct(tr.logit_pct(3.0) + 0.2 * (years - 2014))  # strongly convex
     obs = pd.DataFrame({"year": years, "estimate": curved, "se": 0.2})
-    chosen, cmp_ = tr.compare_models(obs, None)
-    assert chosen == "logit_linear"
+    cmp_ = tr.compare_models(obs, None)
     assert cmp_["logit_linear"]["loyo_rmse_pp"] < 1e-8 < cmp_["linear_pp"]["loyo_rmse_pp"]
-    straight = pd.DataFrame({"year": years, "estimate": 4 + 1.5 * (years - 2014), "se": 0.2})
-    assert tr.compare_models(straight, None)[0] == "linear_pp"
+    e = np.array(list(cmp_["linear_pp"]["loyo_errors_pp"].values()))
+    assert cmp_["linear_pp"]["loyo_rms_z"] == pytest.approx(np.sqrt(np.mean((e / 0.2) ** 2)))
+
+
+def test_choose_model_needs_both_backtest_and_loyo():
+    cmp_ = {"logit_linear": {"loyo_rmse_pp": 0.9}, "linear_pp": {"loyo_rmse_pp": 0.05},
+            "national_gap": {"loyo_rmse_pp": 0.01}}
+    bt_bad = {"logit_linear": {"rmse_pp": 0.5}, "linear_pp": {"rmse_pp": 3.0}}
+    bt_good = {"logit_linear": {"rmse_pp": 0.5}, "linear_pp": {"rmse_pp": 0.3}}
+    # a tiny LOYO error alone (an overfit short series) does not win
+    assert tr.choose_model(cmp_, bt_bad, 0.7) == ("logit_linear", "default_not_beaten")
+    # national_gap has no national backtest: never displaces the default
+    assert tr.choose_model(cmp_, None, 0.1) == ("logit_linear", "default_not_beaten")
+    # better on both, by more than the sampling SE on the city's series
+    assert tr.choose_model(cmp_, bt_good, 0.7) == ("linear_pp", "beats_default_out_of_sample")
+    assert tr.choose_model(cmp_, bt_good, 0.9) == ("logit_linear", "default_not_beaten")
+    assert tr.choose_model({"linear_pp": {"loyo_rmse_pp": 1.0}}, None, 0.5) == ("linear_pp",
+                                                                                  "default_unavailable")
 
 
 def test_rule_indicator_learns_only_the_slope_from_old_rule_years():
@@ -240,7 +285,7 @@ def test_stage_with_target_year_observed(stage_root):
     from analysis.trajectory_stage import run_trajectory
 
     plan, root = stage_root
-    res = run_trajectory(plan, 2025, root)
+    res = run_trajectory(plan, 2025, root).summary
     out = root / plan.city / "2025"
     on_disk = json.loads((out / "trajectory.json").read_text(encoding="utf-8"))
     assert on_disk == res
@@ -249,15 +294,26 @@ def test_stage_with_target_year_observed(stage_root):
     assert res["latest_estimate"] == pytest.approx(est["estimate"].iloc[0], abs=1e-4)
     assert res["fit_years"] == [2020, 2021, 2022, 2023, 2024, 2025]  # same rule only
     assert res["rule_handling"] == "same_rule"
-    assert res["p_exceeds_target_basis"] == "direct_estimate"
-    assert res["model_chosen"] in res["models"]
+    head = res["headline"]
+    assert head["basis"] == "direct_estimate" and head["reference"] == "t" and head["df"] > 30
+    t_row = est.iloc[0]
+    assert head["p_exceeds_target"] == pytest.approx(
+        tr.p_direct_above(t_row["estimate"], t_row["se"], 16.0, head["df"]), abs=1e-4)
+    assert head["interval"] == pytest.approx([t_row["ci_low"], t_row["ci_high"]], abs=1e-4)
+    # exactly one headline probability; the models' own ones live under methods
+    assert [k for k in res if "p_" in k and "exceed" in k] == []
+    assert res["model_chosen"] in res["methods"]["models"]
+    assert res["model_chosen_reason"] in ("default_not_beaten", "beats_default_out_of_sample")
+    bv = res["between_year_variance"]
+    assert bv["test"] == "cochran_q_chi2" and bv["df"] == 4 and 0 <= bv["p_value"] <= 1
+    assert bv["estimated_zero"] == (bv["tau2"] == 0)
     lo, hi = res["forecast_interval"]
     assert lo < res["forecast"] < hi
     assert set(res["implied_path"]) == {str(y) for y in range(2020, 2026)}
     assert res["gap_to_implied"]["2025"] == pytest.approx(res["latest_estimate"] - 16.0,
                                                           abs=1e-3)
     assert res["ex_ante"]["fit_years"] == [2020, 2021, 2022, 2023, 2024]
-    assert res["backtest"]["logit_linear"]["by_year"]["2024"]["error_pp"] == pytest.approx(
+    assert res["methods"]["backtest"]["logit_linear"]["by_year"]["2024"]["error_pp"] == pytest.approx(
         0.1696, abs=1e-4)
     # decomposition adds up to the change in the city estimate between 2020 and 2025
     d = res["decomposition"]
@@ -272,7 +328,10 @@ def test_stage_with_target_year_observed(stage_root):
     series = pd.read_parquet(out / "trajectory_series.parquet")
     assert list(series.columns[:6]) == ["series", "year", "estimate", "lower", "upper", "kind"]
     fc = series.query("series == 'city' and kind == 'forecast'")
-    assert fc["year"].max() == 2035 and (fc["lower"] < fc["estimate"]).all()
+    assert fc["year"].min() == 2026 and fc["year"].max() == 2027 and (fc["lower"] < fc["estimate"]).all()
+    fitted = series.query("series == 'city' and kind == 'fitted'")
+    assert fitted["year"].max() == 2025
+    assert res["forecast_final_year"] == 2027 and res["forecast_kind"] == "fitted"
     dec = pd.read_parquet(out / "decomposition.parquet")
     ss = dec.query("method == 'shift_share'").set_index("component")["value_pp"]
     assert ss["composition"] + ss["within"] == pytest.approx(ss["total"], abs=1e-12)
@@ -285,12 +344,14 @@ def test_stage_before_target_year_forecasts(stage_root):
     from analysis.trajectory_stage import run_trajectory
 
     plan, root = stage_root
-    res = run_trajectory(plan, 2023, root)
+    res = run_trajectory(plan, 2023, root).summary
     assert res["latest_year"] == 2023 and res["ex_ante"] is None
-    assert res["p_exceeds_target_basis"] == "model_forecast"
-    assert res["p_exceeds_target"] == res["p_exceeds_target_model"]
+    head = res["headline"]
+    assert head["basis"] == "model_forecast" and head["model"] == res["model_chosen"]
+    assert head["p_exceeds_target"] == res["methods"]["models"][res["model_chosen"]]["p_exceeds_target"]
+    assert head["interval"] == res["forecast_interval"] and res["forecast_kind"] == "forecast"
     assert res["rule_handling"] == "same_rule" and res["fit_years"][0] == 2020
-    assert set(res["forecast_horizon"]) == {str(y) for y in range(2024, 2036)}
+    assert set(res["forecast_horizon"]) == {str(y) for y in range(2024, 2028)}
     assert res["forecast_horizon"]["2025"]["forecast"] == res["forecast"]
 
 
@@ -298,7 +359,7 @@ def test_stage_with_few_same_rule_years_uses_the_rule_indicator(stage_root):
     from analysis.trajectory_stage import run_trajectory
 
     plan, root = stage_root
-    res = run_trajectory(plan, 2021, root)
+    res = run_trajectory(plan, 2021, root).summary
     assert res["rule_handling"] == "indicator"
     assert res["fit_years"] == [2016, 2018, 2020, 2021]
     # gaps are compared on current-rule years only: two years are not enough
@@ -307,7 +368,8 @@ def test_stage_with_few_same_rule_years_uses_the_rule_indicator(stage_root):
 
 
 def test_stage_without_estimates_names_the_folder(tmp_path):
+    from analysis.catalog import MissingOutput
     from analysis.trajectory_stage import run_trajectory
 
-    with pytest.raises(tr.TrajectoryError, match="run stage 02 first"):
+    with pytest.raises(MissingOutput, match="run stage 02 first"):
         run_trajectory(load_plan("zhanjiang"), 2025, tmp_path)
