@@ -12,6 +12,7 @@ import pytest
 from pypdf import PdfReader
 from test_render import assert_no_missing_glyphs, pdf_text
 
+from analysis.render import render
 from analysis.report_format import pct, prob
 
 
