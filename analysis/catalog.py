@@ -70,7 +70,8 @@ OUTPUTS: tuple[Output, ...] = (
     Output("weighting_diagnostics.json", "02_weight_estimate",
            "method, iterations, converged, Kish deff, effective n, margins before/after"),
     Output("estimates.parquet", "02_weight_estimate",
-           "one row per (year, indicator, domain, level): `n`, `estimate`, `se`, `ci_low`, `ci_high`, `deff`, "
+           "one row per (year, indicator, domain, level): `n`, `estimate`, `se`, `df` (degrees of freedom of the "
+           "interval's t: PSUs less strata), `ci_low`, `ci_high`, `deff`, "
            "`n_eff`, `cv`, `suppressed`, `suppress_reason`. Shares in percent (0–100), means in points",
            ESTIMATE_COLUMNS),
     Output("figures/estimates_by_group*.png", "02_weight_estimate", "literacy by group with 95% intervals"),

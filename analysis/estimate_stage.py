@@ -23,7 +23,7 @@ from .vocabulary import DOMAIN_NAMES_ZH, level_label_zh
 from .weighting import Margin, calibrate, read_census_margins, weighting_settings
 
 STAGE = "02_weight_estimate"
-COLUMNS = ["year", "indicator", "domain", "level", "n", "estimate", "se", "ci_low", "ci_high",
+COLUMNS = ["year", "indicator", "domain", "level", "n", "estimate", "se", "df", "ci_low", "ci_high",
            "deff", "n_eff", "cv", "suppressed", "suppress_reason"]
 # Partition domains: domain name -> column of the clean table
 DOMAIN_COLUMNS = {"division": "division_code", "urban_rural": "urban_rural", "sex": "sex",

@@ -65,7 +65,6 @@ INDICATOR_COLUMNS = [
     ("target", "目标", 16, False),
     ("evidence", "佐证材料", 36, True),
 ]
-TEXT_KEYS = {"status", "evidence", "note"}
 # How a plan indicator is reported. Overridden per indicator id by the plan key
 # tasks.indicator_inputs; an indicator not listed is one number for the city a year.
 DEFAULT_INDICATOR_INPUTS: dict[str, dict[str, Any]] = {

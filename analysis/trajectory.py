@@ -396,29 +396,6 @@ def year_reached(fit: TrendFit, target: float, start: int, horizon: int) -> int 
     return int(years[hit[0]]) if hit.size else None
 
 
-def interval_df(estimate: float, se: float, ci: tuple[float, float] | None, level: float = LEVEL) -> int:
-    """Degrees of freedom of a logit-t interval (0: normal), recovered from its width.
-
-    The estimates table stores the interval, not its df; the interval is
-    logit(p) +- q * se / (p (1 - p)), so q gives the df of the t it used.
-    """
-    if ci is None or not all(np.isfinite(ci)) or se <= 0:
-        return 0
-    y, s = _to_link([estimate], [se], "logit")
-    q = float((logit_pct(ci[1]) - logit_pct(ci[0])) / (2 * s[0]))
-    z = float(stats.norm.ppf(0.5 + level / 2))
-    if not np.isfinite(q) or q <= z * (1 + 1e-6):
-        return 0
-    lo, hi = 1, 100000
-    while lo < hi:  # smallest df whose quantile is <= q (quantiles fall with df)
-        mid = (lo + hi) // 2
-        if stats.t.ppf(0.5 + level / 2, mid) <= q:
-            hi = mid
-        else:
-            lo = mid + 1
-    return int(lo)
-
-
 def p_direct_above(estimate: float, se: float, threshold: float, df: int = 0) -> float:
     """P(true share > threshold) from a direct estimate: logit scale, t on df (0: normal),
     the reference distribution of the estimate's own interval."""

@@ -211,7 +211,7 @@ def _headline(obs: pd.DataFrame, fit: tr.TrendFit, chosen: str, fc: pd.Series, t
     if (obs["year"] == ty).any():
         t_row = obs[obs["year"] == ty].iloc[0]
         ci = (float(t_row.get("ci_low", np.nan)), float(t_row.get("ci_high", np.nan)))
-        df_ty = tr.interval_df(float(t_row["estimate"]), float(t_row["se"]), ci, level)
+        df_ty = max(int(t_row["df"]), 0)  # the df of the estimate's own interval (stage 02)
         return {"p_exceeds_target": tr.p_direct_above(t_row["estimate"], t_row["se"], target, df_ty),
                 "basis": "direct_estimate", "year": ty, "estimate": float(t_row["estimate"]),
                 "interval": list(ci), "scale": "logit", "reference": "t" if df_ty else "normal",

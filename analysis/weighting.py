@@ -131,7 +131,6 @@ def margins_from_census(census: pd.DataFrame, names: list[str], source: str = "c
     return out
 
 
-CENSUS_TEXT_COLUMNS = ("margin", "division_code", "urban_rural", "sex", "age_group", "education", "source")
 
 
 def read_census_table(path: Path) -> pd.DataFrame:

@@ -315,7 +315,7 @@ def _write_estimates(root: Path, years, drop=()):
 
     for y in years:
         rows = [{"year": y, "indicator": ind, "domain": "city", "level": "all", "n": 500,
-                 "estimate": 10.0 + (y - 2015) * (1 if ind == "literate" else 3), "se": 0.5,
+                 "estimate": 10.0 + (y - 2015) * (1 if ind == "literate" else 3), "se": 0.5, "df": 120,
                  "ci_low": 9.0, "ci_high": 11.0, "deff": 1.5, "n_eff": 333.0, "cv": 0.05,
                  "suppressed": False, "suppress_reason": ""}
                 for ind in ("literate", "mean_score_total")]

@@ -157,16 +157,13 @@ def test_p_above_is_monotone_in_the_forecast_and_the_threshold():
 def test_p_direct_above():
     assert tr.p_direct_above(16.0, 0.7, 16.0) == pytest.approx(0.5)
     assert tr.p_direct_above(17.4, 0.7, 16.0) > 0.95 > tr.p_direct_above(16.5, 0.7, 16.0)
-    # the probability uses the interval's own t: at the interval's lower end it is 0.975
+    # the probability uses the t of the estimate's own interval (stage 02's df): at its lower end it is 0.975
+    from analysis.estimate import confidence_interval
+
     est, se, df = 14.0, 0.9, 40
-    y, s = np.log(0.14 / 0.86), 0.009 / (0.14 * 0.86)
-    q = stats.t.ppf(0.975, df)
-    ci = (float(tr.expit_pct(y - q * s)), float(tr.expit_pct(y + q * s)))
-    assert tr.interval_df(est, se, ci) == df
-    assert tr.p_direct_above(est, se, ci[0], df) == pytest.approx(0.975, abs=1e-9)
-    assert tr.p_direct_above(est, se, ci[0], 0) > 0.975  # a normal would overstate it
-    z = stats.norm.ppf(0.975)
-    assert tr.interval_df(est, se, (float(tr.expit_pct(y - z * s)), float(tr.expit_pct(y + z * s)))) == 0
+    low, _ = confidence_interval([est / 100], [se / 100], [df], share=True)
+    assert tr.p_direct_above(est, se, float(low[0]) * 100, df) == pytest.approx(0.975, abs=1e-9)
+    assert tr.p_direct_above(est, se, float(low[0]) * 100, 0) > 0.975  # a normal would overstate it
 
 
 def test_between_year_variance_test():
