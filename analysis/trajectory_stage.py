@@ -38,7 +38,7 @@ def domain_obs(est: pd.DataFrame, domain: str, level: str) -> pd.DataFrame:
     """One domain level's series (unsuppressed rows), sorted by year."""
     d = est[(est["domain"] == domain) & (est["level"].astype(str) == str(level))
             & ~est["suppressed"].astype(bool)]
-    cols = [c for c in ("year", "estimate", "se", "ci_low", "ci_high", "n") if c in d]
+    cols = [c for c in ("year", "estimate", "se", "df", "ci_low", "ci_high", "n") if c in d]
     return d[cols].sort_values("year").reset_index(drop=True)
 
 
