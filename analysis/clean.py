@@ -199,6 +199,20 @@ def _fmt(values: Any, template: str) -> np.ndarray:
     return np.array([template.format(v) for v in values], dtype=object)
 
 
+def _duplicate_content(df: pd.DataFrame, codes: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eligible rows whose demographics and answers repeat an earlier eligible row's, and for
+    every eligible row the file row of the first with its content."""
+    n = len(df)
+    h = content_hash(df, codes)
+    pos = np.flatnonzero(eligible)
+    dup_content = np.zeros(n, dtype=bool)
+    dup_content[pos] = pd.Series(h[pos]).duplicated(keep="first").to_numpy()
+    first_of_hash = np.zeros(n, dtype="int64")
+    first_of_hash[pos] = (pd.Series(df["row"].to_numpy()[pos]).groupby(h[pos], sort=False)
+                          .transform("first").to_numpy())
+    return dup_content, first_of_hash
+
+
 def clean(df: pd.DataFrame, config: CleaningConfig, core_items: list[str] | None = None) -> CleanResult:
     """Apply RULES in order. df: harmonised, pseudonymised frame with `row` and `resp_key`."""
     n = len(df)
@@ -231,14 +245,8 @@ def clean(df: pd.DataFrame, config: CleaningConfig, core_items: list[str] | None
     fire("duplicate_id", dup_id,
          lambda m: _fmt(first_row.to_numpy()[m], "same resp_id as row {}"))
 
-    h = content_hash(df, codes)
     eligible = n_answered >= config.duplicate_min_answered_share * max(len(items), 1)
-    pos = np.flatnonzero(eligible)
-    dup_content = np.zeros(n, dtype=bool)
-    dup_content[pos] = pd.Series(h[pos]).duplicated(keep="first").to_numpy()
-    first_of_hash = np.zeros(n, dtype="int64")
-    first_of_hash[pos] = (pd.Series(df["row"].to_numpy()[pos]).groupby(h[pos], sort=False)
-                          .transform("first").to_numpy())
+    dup_content, first_of_hash = _duplicate_content(df, codes, eligible)
     fire("duplicate_answers", dup_content,
          lambda m: _fmt(first_of_hash[m], "same demographics and answers as row {}"))
 

@@ -136,6 +136,27 @@ def survey_candidates(base: Path) -> list[Path]:
                   if p.is_file() and p.stem.lower() == stem and not p.name.startswith(IGNORED_PREFIXES))
 
 
+# The synthetic demo writes two kinds of companion file into the survey folder (analysis.synth
+# names them from here): they are answer sheets, not deliveries, and the planner must not offer
+# them as a survey file under another name.
+
+def faults_path(survey_path: Path) -> Path:
+    """The demo's ground truth of the faults injected into a survey file: ``<name>-faults.csv``."""
+    survey_path = Path(survey_path)
+    return survey_path.with_name(survey_path.stem + "-faults.csv")
+
+
+def truth_name(city: str) -> str:
+    """The demo population's true values, in the survey folder: ``<city>-truth-synthetic.csv``."""
+    return f"{city}-truth-synthetic.csv"
+
+
+def demo_companions(plan: Any) -> set[Path]:
+    """The demo's companion files for every survey year of the plan: faults and population truth."""
+    surveys = [Path(plan.raw_survey_path(y)) for y in plan.survey_years]
+    return {surveys[0].parent / truth_name(plan.city)} | {faults_path(p) for p in surveys}
+
+
 def find_survey_file(base: Path) -> Path | None:
     """The survey file for `base`: itself, or its name with another supported extension.
 

@@ -91,11 +91,12 @@ def survey_years_up_to(plan: Plan, year: int) -> list[int]:
 
     A file of a year's name in an unsupported format, or two files for one year, stops the run
     (ingest.find_survey_file); when a year has no file, files in the survey folder that no year
-    claims are named, since a delivery under another name is the usual cause.
+    claims are named (the questionnaire and the demo's companion files are not deliveries), since
+    a delivery under another name is the usual cause.
     """
-    from .ingest import find_survey_file, survey_candidates
+    from .ingest import demo_companions, find_survey_file, survey_candidates
 
-    years, missing, claimed = [], [], {plan.questionnaire_path}
+    years, missing, claimed = [], [], {plan.questionnaire_path} | demo_companions(plan)
     for y in plan.survey_years:
         base = plan.raw_survey_path(y)
         claimed |= set(survey_candidates(base))
@@ -107,7 +108,7 @@ def survey_years_up_to(plan: Plan, year: int) -> list[int]:
             missing.append((y, base))
     folder = plan.raw_survey_path(plan.survey_years[0]).parent
     others = sorted(p.name for p in folder.glob("*") if p.is_file() and p not in claimed
-                    and not p.name.startswith((".", "~$")) and not p.stem.endswith("-faults"))
+                    and not p.name.startswith((".", "~$")))
     hint = (f"; the survey folder holds {', '.join(others)}, which no survey year's name matches"
             if others else "")
     for y, base in missing:

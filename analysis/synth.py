@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from .ingest import faults_path, truth_name
 from .synth_census import census_margins
 from .synth_survey import (
     BORDERLINE_RATES,
@@ -32,18 +33,12 @@ __all__ = ["BORDERLINE_RATES", "DEFAULT_SEED", "DEMO_PATH", "FAULT_RATES", "Synt
            "population_truth", "truth_path"]
 
 
-def faults_path(survey_path: Path) -> Path:
-    """The ground-truth file beside a raw survey file: ``<name>-faults.csv``."""
-    survey_path = Path(survey_path)
-    return survey_path.with_name(survey_path.stem + "-faults.csv")
-
-
 def truth_path(plan: Any, raw_dir: Path | None = None) -> Path:
     """The synthetic population's true values: ``<survey dir>/<city>-truth-synthetic.csv``."""
     survey_dir = Path(plan.raw_survey_path(plan.survey_years[0])).parent
     if raw_dir is not None:
         survey_dir = _under(plan, survey_dir, raw_dir)
-    return survey_dir / f"{plan.city}-truth-synthetic.csv"
+    return survey_dir / truth_name(plan.city)
 
 
 def _under(plan: Any, path: Path, raw_dir: Path) -> Path:

@@ -39,8 +39,7 @@ def build_base(raw_dir: Path, n: int = 300) -> Path:
     for rel in ("plan/zhanjiang.yml", "census/zhanjiang-population-published.csv"):
         (raw_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         (raw_dir / rel).write_bytes((RAW / rel).read_bytes())
-    synth.build_demo(load_plan(CITY, raw_dir), n_per_year=n, years=[YEAR])
-    (raw_dir / f"survey/{CITY}-{YEAR}-synthetic-faults.csv").unlink()  # the answer sheet, not an input
+    synth.build_demo(load_plan(CITY, raw_dir), n_per_year=n, years=[YEAR])  # faults and truth files included
     return raw_dir
 
 
@@ -76,6 +75,20 @@ def no_faults(raw_dir: Path) -> None:
     df = read_base(raw_dir)
     kept = res.ledger.loc[res.ledger["status"] == "kept", "row"].to_numpy()
     (raw_dir / SURVEY).write_bytes(csv_bytes(df.iloc[kept]))
+
+
+def all_rows_dropped_message(base_ledger: pd.DataFrame) -> str:
+    """The stop message when every age is blank, from the unchanged file's ledger: rows it drops by
+    a rule before missing_required (id, repeated answers, division: the age plays no part there)
+    keep that rule, and every other row is dropped as missing_required."""
+    from analysis.clean import RULE_IDS
+
+    n = len(base_ledger)
+    counts = base_ledger.loc[base_ledger["status"] == "dropped", "rule"].value_counts()
+    early = [(r, int(counts[r])) for r in RULE_IDS[: RULE_IDS.index("missing_required")] if counts.get(r, 0)]
+    by_rule = [f"{r} {c}" for r, c in early] + [f"missing_required {n - sum(c for _, c in early)}"]
+    return (rf"no row is left after cleaning \({n} of {n} dropped; by rule: {re.escape(', '.join(by_rule))}\); "
+            r"check the file's columns and codes")
 
 
 def header_only(raw_dir: Path) -> None:
@@ -241,7 +254,8 @@ def _plant(column: str, value: str) -> Callable[[Path], None]:
 class SurveyCase:
     id: str
     mutate: Callable[[Path], None]
-    message: str | None  # regex of the stage 01 error; None: cleans correctly
+    # regex of the stage 01 error, or a function of the unchanged file's ledger giving it; None: cleans correctly
+    message: str | Callable[[pd.DataFrame], str] | None
     fmt: str | None = None  # Source.format of a clean result
 
 
@@ -250,9 +264,7 @@ SURVEY_CASES = (
     SurveyCase("no_faults", no_faults, None, "csv"),
     SurveyCase("header_only", header_only,
                rf"survey file \S+{S(SURVEY)}: no data rows below the header; expected one row per respondent"),
-    SurveyCase("all_rows_dropped", all_ages_blank,
-               r"no row is left after cleaning \(300 of 300 dropped; by rule: duplicate_id \d, "
-               r"missing_required 29\d\); check the file's columns and codes"),
+    SurveyCase("all_rows_dropped", all_ages_blank, all_rows_dropped_message),
     SurveyCase("most_rows_dropped", most_ages_out_of_range,
                r"cleaning drops 6\d\.\d% of the rows, more than survey.cleaning.max_drop_share = 50% "
                r"\(\d+ of 300 dropped; by rule: .*age_out_of_range 1\d\d"),
