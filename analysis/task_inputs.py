@@ -26,7 +26,8 @@ PLAN_KEYS_READ_ONLY_BY: dict[str, frozenset[str]] = {
     "survey.cleaning": frozenset({"01_clean"}),
     "trajectory": frozenset({"03_trajectory"}),
     "sae": frozenset({"04_county_gaps"}),
-    "map": frozenset({"03_trajectory", "04_county_gaps"}),  # 03 draws figures with report_figures, which imports geo
+    # 02 and 03 draw their figures with report_figures, which imports geo (map settings)
+    "map": frozenset({"02_weight_estimate", "03_trajectory", "04_county_gaps"}),
     "report": frozenset({"04_county_gaps"}),  # report.p_likely_below
     "tasks": frozenset({"05_plan_progress"}),
     "indicators": frozenset({"05_plan_progress"}),
