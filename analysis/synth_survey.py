@@ -547,134 +547,210 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
     pop = population if population is not None else build_population(plan, seed, q, margins)
     if year not in pop.intercepts:
         raise SynthError(f"no target rate for {year} in the population path {sorted(pop.intercepts)}")
-    intercept = pop.intercepts[year]
+    # Each generator is drawn from in a fixed order (the helpers below keep it): same seed, same bytes.
     r_design, r_demo, r_ability, r_items, r_fault, r_misc = _rngs(seed, year, 6)
     k_dup = int(r_fault.binomial(n, FAULT_RATES["duplicate"])) if faults else 0
     n_base = n - k_dup
-
     design = _sample_design(st, n_base, r_design)
     s_idx = design["stratum_idx"]
     demo = _demographics(st, s_idx, _margin_male(margins), r_demo)
+    correct, v = _right_answers(st, design, demo, pop, q, year, r_ability, r_items)
+    fault_rows, borderline_rows, near_pairs, dup_src = _draw_fault_rows(n_base, k_dup, design, faults, r_fault)
+    calibration = _sample_estimate(plan, year, st, margins, design, demo, correct, q, fault_rows)
+    codes = _answer_codes(q, correct, v)
+    del v, correct
+    _copy_near_duplicates(codes, demo, near_pairs, len(q), r_fault)
+    min_dur = plan.settings.survey.cleaning.min_duration_minutes
+    duration, day = _durations_and_days(demo, design, min_dur, r_misc)
+    county = st["division_code"].map(plan.division_names).to_numpy(dtype=object)[s_idx]
+    age = demo["age"].copy()
+    _set_borderline_values(age, duration, demo["age_group"], borderline_rows, min_dur)
+    duration, details = _inject_faults(plan, q, st["division_code"].to_numpy()[s_idx], fault_rows,
+                                       codes, age, county, duration, r_fault)
+    cols = _base_columns(year, n, st, design, demo, age, county, duration, day)
+    dups = _duplicates(cols, codes, dup_src, year, n, len(q), r_fault)
+    order, pos = _final_order(n_base, dups["src"], r_fault)
+    frame = {c: _concat_take(v_, dups["cols"][c], order) for c, v_ in cols.items()}
+    all_codes = np.concatenate([codes, dups["codes"]])[order]
+    del codes
+    raw = _frame(frame, all_codes, q)
+    fl = _faults_ledger(fault_rows, details, borderline_rows, near_pairs, dups, cols["resp_id"], pos,
+                        age, duration)
+    raw.attrs["calibration"] = {"year": year, "rule": plan.scoring_rule(year), "target": target,
+                                "true_share": target, "intercept": pop.intercepts[year], **calibration}
+    return raw, fl
 
+
+def _right_answers(st: pd.DataFrame, design: dict[str, np.ndarray], demo: dict[str, np.ndarray],
+                   pop: Population, q: pd.DataFrame, year: int, r_ability: np.random.Generator,
+                   r_items: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(correct[i, j]: respondent i answers item j right, v: uniform 0-99 draws picking wrong answers)."""
+    s_idx = design["stratum_idx"]
+    n_base = len(s_idx)
     # ability and dimension traits (without the year intercept); one effect per PSU
-    div_codes = st["division_code"].to_numpy()[s_idx]
     psu_eff = r_ability.normal(0, PSU_SD, int(design["n_psu"]))
     eta = _ability(st, s_idx, demo, pop.div_eff, psu_eff[design["psu_global"]], r_ability)
     eta_dim = np.column_stack([eta + DIM_OFFSET[d] + r_ability.normal(0, DIM_SD, n_base) for d in DIMENSIONS])
-    level = intercept + _drift_slope(st, s_idx, demo, pop.div_trend) * (year - REF_YEAR)
-
-    dim_of_item, pts = _item_matrix(q)
-    a, b = pop.item_a, pop.item_b   # the population's items: seed only draws this sample
+    level = pop.intercepts[year] + _drift_slope(st, s_idx, demo, pop.div_trend) * (year - REF_YEAR)
+    dim_of_item, _ = _item_matrix(q)
     u = r_items.random((n_base, len(q)), dtype=np.float32)
     v = r_items.integers(0, 100, (n_base, len(q)), dtype=np.uint8)
-    t = _thresholds(eta_dim, dim_of_item, a, b, u)
+    # the population's items (pop.item_a, pop.item_b): seed only draws this sample
+    t = _thresholds(eta_dim, dim_of_item, pop.item_a, pop.item_b, u)
     del u
+    return t < level[:, None], v
 
-    fault_rows, borderline_rows, near_pairs, dup_src = _draw_fault_rows(n_base, k_dup, design, faults, r_fault)
-    k_dup = len(dup_src)
 
-    dropped = np.zeros(n_base, dtype=bool)
+def _sample_estimate(plan: Any, year: int, st: pd.DataFrame, margins: pd.DataFrame,
+                     design: dict[str, np.ndarray], demo: dict[str, np.ndarray], correct: np.ndarray,
+                     q: pd.DataFrame, fault_rows: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The sample's own estimate over the rows a correct cleaning keeps, on the weights the
+    estimate stage uses (raked to the census margins) and on the design weights."""
+    dropped = np.zeros(len(correct), dtype=bool)
     for f in DROPPING_FAULTS:
         dropped[fault_rows.get(f, [])] = True
     calib = np.flatnonzero(~dropped)
     w = design["design_weight"]
-    # the sample's own estimate on the weights the estimate stage uses (raked to the census margins)
     names = [m for m in plan.settings.survey.weighting.margins if m in MARGIN_CELLS]
-    cells = _sample_cells(st, s_idx[calib], {k: v_[calib] for k, v_ in demo.items()})
+    cells = _sample_cells(st, design["stratum_idx"][calib], {k: v_[calib] for k, v_ in demo.items()})
     bounds = plan.settings.survey.weighting.bounds or (0.2, 5.0)
     w_cal = rake_weights(w[calib], cells, margins, names, tuple(bounds) if bounds else None)
-    correct = t < level[:, None]
-    del t
+    _, pts = _item_matrix(q)
     achieved = _weighted_rate(correct[calib], pts, w_cal, plan, year)
     achieved_design = _weighted_rate(correct[calib], pts, w[calib], plan, year)
+    return {"achieved": round(achieved, 4), "achieved_design": round(achieved_design, 4),
+            "weights": "raked to " + "+".join(names), "calibration_rows": int(len(calib))}
 
-    # answers: 0-3 option index, 4 blank
+
+def _answer_codes(q: pd.DataFrame, correct: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Answers as option index 0-3, 4 blank: the key when right, else another option or blank."""
     key = q["correct"].map({o: k for k, o in enumerate(OPTIONS)}).to_numpy().astype(np.int8)
     wrong = ((key[None, :] + 1 + (v % 3)) % 4).astype(np.int8)
     codes = np.where(correct, key[None, :], np.where(v < int(SKIP_SHARE * 100), np.int8(4), wrong))
-    codes = codes.astype(np.int8)
-    del v, wrong, correct
+    return codes.astype(np.int8)
 
-    # near-duplicates: a second respondent of the same PSU with the same demographics and
-    # answers differing in one or two items (a correct cleaning keeps both)
-    near_detail = []
+
+def _copy_near_duplicates(codes: np.ndarray, demo: dict[str, np.ndarray], near_pairs: list[tuple[int, int]],
+                          m: int, rng: np.random.Generator) -> None:
+    """In place: each pair's second respondent (same PSU) takes the first one's demographics and
+    answers, then one or two answers change (a correct cleaning keeps both)."""
     for src, dst in near_pairs:
         for k_ in ("male", "age", "age_group", "edu", "occ"):
             demo[k_][dst] = demo[k_][src]
         codes[dst] = codes[src]
-        for j in r_fault.choice(len(q), int(r_fault.integers(1, 3)), replace=False):
-            codes[dst, j] = (codes[dst, j] + 1) % 4 if codes[dst, j] < 4 else int(r_fault.integers(0, 4))
-        near_detail.append(int(src))
+        for j in rng.choice(m, int(rng.integers(1, 3)), replace=False):
+            codes[dst, j] = (codes[dst, j] + 1) % 4 if codes[dst, j] < 4 else int(rng.integers(0, 4))
 
-    min_dur = plan.settings.survey.cleaning.min_duration_minutes
-    duration = np.clip(np.exp(r_misc.normal(np.log(24.0) + 0.004 * (demo["age"] - 40), 0.3, n_base)),
+
+def _durations_and_days(demo: dict[str, np.ndarray], design: dict[str, np.ndarray], min_dur: float,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Interview duration (minutes, above the speeder threshold) and day of the year (PSUs share a week)."""
+    n_base = len(demo["age"])
+    duration = np.clip(np.exp(rng.normal(np.log(24.0) + 0.004 * (demo["age"] - 40), 0.3, n_base)),
                        min_dur + 2.0, 90.0)
-    psu_day = r_misc.integers(59, 320, int(design["n_psu"]))
-    day = np.minimum(psu_day[design["psu_global"]] + r_misc.integers(0, 4, n_base), 360)
-    county = st["division_code"].map(plan.division_names).to_numpy(dtype=object)[s_idx]
-    age = demo["age"].copy()
-    # borderline values a correct cleaning keeps
-    rows = borderline_rows["borderline_age"]
-    age[rows] = np.where(demo["age_group"][rows] <= 1, 18, 69)
-    rows = borderline_rows["borderline_duration"]
-    duration[rows] = min_dur
-    details: dict[str, list[str]] = {}
+    psu_day = rng.integers(59, 320, int(design["n_psu"]))
+    day = np.minimum(psu_day[design["psu_global"]] + rng.integers(0, 4, n_base), 360)
+    return duration, day
 
-    # -- inject the faults (a row may carry several) --
-    rows = fault_rows.get("age_out_of_range", np.array([], int))
+
+def _set_borderline_values(age: np.ndarray, duration: np.ndarray, age_group: np.ndarray,
+                           borderline_rows: dict[str, np.ndarray], min_dur: float) -> None:
+    """In place: ages exactly 18 or 69 and durations exactly at the threshold (kept by cleaning)."""
+    rows = borderline_rows["borderline_age"]
+    age[rows] = np.where(age_group[rows] <= 1, 18, 69)
+    duration[borderline_rows["borderline_duration"]] = min_dur
+
+
+def _inject_faults(plan: Any, q: pd.DataFrame, div_codes: np.ndarray, fault_rows: dict[str, np.ndarray],
+                   codes: np.ndarray, age: np.ndarray, county: np.ndarray, duration: np.ndarray,
+                   rng: np.random.Generator) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """Each fault kind in turn (a row may carry several): codes, age and county change in place;
+    returns (durations rounded to 0.1 min, the detail text per fault kind and row)."""
+    def rows_of(f: str) -> np.ndarray:
+        return fault_rows.get(f, np.array([], int))
+
+    details = {"age_out_of_range": _ages_out_of_range(age, rows_of("age_out_of_range"), rng),
+               "missing_items": _blank_core_items(codes, rows_of("missing_items"), q, rng),
+               "variant_division": _variant_divisions(plan, county, div_codes, rows_of("variant_division"),
+                                                      rng)}
+    min_dur = plan.settings.survey.cleaning.min_duration_minutes
+    duration, details["speeder"] = _speeders(duration, rows_of("speeder"), min_dur, rng)
+    max_run = plan.settings.survey.cleaning.max_straightline_run
+    details["straightline"] = _straightlines(codes, rows_of("straightline"), q, max_run, rng)
+    return duration, details
+
+
+def _ages_out_of_range(age: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> list[str]:
+    """In place: ages 0, 16, 17, 70-85 or 999 (17 and 70 most often)."""
     bad_ages = np.array([0, 16, 17, 70, *range(71, 86), 999])
     p_bad = np.array([0.04, 0.08, 0.25, 0.25, *([0.28 / 15] * 15), 0.10])
-    age[rows] = r_fault.choice(bad_ages, len(rows), p=p_bad / p_bad.sum())
-    details["age_out_of_range"] = [f"age {x}" for x in age[rows]]
+    age[rows] = rng.choice(bad_ages, len(rows), p=p_bad / p_bad.sum())
+    return [f"age {x}" for x in age[rows]]
 
+
+def _blank_core_items(codes: np.ndarray, rows: np.ndarray, q: pd.DataFrame, rng: np.random.Generator) -> list[str]:
+    """In place: 30-100% of the core items of each row left blank."""
     core_idx = np.flatnonzero(q["core"].to_numpy(bool))
-    rows = fault_rows.get("missing_items", np.array([], int))
-    k_blank = r_fault.integers(int(np.ceil(0.3 * len(core_idx))), len(core_idx) + 1, len(rows))
-    order = np.argsort(r_fault.random((len(rows), len(core_idx))), axis=1)
+    k_blank = rng.integers(int(np.ceil(0.3 * len(core_idx))), len(core_idx) + 1, len(rows))
+    order = np.argsort(rng.random((len(rows), len(core_idx))), axis=1)
     for r, k, o in zip(rows, k_blank, order, strict=True):
         codes[r, core_idx[o[:k]]] = 4
-    details["missing_items"] = [f"{k} of {len(core_idx)} core items blank" for k in k_blank]
+    return [f"{k} of {len(core_idx)} core items blank" for k in k_blank]
 
-    rows = fault_rows.get("variant_division", np.array([], int))
+
+def _variant_divisions(plan: Any, county: np.ndarray, div_codes: np.ndarray, rows: np.ndarray,
+                       rng: np.random.Generator) -> list[str]:
+    """In place: the county written another way (``division_variants``)."""
     det = []
     variants = {c: division_variants(plan, c) for c in plan.division_names}
     for r in rows:
         code = div_codes[r]
         cands = variants[code]
-        county[r] = cands[int(r_fault.integers(0, len(cands)))]
+        county[r] = cands[int(rng.integers(0, len(cands)))]
         det.append(f"county {county[r]!r} is {code} {plan.division_names[code]}")
-    details["variant_division"] = det
+    return det
 
-    rows = fault_rows.get("speeder", np.array([], int))
-    duration[rows] = np.where(r_fault.random(len(rows)) < 0.25, min_dur - 0.1,
-                              r_fault.uniform(1.5, min_dur - 0.5, len(rows)))
+
+def _speeders(duration: np.ndarray, rows: np.ndarray, min_dur: float,
+              rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """Durations below the threshold (a quarter just 0.1 below); all durations rounded to 0.1 min."""
+    duration[rows] = np.where(rng.random(len(rows)) < 0.25, min_dur - 0.1,
+                              rng.uniform(1.5, min_dur - 0.5, len(rows)))
     duration = np.round(duration, 1)
-    details["speeder"] = [f"duration {d:.1f} min < {min_dur:g}" for d in duration[rows]]
+    return duration, [f"duration {d:.1f} min < {min_dur:g}" for d in duration[rows]]
 
-    max_run = plan.settings.survey.cleaning.max_straightline_run
-    rows = fault_rows.get("straightline", np.array([], int))
+
+def _straightlines(codes: np.ndarray, rows: np.ndarray, q: pd.DataFrame, max_run: int,
+                   rng: np.random.Generator) -> list[str]:
+    """In place: one option on a run of items longer than max_run."""
     m = len(q)
-    run_len = r_fault.integers(min(max(20, max_run + 5), m), m + 1, len(rows))
-    start = np.array([int(r_fault.integers(0, m - L + 1)) for L in run_len], dtype=np.int64)
-    opt = r_fault.integers(0, 4, len(rows))
+    run_len = rng.integers(min(max(20, max_run + 5), m), m + 1, len(rows))
+    start = np.array([int(rng.integers(0, m - L + 1)) for L in run_len], dtype=np.int64)
+    opt = rng.integers(0, 4, len(rows))
     det = []
     for r, L, s0, o in zip(rows, run_len, start, opt, strict=True):
         codes[r, s0:s0 + L] = o
         det.append(f"{q['item_id'].iat[s0]}-{q['item_id'].iat[s0 + L - 1]} all {OPTIONS[o]} ({L} items)")
-    details["straightline"] = det
+    return det
 
-    # -- assemble base rows (unique strings built in Arrow: no million Python objects) --
+
+def _base_columns(year: int, n: int, st: pd.DataFrame, design: dict[str, np.ndarray],
+                  demo: dict[str, np.ndarray], age: np.ndarray, county: np.ndarray, duration: np.ndarray,
+                  day: np.ndarray) -> dict[str, Any]:
+    """The base rows' columns (unique strings built in Arrow: no million Python objects)."""
+    s_idx = design["stratum_idx"]
     id_width = max(6, len(str(n)))
-    ids = np.arange(n_base)
+    ids = np.arange(len(s_idx))
     dates = (np.datetime64(f"{year}-01-01") + day.astype("timedelta64[D]")).astype("datetime64[D]")
     stratum = st["stratum"].to_numpy(dtype=object)[s_idx]
     psu_w = max(3, len(str(int(design["psu_num"].max()))))
-    cols: dict[str, Any] = {
+    return {
         "resp_id": _ids(f"R{year}-", ids, id_width), "name": _ids("受访者", ids, id_width),
         "phone": _ids("100-0000-", ids % 10000, 4), "county": county, "stratum": stratum,
         "psu": pc.binary_join_element_wise(pa.array(stratum, pa.string()),
                                            _ids("", design["psu_num"], psu_w), "-"),
-        "design_weight": np.round(w, 4), "sex": np.where(demo["male"], "男", "女").astype(object),
+        "design_weight": np.round(design["design_weight"], 4),
+        "sex": np.where(demo["male"], "男", "女").astype(object),
         "age": age.astype(np.int64),
         "urban_rural": np.where(demo["urban"], URBAN, RURAL).astype(object),
         "education": np.array(EDUCATION, dtype=object)[demo["edu"]],
@@ -682,64 +758,70 @@ def generate_survey(plan: Any, year: int, n: int, seed: int, questionnaire: pd.D
         "duration_min": duration, "interview_date": pc.cast(pa.array(dates), pa.string()),
     }
 
-    # -- duplicates: later copies --
-    kinds = r_fault.choice(["exact", "reentered", "new_id"], k_dup, p=[0.5, 0.3, 0.2])
+
+def _duplicates(cols: dict[str, Any], codes: np.ndarray, dup_src: np.ndarray, year: int, n: int, m: int,
+                rng: np.random.Generator) -> dict[str, Any]:
+    """Later copies of the rows dup_src: exact, re-entered (a few answers, duration and date
+    differ) or under a new resp_id. Returns their kinds, sources, columns and answer codes."""
+    n_base, k_dup = len(codes), len(dup_src)
+    kinds = rng.choice(["exact", "reentered", "new_id"], k_dup, p=[0.5, 0.3, 0.2])
     src = np.asarray(dup_src, dtype=np.int64)
     dup_cols = {c: _take(v, src) for c, v in cols.items()}
     dup_codes = codes[src].copy()
-    new_ids = _ids(f"R{year}-", np.arange(n_base, n_base + k_dup), id_width).to_pylist()
+    new_ids = _ids(f"R{year}-", np.arange(n_base, n_base + k_dup), max(6, len(str(n)))).to_pylist()
     for k in np.flatnonzero(kinds == "new_id"):
         dup_cols["resp_id"][k] = new_ids[k]
     for k in np.flatnonzero(kinds == "reentered"):
-        dup_cols["duration_min"][k] = round(float(dup_cols["duration_min"][k]) * float(r_fault.uniform(1.02, 1.2)), 1)
-        d = np.datetime64(dup_cols["interview_date"][k]) + int(r_fault.integers(1, 4))
+        dup_cols["duration_min"][k] = round(float(dup_cols["duration_min"][k]) * float(rng.uniform(1.02, 1.2)), 1)
+        d = np.datetime64(dup_cols["interview_date"][k]) + int(rng.integers(1, 4))
         dup_cols["interview_date"][k] = str(min(d, np.datetime64(f"{year}-12-31")))
-        for j in r_fault.choice(m, int(r_fault.integers(1, 4)), replace=False):
+        for j in rng.choice(m, int(rng.integers(1, 4)), replace=False):
             cur = dup_codes[k, j]
-            dup_codes[k, j] = (cur + 1) % 4 if cur < 4 else int(r_fault.integers(0, 4))
+            dup_codes[k, j] = (cur + 1) % 4 if cur < 4 else int(rng.integers(0, 4))
+    return {"kinds": kinds, "src": src, "cols": dup_cols, "codes": dup_codes}
 
-    # final order: each copy lands somewhere after its source
+
+def _final_order(n_base: int, src: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(order: base rows then copies, each copy somewhere after its source; pos: final row of each)."""
+    k_dup = len(src)
     sort_key = np.concatenate([np.arange(n_base, dtype=np.float64),
-                               src + 0.5 + r_fault.random(k_dup) * (n_base - src - 0.5)])
+                               src + 0.5 + rng.random(k_dup) * (n_base - src - 0.5)])
     order = np.argsort(sort_key, kind="stable")
     pos = np.empty(n_base + k_dup, dtype=np.int64)
     pos[order] = np.arange(n_base + k_dup)
+    return order, pos
 
-    frame = {c: _concat_take(v, dup_cols[c], order) for c, v in cols.items()}
-    all_codes = np.concatenate([codes, dup_codes])[order]
-    del codes, dup_codes
-    raw = _frame(frame, all_codes, q)
 
+def _faults_ledger(fault_rows: dict[str, np.ndarray], details: dict[str, list[str]],
+                   borderline_rows: dict[str, np.ndarray], near_pairs: list[tuple[int, int]],
+                   dups: dict[str, Any], resp_id: pa.Array, pos: np.ndarray, age: np.ndarray,
+                   duration: np.ndarray) -> pd.DataFrame:
+    """The faults file: one line per row and fault (final row number, resp_id, fault, detail)."""
     recs = []
     for f in ("age_out_of_range", "missing_items", "variant_division", "speeder", "straightline"):
         rows = fault_rows.get(f, np.array([], np.int64))
-        for r, rid, d in zip(rows, _take(cols["resp_id"], rows), details.get(f, []), strict=True):
+        for r, rid, d in zip(rows, _take(resp_id, rows), details.get(f, []), strict=True):
             recs.append((int(pos[r]), rid, f, d))
     border_text = {"borderline_age": "age {age} (inside the survey range)",
                    "borderline_duration": "duration {dur:.1f} min = threshold (not a speeder)"}
     for f, rows in borderline_rows.items():
         if f == "near_duplicate":
             continue
-        for r, rid in zip(rows, _take(cols["resp_id"], rows), strict=True):
+        for r, rid in zip(rows, _take(resp_id, rows), strict=True):
             recs.append((int(pos[r]), rid, f, border_text[f].format(age=int(age[r]), dur=duration[r])))
-    for (src_, dst_), rid in zip(near_pairs, _take(cols["resp_id"], np.array([d for _, d in near_pairs],
-                                                                             dtype=np.int64)), strict=True):
+    for (src_, dst_), rid in zip(near_pairs, _take(resp_id, np.array([d for _, d in near_pairs],
+                                                                     dtype=np.int64)), strict=True):
         recs.append((int(pos[dst_]), rid, "near_duplicate",
                      f"same demographics as row {int(pos[src_])}, one or two answers differ (not a copy)"))
     kind_text = {"exact": "exact copy of row {}", "reentered": "same resp_id as row {}, re-entered",
                  "new_id": "copy of row {} under a new resp_id"}
-    for k in range(k_dup):
-        recs.append((int(pos[n_base + k]), dup_cols["resp_id"][k], "duplicate",
-                     kind_text[kinds[k]].format(int(pos[src[k]]))))
+    n_base = len(pos) - len(dups["src"])
+    for k in range(len(dups["src"])):
+        recs.append((int(pos[n_base + k]), dups["cols"]["resp_id"][k], "duplicate",
+                     kind_text[dups["kinds"][k]].format(int(pos[dups["src"][k]]))))
     fl = pd.DataFrame(recs, columns=["row", "resp_id", "fault", "detail"])
     fl = fl.sort_values(["row", "fault"], kind="stable")
-    fl = fl.reset_index(drop=True).astype({"row": np.int64, "resp_id": "str", "fault": "str", "detail": "str"})
-    raw.attrs["calibration"] = {"year": year, "rule": plan.scoring_rule(year), "target": target,
-                                "true_share": target, "intercept": intercept,
-                                "achieved": round(achieved, 4), "achieved_design": round(achieved_design, 4),
-                                "weights": "raked to " + "+".join(names),
-                                "calibration_rows": int(len(calib))}
-    return raw, fl
+    return fl.reset_index(drop=True).astype({"row": np.int64, "resp_id": "str", "fault": "str", "detail": "str"})
 
 
 def _margin_male(margins: pd.DataFrame) -> float:
