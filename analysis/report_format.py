@@ -125,6 +125,10 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and not _missing(v)
 
 
+ROW_DECIMALS = "row_decimals"
+"""A table's attrs key: decimals per row, for tables whose rows hold different quantities (indicators x years)."""
+
+
 def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) -> pd.DataFrame:
     """A copy with numeric cells as text: one number of decimals per column, no thousands separators.
 
@@ -139,10 +143,15 @@ def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) 
     if unknown:
         raise KeyError(f"decimals given for columns not in the table: {sorted(unknown)}; columns: {list(df.columns)}")
     out = df.copy()
+    rows = df.attrs.get(ROW_DECIMALS)
     for c in df.columns:
         values = [v.item() if hasattr(v, "item") and not isinstance(v, str) else v for v in df[c].tolist()]
         numbers = [v for v in values if _is_number(v)]
         if not numbers:
+            continue
+        if rows is not None and c not in decimals:  # each row's quantity its own decimals
+            out[c] = pd.Series([f"{v:.{k}f}" if _is_number(v) else v for v, k in zip(values, rows, strict=True)],
+                               index=df.index, dtype=object)
             continue
         texts = [v for v in values if isinstance(v, str) and v not in BLANKS]
         if texts and c not in decimals:  # a column of mixed things (thresholds of several rules): each on its own
@@ -342,6 +351,7 @@ def _style_sheet(sheet, table: pd.DataFrame, header_row: int = 1) -> None:
     for j, c in enumerate(table.columns, 1):
         letter = get_column_letter(j)
         fmt = _excel_format(c, table[c].tolist())
+        rows = table.attrs.get(ROW_DECIMALS)
         head = sheet.cell(row=header_row, column=j)
         head.font = Font(bold=True)
         head.alignment = Alignment(wrap_text=True, vertical="top")
@@ -349,8 +359,10 @@ def _style_sheet(sheet, table: pd.DataFrame, header_row: int = 1) -> None:
         for i in range(header_row + 1, last + 1):
             cell = sheet.cell(row=i, column=j)
             if fmt and _is_number(cell.value):
-                cell.number_format = fmt
                 decimals = len(fmt) - 2 if "." in fmt else 0
+                if rows is not None:
+                    decimals = rows[i - header_row - 1]
+                cell.number_format = "0." + "0" * decimals if decimals else "0"
                 widths.append(len(f"{cell.value:.{decimals}f}"))
             else:
                 widths.append(_text_width(str(cell.value if cell.value is not None else "")))

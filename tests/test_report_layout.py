@@ -115,3 +115,25 @@ def test_no_table_text_is_letter_spaced(offline_report):
               for m in SPACED.finditer(page.extract_text() or "")]
     assert not spaced, f"letter-spaced text (page, text): {spaced[:5]}"
     assert SPACED.search("与 目 标 差 距") and not SPACED.search("与目标差距 (百分点)")
+
+
+def test_indicator_table_is_indicators_by_years_with_decimals_per_row():
+    import pandas as pd
+
+    from analysis import report_format as rf
+    from analysis import report_tables as tables
+
+    rows = [{"indicator_id": "rate", "name_zh": "比例", "year": y, "scope": "city", "value": v, "target": 16.0,
+             "comparison": ">", "unit": "percent", "due": y == 2025, "met": v > 16, "note": "", "n_missing": 0}
+            for y, v in [(2024, 15.04), (2025, 14.79)]]
+    rows += [{"indicator_id": "tutors", "name_zh": "辅导员", "year": y, "scope": "city", "value": v, "target": 350.0,
+              "comparison": ">=", "unit": "人/年", "due": True, "met": v >= 350,
+              "note": "missing_counted_as_none" if y == 2024 else "", "n_missing": 2} for y, v in [(2024, 342.0),
+                                                                                                  (2025, 389.0)]]
+    specs = [{"id": "rate", "name_zh": "比例"}, {"id": "tutors", "name_zh": "辅导员"}]
+    t = tables.progress_indicator_table(pd.DataFrame(rows), specs, "zh", verdicts={"rate": "很可能未达到"})
+    assert list(t.columns) == ["指标", "计量单位", "目标", "2024", "2025", "是否达标", "说明"]
+    assert t["是否达标"].tolist() == ["很可能未达到", "达标（2年中1年达标）"]
+    assert t["说明"].tolist()[1].startswith("2024年：2个县")
+    shown = rf.format_numbers(t)
+    assert shown["2024"].tolist() == ["15.0", "342"] and shown["2025"].tolist() == ["14.8", "389"]
