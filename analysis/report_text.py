@@ -197,6 +197,44 @@ def summary_points(traj: dict[str, Any], county: dict[str, Any], progress: dict[
             progress_sentence(progress, lang, verdict)]
 
 
+def benchmark_sentence(traj: dict[str, Any], province: dict[str, str], lang: str = "zh") -> str:
+    """The city set against the latest published national and provincial shares and their targets, in words.
+
+    `province` = {"zh": .., "en": ..}; figures come from trajectory.json benchmarks (published, no standard error).
+    """
+    b = traj.get("benchmarks") or {}
+    y, est = traj["latest_year"], traj["latest_estimate"]
+    ty = traj["target_year"]
+    targets = b.get("targets") or {}
+    scope = b.get("province_scope")
+    parts_zh, parts_en = [], []
+    if b.get("national_latest") is not None:
+        nat_t = targets.get(f"national_{ty}")
+        parts_zh.append(f"全国{b['national_latest_year']}年公布的比例为 {pct(b['national_latest'])}"
+                        + (f"（全国{ty}年目标 {pct(nat_t)}）" if nat_t is not None else ""))
+        parts_en.append(f"the national share published for {b['national_latest_year']} is {pct(b['national_latest'])}"
+                        + (f" (national {ty} target {pct(nat_t)})" if nat_t is not None else ""))
+    if b.get("province_latest") is not None:
+        prov_t = targets.get(f"{scope}_{ty}")
+        parts_zh.append(f"{province['zh']}{b['province_latest_year']}年公布的比例为 {pct(b['province_latest'])}"
+                        + (f"（全省{ty}年目标 {pct(prov_t)}）" if prov_t is not None else ""))
+        parts_en.append(f"{province['en']}'s published share for {b['province_latest_year']} is {pct(b['province_latest'])}"
+                        + (f" (provincial {ty} target {pct(prov_t)})" if prov_t is not None else ""))
+    if not parts_zh:
+        return ""
+    zh = f"作为比较，{'；'.join(parts_zh)}。全市{y}年估计为 {pct(est)}"
+    en = f"For comparison, {'; '.join(parts_en)}. The city's {y} estimate is {pct(est)}"
+    gap = b.get("city_minus_national_latest_common_pp")
+    if gap is not None and round(abs(gap), 1) > 0:
+        zh += f"，在与全国均有数据的最近年份{'高于' if gap > 0 else '低于'}全国 {_pp(gap)} 个百分点"
+        en += f"; in the latest year with both figures it is {_pp(gap)} points {'above' if gap > 0 else 'below'} the nation"
+    elif gap is not None:
+        zh += "，在与全国均有数据的最近年份与全国持平"
+        en += "; in the latest year with both figures it is level with the nation"
+    return tr(lang, zh + "（公布值无抽样误差信息，比较仅供参考）。",
+              en + " (published figures carry no sampling error, so the comparison is indicative only).")
+
+
 def imbalance_summary(imbalance: dict[str, Any], lang: str = "zh") -> str:
     """The verdicts of county_gaps.json imbalance_improved.by as words.
 
@@ -379,7 +417,7 @@ def progress_sentence(progress: dict[str, Any], lang: str = "zh", verdict: dict[
           f"({pct(progress['completed_share'])}) were completed by the end of {ry} and {n_over} "
           f"{'is' if n_over == 1 else 'are'} overdue.")
     if verdict and head:
-        zh += f"{_name(head[0], 'zh')}目标{verdict['zh']}。"
+        zh += f"{_name(head[0], 'zh')}的评估结论为：目标{verdict['zh']}。"
         en += f" For the {_name(head[0], 'en')}, the target is {verdict['en']}."
     if not ind:
         return tr(lang, zh, en)
