@@ -10,8 +10,9 @@ from typing import Any
 import pandas as pd
 
 from . import report_tables as tables
+from .config import Plan
 from .verdict import HEADLINE_INDICATOR, Thresholds, verdict_label
-from .vocabulary import capitalise, term
+from .vocabulary import capitalise, plan_word, term
 
 
 def indicator_table(ind: pd.DataFrame, specs: list[dict[str, Any]], traj: dict[str, Any], lang: str,
@@ -28,3 +29,39 @@ def indicator_table(ind: pd.DataFrame, specs: list[dict[str, Any]], traj: dict[s
     if int(traj["latest_year"]) >= int(traj["target_year"]):
         out.loc[rows, col_met] = verdict_label(traj, lang, thresholds)
     return out
+
+
+def measures_annex(measures: pd.DataFrame, plan: Plan, lang: str) -> pd.DataFrame:
+    """All measures of the plan's annex (progress_measures.parquet): text, units, deadline, status, year completed,
+    evidence, and whether overdue. The English table leaves out the annex's Chinese wording and the evidence."""
+    zh = lang == "zh"
+    sep = "、" if zh else "; "
+
+    def units(text: Any) -> str:
+        return sep.join(plan_word(plan, "units", u, lang) for u in str(text or "").split(";") if u)
+
+    out = pd.DataFrame({"measure_id": measures["measure_id"].to_numpy()})
+    if zh:
+        out[_h("measure_text", lang)] = measures["measure_text"].fillna("").to_numpy() \
+            if "measure_text" in measures else measures["task_name"].to_numpy()
+    out["lead_unit"] = [units(u) for u in measures["lead_units"]]
+    if "responsible_units" in measures:
+        out[_h("responsible_units", lang)] = [units(u) for u in measures["responsible_units"]]
+    out["deadline"] = [d if zh else tables._deadline_en(d) for d in measures["deadline"]]
+    out[_h("status", lang)] = [term("measure_status", c, lang, default=str(c)) for c in measures["category"]]
+    done = measures["year_completed"] if "year_completed" in measures else pd.Series([pd.NA] * len(measures))
+    out[_h("year_completed", lang)] = ["" if pd.isna(y) else str(int(y)) for y in done]
+    out[_h("overdue", lang)] = [("是" if zh else "yes") if o else "" for o in measures["overdue"]]
+    if zh and "evidence" in measures:
+        out[_h("evidence", lang)] = measures["evidence"].fillna("").to_numpy()
+    return tables.headers(out, lang)
+
+
+_HEADERS = {"measure_text": ("具体措施", "Measure"), "responsible_units": ("责任单位", "Responsible units"), "status": ("状态", "Status"),
+            "year_completed": ("完成年份", "Year completed"), "overdue": ("逾期", "Overdue"),
+            "evidence": ("佐证材料", "Evidence")}
+
+
+def _h(key: str, lang: str) -> str:
+    zh, en = _HEADERS[key]
+    return zh if lang == "zh" else en

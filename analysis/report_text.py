@@ -147,7 +147,7 @@ def probability_basis(traj: dict[str, Any], lang: str = "zh") -> str:
     ty = traj["target_year"]
     df = h.get("df")
     dist_zh = f"自由度为 {df:g} 的t分布" if df else "正态分布"
-    dist_en = f"a t distribution with {df:g} degrees of freedom" if df else "a normal distribution"
+    dist_en = f"t distribution with {df:g} degrees of freedom" if df else "normal distribution"
     if is_forecast(traj):
         model_zh, model_en = (term("model_short", h.get("model") or traj["model_chosen"], lg) for lg in ("zh", "en"))
         return tr(lang, f"依据所选趋势模型（{model_zh}）对{ty}年的预测分布计算",
@@ -233,6 +233,50 @@ def benchmark_sentence(traj: dict[str, Any], province: dict[str, str], lang: str
         en += "; in the latest year with both figures it is level with the nation"
     return tr(lang, zh + "（公布值无抽样误差信息，比较仅供参考）。",
               en + " (published figures carry no sampling error, so the comparison is indicative only).")
+
+
+# The plan's safeguards (保障条件) and whether the units' returns carry data on them: facilities are read from the
+# numeric indicators on science museums and bases, participation from the returns themselves; funding, staff,
+# the joint-meeting system and the divisions' own implementation plans are not asked for in the returns.
+SAFEGUARDS = ("funding", "staff", "facilities", "participation", "joint_meeting", "division_plans")
+_SAFEGUARD_NAMES = {
+    "funding": ("经费投入", "Funding"), "staff": ("科普人才队伍", "Staff"), "facilities": ("科普设施", "Facilities"),
+    "participation": ("部门参与和报送", "Participation of the units"),
+    "joint_meeting": ("科普工作联席会议制度", "Joint-meeting system"),
+    "division_plans": ("各县（市、区）实施方案", "Divisions' own implementation plans"),
+}
+FACILITY_INDICATORS = ("divisions_with_museum_share", "bases_national", "bases_provincial", "bases_municipal")
+
+
+def safeguards(progress: dict[str, Any], lang: str = "zh") -> list[tuple[str, str]]:
+    """(safeguard, what the returns show) for each of the plan's safeguards; says plainly where no data exist."""
+    no_data = tr(lang, "部门报表未采集此项，无数据，本次无法评估；建议下一周期报表增设相应栏目。",
+                 "The returns do not ask for it, so there are no data and it cannot be assessed; the next period's "
+                 "returns should ask for it.")
+    ry = progress["report_year"]
+    out = []
+    for key in SAFEGUARDS:
+        name = tr(lang, *_SAFEGUARD_NAMES[key])
+        if key == "facilities":
+            items = [i for i in progress.get("indicators", []) if i.get("id") in FACILITY_INDICATORS]
+            if not items:
+                out.append((name, no_data))
+                continue
+            met = [i for i in items if i["status"] == "met"]
+            parts = [indicator_detail(i, ry, lang) for i in items]
+            out.append((name, tr(lang, f"据部门报表的设施类指标，{len(items)} 项中 {len(met)} 项达标：{'；'.join(parts)}。",
+                                 f"From the facility indicators in the returns, {len(met)} of {len(items)} met the "
+                                 f"target: {'; '.join(parts)}.")))
+        elif key == "participation":
+            r = progress.get("returns") or {}
+            got, expected = len(r.get("units_returned") or []), len(r.get("units_expected") or [])
+            errors = (progress.get("problems") or {}).get("errors", 0)
+            out.append((name, tr(lang, f"应报送进展报表的牵头单位 {expected} 个，实际报送 {got} 个；报表中填报错误 {errors} 处。",
+                                 f"{got} of the {expected} lead units expected returned their progress reports; the "
+                                 f"returns contain {errors} {'error' if errors == 1 else 'errors'}.")))
+        else:
+            out.append((name, no_data))
+    return out
 
 
 def imbalance_summary(imbalance: dict[str, Any], lang: str = "zh") -> str:
@@ -409,13 +453,20 @@ def progress_sentence(progress: dict[str, Any], lang: str = "zh", verdict: dict[
         ind = [i for i in ind if i not in head]
     ry = progress["report_year"]
     c = _status_counts(ind)
-    zh = (f"方案附件 {progress['measures_total']} 项具体措施中，截至{ry}年底已完成 "
-          f"{progress['measures_completed']} 项（{pct(progress['completed_share'])}），逾期未完成 "
-          f"{progress['overdue_count']} 项。")
-    n_over = progress["overdue_count"]
-    en = (f"Of the {progress['measures_total']} measures in the plan's annex, {progress['measures_completed']} "
-          f"({pct(progress['completed_share'])}) were completed by the end of {ry} and {n_over} "
-          f"{'is' if n_over == 1 else 'are'} overdue.")
+    n_over, total = progress["overdue_count"], progress["measures_total"]
+    due = progress.get("measures_due", total)
+    share = progress.get("completed_share")
+    share_zh = f"（占到期措施的 {pct(share)}）" if share is not None and due < total else \
+        f"（{pct(share)}）" if share is not None else ""
+    share_en = (f" ({pct(share)} of those due)" if due < total else f" ({pct(share)})") if share is not None else ""
+    zh = (f"方案附件 {total} 项具体措施中，截至{ry}年底"
+          + (f"已到期 {due} 项，其中" if due < total else "")
+          + f"已完成 {progress['measures_completed']} 项{share_zh}，逾期未完成 {n_over} 项。")
+    en = (f"Of the {total} measures in the plan's annex, "
+          + (f"{due} were due by the end of {ry}; {progress['measures_completed']}{share_en} of them were "
+             f"completed" if due < total else
+             f"{progress['measures_completed']}{share_en} were completed by the end of {ry}")
+          + f" and {n_over} {'is' if n_over == 1 else 'are'} overdue.")
     if verdict and head:
         zh += f"{_name(head[0], 'zh')}的评估结论为：目标{verdict['zh']}。"
         en += f" For the {_name(head[0], 'en')}, the target is {verdict['en']}."

@@ -331,3 +331,26 @@ def test_recommendation_rules_print_the_thresholds_in_use():
     assert [r for r, _ in rt.recommendation_rules()] == [
         "target_not_secured", "divisions_behind", "imbalance_not_improved", "groups_far_behind",
         "groups_unmeasured", "overdue_measures", "indicators_missed", "returns_with_errors"]
+
+
+def test_safeguards_say_plainly_where_the_returns_have_no_data():
+    p = progress(indicators=[indicator(id="bases_national", status="met", value=5.0),
+                             indicator(id="bases_provincial", name_zh="省级科普教育基地", status="missed",
+                                       target=30.0, value=27.0)], errors=2)
+    p["returns"] = {"units_returned": ["a", "b"], "units_expected": ["a", "b", "c"]}
+    rows = dict(rt.safeguards(p))
+    assert list(rows) == ["经费投入", "科普人才队伍", "科普设施", "部门参与和报送", "科普工作联席会议制度", "各县（市、区）实施方案"]
+    assert rows["经费投入"].startswith("部门报表未采集此项，无数据")
+    assert "2 项中 1 项达标" in rows["科普设施"] and "省级科普教育基地（2025年27个，目标≥30个）" in rows["科普设施"]
+    assert rows["部门参与和报送"] == "应报送进展报表的牵头单位 3 个，实际报送 2 个；报表中填报错误 2 处。"
+    en = dict(rt.safeguards(p, "en"))
+    assert "2 of the 3 lead units" in en["Participation of the units"] and "cannot be assessed" in en["Funding"]
+
+
+def test_progress_sentence_counts_completion_over_due_measures_only():
+    p = progress(indicators=[], report_year=2023)
+    p.update(measures_due=23, measures_completed=15, completed_share=100 * 15 / 23)
+    text = rt.progress_sentence(p)
+    assert "截至2023年底已到期 23 项，其中已完成 15 项（占到期措施的 65.2%）" in text
+    assert "23 were due by the end of 2023; 15 (65.2% of those due) of them were completed" in rt.progress_sentence(
+        p, "en")
