@@ -20,6 +20,7 @@ def indicator_table(ind: pd.DataFrame, specs: list[dict[str, Any]], traj: dict[s
     """The numeric indicators by year (report_tables.progress_indicator_table) with the headline indicator's
     target-year cell saying the one verdict (analysis/verdict.py) instead of met/missed by its point estimate."""
     out = tables.progress_indicator_table(ind, specs, lang)
+    _on_path(out, ind, traj, lang)
     spec = next((s for s in specs if s["id"] == HEADLINE_INDICATOR), None)
     if spec is None:
         return out
@@ -29,6 +30,41 @@ def indicator_table(ind: pd.DataFrame, specs: list[dict[str, Any]], traj: dict[s
     if int(traj["latest_year"]) >= int(traj["target_year"]):
         out.loc[rows, col_met] = verdict_label(traj, lang, thresholds)
     return out
+
+
+def path_value(rows: pd.DataFrame, year: int, traj: dict[str, Any]) -> float | None:
+    """Where an indicator should be in `year` on its way to the target: the plan's implied path for the headline
+    indicator, else a straight line from its first reported value to the target in the deadline year."""
+    ind_id = rows["indicator_id"].iloc[0]
+    if ind_id == HEADLINE_INDICATOR:
+        v = (traj.get("implied_path") or {}).get(str(year))
+        return None if v is None else float(v)
+    try:
+        deadline = int(str(rows["deadline"].iloc[0])) if "deadline" in rows else int(traj["target_year"])
+    except ValueError:
+        return None  # yearly indicators are due every year: no path
+    known = rows.dropna(subset=["value"]).sort_values("year")
+    if known.empty or deadline <= int(known["year"].iloc[0]) or year <= int(known["year"].iloc[0]):
+        return None
+    y0, v0, target = int(known["year"].iloc[0]), float(known["value"].iloc[0]), float(rows["target"].iloc[0])
+    return v0 + (target - v0) * (year - y0) / (deadline - y0)
+
+
+def _on_path(out: pd.DataFrame, ind: pd.DataFrame, traj: dict[str, Any], lang: str) -> None:
+    """Replace 'not due' in a year before the deadline by whether the value is on the path to the target."""
+    d = ind[ind["scope"] == "city"].reset_index(drop=True)
+    col = term("header", "met", lang)
+    for i, r in d.iterrows():
+        if bool(r["due"]) or pd.isna(r["value"]) or i >= len(out):
+            continue
+        path = path_value(d[d["indicator_id"] == r["indicator_id"]], int(r["year"]), traj)
+        if path is None:
+            continue
+        up = r["comparison"] in (">", ">=")
+        ok = r["value"] >= path if up else r["value"] <= path
+        shown = f"{path:.1f}"
+        out.loc[i, col] = (f"{'达到' if ok else '低于'}进度（应达 {shown}）" if lang == "zh"
+                           else f"{'on' if ok else 'behind'} path (due {shown})")
 
 
 def measures_annex(measures: pd.DataFrame, plan: Plan, lang: str) -> pd.DataFrame:

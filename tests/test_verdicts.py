@@ -126,3 +126,19 @@ def test_thresholds_edges_and_plan_checks():
     with pytest.raises(ValueError):
         vd.target_verdict(1.2)
     assert [w for w, _ in vd.grading("zh")] == LABELS["zh"]
+
+
+def test_monitoring_year_sees_only_figures_published_by_then():
+    from analysis import benchmarks as bm
+    from analysis import trajectory_stage as ts
+    from analysis.config import load_plan
+
+    assert ts.publication_year("人民日报 2023-09-01", 2022) == 2023
+    assert ts.publication_year("国发〔2021〕9号", 2025) == 2021
+    assert ts.publication_year("", 2023) == 2024  # a survey comes out the year after
+    bench = bm.load_benchmarks(bm.default_path(load_plan("zhanjiang").raw_dir))
+    seen = ts.published_by(bench, 2023)
+    assert all(ts.publication_year(s, y) <= 2023 for s, y in zip(seen["source"], seen["year"], strict=True))
+    observed = seen[seen["kind"] == "observed"]
+    assert observed["year"].max() <= 2022 < bench[bench["kind"] == "observed"]["year"].max()
+    assert len(ts.published_by(bench, 2030)) == len(bench)
