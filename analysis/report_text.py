@@ -145,15 +145,14 @@ def probability_basis(traj: dict[str, Any], lang: str = "zh") -> str:
     """What the headline probability assumes, said once ('依据2025年调查的直接估计……')."""
     h = traj.get("headline") or {}
     ty = traj["target_year"]
-    df = h.get("df")
-    dist_zh = f"自由度为 {df:g} 的t分布" if df else "正态分布"
-    dist_en = f"t distribution with {df:g} degrees of freedom" if df else "normal distribution"
+    dist_zh = "t分布（自由度与置信区间相同）" if h.get("df") else "正态分布"
+    dist_en = "t distribution (with the interval's degrees of freedom)" if h.get("df") else "normal distribution"
     if is_forecast(traj):
         model_zh, model_en = (term("model_short", h.get("model") or traj["model_chosen"], lg) for lg in ("zh", "en"))
         return tr(lang, f"依据所选趋势模型（{model_zh}）对{ty}年的预测分布计算",
                   f"from the predictive distribution of the chosen trend model ({model_en}) for {ty}")
-    return tr(lang, f"依据{ty}年调查的直接估计，在logit尺度上按与置信区间相同的{dist_zh}计算",
-              f"from the {ty} survey's direct estimate, on the logit scale and on the same {dist_en} as its interval")
+    return tr(lang, f"依据{ty}年调查的直接估计，在logit尺度上按{dist_zh}计算",
+              f"from the {ty} survey's direct estimate, on the logit scale with a {dist_en}")
 
 
 def target_sentence(traj: dict[str, Any], lang: str = "zh", thresholds: Thresholds | None = None) -> str:
