@@ -170,7 +170,7 @@ def choropleth(gdf: gpd.GeoDataFrame, column: str, bins: list[float], *, title: 
     ax.set_title(title, fontsize=11)
     ax.set_axis_off()
     if own:
-        fig.text(0.02, 0.01, note, fontsize=6.5, color="#555555", ha="left", va="bottom")
+        fig.text(0.02, 0.01, note, fontsize=7, color="#555555", ha="left", va="bottom")
     return fig
 
 
