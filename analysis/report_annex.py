@@ -12,23 +12,38 @@ import pandas as pd
 from . import report_tables as tables
 from .config import Plan
 from .verdict import HEADLINE_INDICATOR, Thresholds, verdict_label
-from .vocabulary import capitalise, plan_word, term
+from .vocabulary import plan_word, term
 
 
 def indicator_table(ind: pd.DataFrame, specs: list[dict[str, Any]], traj: dict[str, Any], lang: str,
                     thresholds: Thresholds | None = None) -> pd.DataFrame:
-    """The numeric indicators by year (report_tables.progress_indicator_table) with the headline indicator's
-    target-year cell saying the one verdict (analysis/verdict.py) instead of met/missed by its point estimate."""
-    out = tables.progress_indicator_table(ind, specs, lang)
-    _on_path(out, ind, traj, lang)
-    spec = next((s for s in specs if s["id"] == HEADLINE_INDICATOR), None)
-    if spec is None:
-        return out
-    name = capitalise(str(spec.get(f"name_{lang}") or spec["name_zh"]))
-    col_ind, col_year, col_met = (term("header", c, lang) for c in ("indicator", "year", "met"))
-    rows = (out[col_ind] == name) & (out[col_year].astype(int) == int(traj["target_year"]))
-    if int(traj["latest_year"]) >= int(traj["target_year"]):
-        out.loc[rows, col_met] = verdict_label(traj, lang, thresholds)
+    """The numeric indicators (report_tables.progress_indicator_table, indicators x years) with one judgement each:
+    the headline indicator's is the one verdict (analysis/verdict.py) from the target year on; an indicator not yet
+    due says whether its latest value is on the path to its target."""
+    return tables.progress_indicator_table(ind, specs, lang, verdicts=judgements(ind, traj, lang, thresholds))
+
+
+def judgements(ind: pd.DataFrame, traj: dict[str, Any], lang: str,
+               thresholds: Thresholds | None = None) -> dict[str, str]:
+    """Indicator id -> the words of its judgement where it is not met/missed in a due year."""
+    d = ind[ind["scope"] == "city"]
+    out: dict[str, str] = {}
+    for ind_id, part in d.groupby("indicator_id", sort=False):
+        if ind_id == HEADLINE_INDICATOR and int(traj["latest_year"]) >= int(traj["target_year"]):
+            out[ind_id] = verdict_label(traj, lang, thresholds)
+            continue
+        if part["due"].astype(bool).any():
+            continue
+        known = part.dropna(subset=["value"]).sort_values("year")
+        if known.empty:
+            continue
+        last = known.iloc[-1]
+        path = path_value(part, int(last["year"]), traj)
+        if path is None:
+            continue
+        ok = last["value"] >= path if last["comparison"] in (">", ">=") else last["value"] <= path
+        out[ind_id] = (f"{int(last['year'])}年{'达到' if ok else '低于'}进度（应达 {path:.1f}）" if lang == "zh"
+                       else f"{'on' if ok else 'behind'} path in {int(last['year'])} (due {path:.1f})")
     return out
 
 
@@ -48,23 +63,6 @@ def path_value(rows: pd.DataFrame, year: int, traj: dict[str, Any]) -> float | N
         return None
     y0, v0, target = int(known["year"].iloc[0]), float(known["value"].iloc[0]), float(rows["target"].iloc[0])
     return v0 + (target - v0) * (year - y0) / (deadline - y0)
-
-
-def _on_path(out: pd.DataFrame, ind: pd.DataFrame, traj: dict[str, Any], lang: str) -> None:
-    """Replace 'not due' in a year before the deadline by whether the value is on the path to the target."""
-    d = ind[ind["scope"] == "city"].reset_index(drop=True)
-    col = term("header", "met", lang)
-    for i, r in d.iterrows():
-        if bool(r["due"]) or pd.isna(r["value"]) or i >= len(out):
-            continue
-        path = path_value(d[d["indicator_id"] == r["indicator_id"]], int(r["year"]), traj)
-        if path is None:
-            continue
-        up = r["comparison"] in (">", ">=")
-        ok = r["value"] >= path if up else r["value"] <= path
-        shown = f"{path:.1f}"
-        out.loc[i, col] = (f"{'达到' if ok else '低于'}进度（应达 {shown}）" if lang == "zh"
-                           else f"{'on' if ok else 'behind'} path (due {shown})")
 
 
 def measures_annex(measures: pd.DataFrame, plan: Plan, lang: str) -> pd.DataFrame:

@@ -42,14 +42,13 @@ def test_english_annex_has_no_chinese():
 
 
 def test_indicators_before_their_deadline_are_checked_against_the_path():
-    ind = pd.DataFrame({"indicator_id": "bases", "name_zh": "国家级科普教育基地", "year": [2021, 2023, 2024, 2025],
-                        "scope": "city", "value": [2.0, 3.6, 4.0, 5.0], "target": 5.0, "comparison": ">=", "unit": "个",
-                        "deadline": "2025", "due": [False, False, False, True], "note": "", "n_missing": 0})
-    ind["met"] = pd.array([pd.NA, pd.NA, pd.NA, True], dtype="boolean")
+    ind = pd.DataFrame({"indicator_id": "bases", "name_zh": "国家级科普教育基地", "year": [2021, 2023, 2024],
+                        "scope": "city", "value": [2.0, 3.6, 4.0], "target": 5.0, "comparison": ">=", "unit": "个",
+                        "deadline": "2025", "due": False, "note": "", "n_missing": 0})
+    ind["met"] = pd.array([pd.NA] * 3, dtype="boolean")
     specs = [{"id": "bases", "name_zh": "国家级科普教育基地", "name_en": "national bases"}]
-    traj = {"target_year": 2025, "latest_year": 2025, "implied_path": {}}
-    met = annex.indicator_table(ind, specs, traj, "zh")["是否达标"].tolist()
-    # path: 2 in 2021 to 5 in 2025, so 3.5 in 2023 and 4.25 in 2024; the first year is not judged
-    assert met == ["未到考核年", "达到进度（应达 3.5）", "低于进度（应达 4.2）", "达标"]
-    en = annex.indicator_table(ind, specs, traj, "en")["Met"].tolist()
-    assert en[1:3] == ["on path (due 3.5)", "behind path (due 4.2)"]
+    traj = {"target_year": 2025, "latest_year": 2024, "implied_path": {}}
+    # path: 2 in 2021 to 5 in 2025, so 4.25 in 2024 (3.5 in 2023)
+    assert annex.indicator_table(ind, specs, traj, "zh")["是否达标"].tolist() == ["2024年低于进度（应达 4.2）"]
+    assert annex.judgements(ind[ind.year <= 2023], traj, "en") == {"bases": "on path in 2023 (due 3.5)"}
+    assert annex.path_value(ind, 2021, traj) is None  # the first year is the path's start, not judged
