@@ -292,10 +292,10 @@ PUBLISHED: list[tuple[str, str, pd.DataFrame]] = []
 """Every table md_table printed in this process, as (label, caption, table), for the workbook."""
 
 NOTES = {
-    "zh": ("“—”表示无数据或按披露控制规则不予发布；设有“备注”列的表格中，不予发布的单元格在该行“备注”列注明原因。",
+    "zh": ("“—”表示无数据或因样本量或精度未达发布标准而不予发布；设有“备注”列的表格中，不予发布的单元格在该行“备注”列注明原因。",
            "概率以文字形式给出（如“<1%”“37%”“>99%”），不四舍五入为0或100%，因此这些单元格是文本而非数值。"),
-    "en": ("\"—\" marks a missing value or one withheld by the disclosure rules; tables with a Note column give the "
-           "reason on the row of each withheld cell.",
+    "en": ("\"—\" marks a missing value or one withheld because the sample is too small or the estimate too "
+           "imprecise; tables with a Note column give the reason on the row of each withheld cell.",
            "Probabilities are written as text (\"<1%\", \"37%\", \">99%\"), never rounded to 0 or 100%, so these "
            "cells are text, not numbers."),
 }
