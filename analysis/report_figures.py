@@ -197,10 +197,12 @@ def division_map(key: str, sae: pd.DataFrame, county: dict[str, Any], plan: Plan
     if key == "cv":
         use_font(lang)
         fig, axes = plt.subplots(1, 2, figsize=(11, 6.2))
-        for ax, col, which in ((axes[0], "direct_cv", _tr(lang, "直接估计", "direct estimate")),
+        # the panels' titles say only which estimate (the shared title above), so they fit the printed width
+        fig.suptitle(_tr(lang, f"{county['year']}年变异系数", f"Coefficient of variation, {county['year']}"),
+                     fontsize=10)
+        for ax, col, which in ((axes[0], "direct_cv", _tr(lang, "直接估计", "Direct estimate")),
                                (axes[1], "fh_cv", _tr(lang, "Fay–Herriot模型估计", "Fay–Herriot model"))):
-            geo.choropleth(gdf, col, breaks["cv"], title=_tr(lang, f"{county['year']}年变异系数：{which}",
-                                                              f"Coefficient of variation, {county['year']}: {which}"),
+            geo.choropleth(gdf, col, breaks["cv"], title=which,
                            legend_title=_tr(lang, "变异系数", "CV"), note=note, cmap="OrRd", fmt="{:.2f}",
                            label_fmt="{:.2f}", ax=ax, lang=lang)
         fig.text(0.02, 0.01, note, fontsize=7, color="#555555")

@@ -183,7 +183,7 @@ TABLE_WIDTH = 104
 """The text width in half-width characters of table text (15.6 cm at 8.5 pt, cityreport.typ)."""
 
 
-def _column_width(header: object, values: pd.Series, cap: int = 30, pad: int = 2) -> int:
+def _column_width(header: object, values: pd.Series, cap: int = 60, pad: int = 2) -> int:
     """A column's need in half-width characters: pandoc shares the page width in proportion to the dashes.
 
     Number columns (numbers and intervals never break) need their widest cell; text columns their widest
