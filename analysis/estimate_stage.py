@@ -19,7 +19,8 @@ from .estimate import (
     domain_means,
     estimate_domains,
 )
-from .vocabulary import DOMAIN_NAMES_ZH, level_label_zh
+from .report_figures import estimates_by_group
+from .vocabulary import DOMAIN_NAMES_ZH  # only its order of the domain codes
 from .weighting import Margin, calibrate, read_census_margins, weighting_settings
 
 STAGE = "02_weight_estimate"
@@ -151,40 +152,6 @@ def design_for(df: pd.DataFrame, weights: np.ndarray, plan: Plan, codes: list[np
     return Design.from_frame(df, weights, "stratum", "psu", lonely_psu=lonely, calibration=cal)
 
 
-def plot_by_group(table: pd.DataFrame, plan: Plan, year: int, path: Path) -> Path:
-    """Share 具备科学素质 by group with 95% intervals; suppressed cells greyed and marked."""
-    from .plotting import plt, save_figure, use_cjk_font
-
-    use_cjk_font()
-    t = table[(table["indicator"] == "literate") & (table["domain"] != "city")]
-    city = table[(table["indicator"] == "literate") & (table["domain"] == "city")].iloc[0]
-    domains = [d for d in DOMAIN_NAMES_ZH if d in set(t["domain"])]
-    heights = [max(2, (t["domain"] == d).sum()) for d in domains]
-    fig, axes = plt.subplots(len(domains), 1, figsize=(7.5, 0.26 * sum(heights) + 0.9 * len(domains)),
-                             gridspec_kw={"height_ratios": heights}, sharex=True)
-    axes = np.atleast_1d(axes)
-    for ax, dom in zip(axes, domains, strict=True):
-        part = t[t["domain"] == dom].reset_index(drop=True)
-        labels = [level_label_zh(plan, dom, lv) for lv in part["level"]]
-        ypos = np.arange(len(part))[::-1]
-        ok = ~part["suppressed"].to_numpy(bool)
-        err = np.vstack([part["estimate"] - part["ci_low"], part["ci_high"] - part["estimate"]])
-        err = np.nan_to_num(err)
-        ax.barh(ypos[ok], part["estimate"][ok], color="#3b6ea5", height=0.6)
-        ax.errorbar(part["estimate"][ok], ypos[ok], xerr=err[:, ok], fmt="none", ecolor="black",
-                    capsize=2, lw=0.8)
-        for yy in ypos[~ok]:  # suppressed cells are not published, not even as a bar
-            ax.text(0.5, yy, "样本不足或抽样误差过大，不发布", va="center", fontsize=7, color="#777777")
-        ax.set_yticks(ypos, labels, fontsize=8)
-        ax.set_ylim(-0.6, len(part) - 0.4)
-        ax.axvline(city["estimate"], color="#c0392b", ls="--", lw=0.9)
-        ax.set_title(DOMAIN_NAMES_ZH[dom], fontsize=9, loc="left")
-    axes[-1].set_xlabel("具备科学素质的比例（%），横线为95%置信区间，虚线为全市")
-    fig.suptitle(f"{plan.name_zh}{year}年公民具备科学素质的比例：分群体估计", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.985))
-    return save_figure(fig, path)
-
-
 @dataclass
 class EstimateInputs:
     clean: pd.DataFrame
@@ -260,7 +227,7 @@ def save_outputs(plan: Plan, res: EstimateResult, processed_root: Path | None = 
         "weights.parquet": res.weights, "weighting_diagnostics.json": res.diagnostics,
         "estimates.parquet": res.estimates})
     fig = catalog.output_path(plan, "figures/estimates_by_group.png", res.year, processed_root)
-    res.outputs["figures/estimates_by_group.png"] = plot_by_group(res.estimates, plan, res.year, fig)
+    res.outputs["figures/estimates_by_group.png"] = estimates_by_group(res.estimates, plan, res.year, "zh", fig)
     res.manifest = write_manifest(processed_dir(plan.city, res.year, processed_root), STAGE, res.inputs, list(res.outputs.values()),
                                   res.params)
     return res

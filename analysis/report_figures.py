@@ -246,7 +246,7 @@ def indicators_stock(ind: pd.DataFrame, progress: dict[str, Any], lang: str, pat
     """Counts to reach by the deadline (e.g. science bases by level): values by year and the target."""
     use_font(lang)
     stock = _stock_indicators(ind, progress)
-    fig, axes = plt.subplots(1, max(len(stock), 1), figsize=(3.6 * max(len(stock), 1), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, max(len(stock), 1), figsize=(PRINT_WIDTH_IN, 2.6), squeeze=False)
     for ax, spec in zip(axes[0], stock, strict=False):
         d = ind[(ind["indicator_id"] == spec["id"]) & (ind["scope"] == "city")]
         sign = {">=": "≥", "<=": "≤"}.get(spec["comparison"], spec["comparison"])
@@ -256,11 +256,14 @@ def indicators_stock(ind: pd.DataFrame, progress: dict[str, Any], lang: str, pat
                    label=_tr(lang, f"{spec['deadline']}年目标 {sign}{spec['target']:g}",
                              f"Target {sign}{spec['target']:g} by {spec['deadline']}"))
         name = spec.get(f"name_{lang}") or spec["name_zh"]
-        ax.set_title(capitalise(str(name)), loc="left", fontsize=10 if lang == "zh" else 9)
+        ax.set_title(capitalise(str(name)), loc="left", fontsize=8.5 if lang == "zh" else 7.5, wrap=True)
         unit = term("unit_of_count", spec["unit"], lang, default=spec["unit"])
-        ax.set_ylabel(_tr(lang, f"数量（{unit}）", "Number"))
+        ax.set_ylabel(_tr(lang, f"数量（{unit}）", "Number"), fontsize=7.5)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xticks(sorted(set(d["year"]) | {int(spec["deadline"])}))
+        years = sorted(set(d["year"]) | {int(spec["deadline"])})
+        ax.set_xticks(years[::2] if years[-1] in years[::2] else years[::-2][::-1])  # every other year, the last
+        ax.tick_params(labelsize=7)
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
     return save_figure(fig, path)

@@ -206,8 +206,12 @@ def column_widths(shown: pd.DataFrame, total: int = TABLE_WIDTH) -> list[int]:
     text = sum(n for n, k in zip(need, numeric, strict=True) if not k)
     if fixed + text <= total or not text:
         return need
-    room = max(total - fixed, 6 * sum(1 for k in numeric if not k))  # a text column keeps a few characters
-    return [n if k else max(6, math.floor(n * room / text)) for n, k in zip(need, numeric, strict=True)]
+    # a short text column (a verdict, a group's name) keeps its width; longer ones share the rest
+    floor = [min(n, 12) for n in need]
+    room = max(total - fixed - sum(f for f, k in zip(floor, numeric, strict=True) if not k), 0)
+    extra = sum(n - f for n, f, k in zip(need, floor, numeric, strict=True) if not k)
+    return [n if k else f + (math.floor((n - f) * room / extra) if extra else 0)
+            for n, f, k in zip(need, floor, numeric, strict=True)]
 
 
 def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | None = None,

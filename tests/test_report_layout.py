@@ -111,7 +111,8 @@ SPACED = re.compile(r"(?:[\u4e00-\u9fff] ){3,}[\u4e00-\u9fff]")
 @pytest.mark.slow
 def test_no_table_text_is_letter_spaced(offline_report):
     reader = PdfReader(str(offline_report.files["pdf"]))
-    spaced = [(n, m.group()) for n, page in enumerate(reader.pages, 1)
+    # from page 2: pypdf reads the cover's 20 pt title with a space between glyphs (its gap rule is in points)
+    spaced = [(n, m.group()) for n, page in enumerate(reader.pages, 1) if n > 1
               for m in SPACED.finditer(page.extract_text() or "")]
     assert not spaced, f"letter-spaced text (page, text): {spaced[:5]}"
     assert SPACED.search("与 目 标 差 距") and not SPACED.search("与目标差距 (百分点)")
