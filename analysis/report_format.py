@@ -331,7 +331,7 @@ def _sheet_values(table: pd.DataFrame) -> pd.DataFrame:
         fmt = _excel_format(c, values)
         shown = 0 if fmt is None or "." not in fmt else len(fmt) - 2
 
-        def cell(v: object) -> object:
+        def cell(v: object, fmt: str | None = fmt, shown: int = shown) -> object:
             if _missing(v):
                 return "—"
             if isinstance(v, str):

@@ -8,7 +8,6 @@ the city's divisions, groups, lead units and actions from the plan file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-
 from typing import Any
 
 import numpy as np
