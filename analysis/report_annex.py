@@ -78,21 +78,25 @@ def measures_annex(measures: pd.DataFrame, plan: Plan, lang: str) -> pd.DataFram
     if zh:
         out[_h("measure_text", lang)] = measures["measure_text"].fillna("").to_numpy() \
             if "measure_text" in measures else measures["task_name"].to_numpy()
-    out["lead_unit"] = [units(u) for u in measures["lead_units"]]
-    if "responsible_units" in measures:
-        out[_h("responsible_units", lang)] = [units(u) for u in measures["responsible_units"]]
+    resp = measures["responsible_units"] if "responsible_units" in measures else [""] * len(measures)
+    lead_word, resp_word = ("牵头：", "责任：") if zh else ("Lead: ", "Responsible: ")
+    # lead and responsible units in one column, so the measure's text gets the width
+    out[_h("units", lang)] = [lead_word + units(lu) + (("；" if zh else "; ") + resp_word + units(r)
+                                                       if units(r) else "")
+                              for lu, r in zip(measures["lead_units"], resp, strict=True)]
     out["deadline"] = [d if zh else tables._deadline_en(d) for d in measures["deadline"]]
-    out[_h("status", lang)] = [term("measure_status", c, lang, default=str(c)) for c in measures["category"]]
+    overdue = ("（逾期）" if zh else " (overdue)")
+    out[_h("status", lang)] = [term("measure_status", c, lang, default=str(c)) + (overdue if o else "")
+                               for c, o in zip(measures["category"], measures["overdue"], strict=True)]
     done = measures["year_completed"] if "year_completed" in measures else pd.Series([pd.NA] * len(measures))
     out[_h("year_completed", lang)] = ["" if pd.isna(y) else str(int(y)) for y in done]
-    out[_h("overdue", lang)] = [("是" if zh else "yes") if o else "" for o in measures["overdue"]]
     if zh and "evidence" in measures:
         out[_h("evidence", lang)] = measures["evidence"].fillna("").to_numpy()
     return tables.headers(out, lang)
 
 
 _HEADERS = {"measure_text": ("具体措施", "Measure"), "responsible_units": ("责任单位", "Responsible units"), "status": ("状态", "Status"),
-            "year_completed": ("完成年份", "Year completed"), "overdue": ("逾期", "Overdue"),
+            "year_completed": ("完成年份", "Year completed"), "units": ("牵头单位和责任单位", "Units"),
             "evidence": ("佐证材料", "Evidence")}
 
 

@@ -146,7 +146,7 @@ def probability_basis(traj: dict[str, Any], lang: str = "zh") -> str:
     h = traj.get("headline") or {}
     ty = traj["target_year"]
     dist_zh = "t分布（自由度与置信区间相同）" if h.get("df") else "正态分布"
-    dist_en = "t distribution (with the interval's degrees of freedom)" if h.get("df") else "normal distribution"
+    dist_en = "t distribution on the interval's degrees of freedom" if h.get("df") else "normal distribution"
     if is_forecast(traj):
         model_zh, model_en = (term("model_short", h.get("model") or traj["model_chosen"], lg) for lg in ("zh", "en"))
         return tr(lang, f"依据所选趋势模型（{model_zh}）对{ty}年的预测分布计算",

@@ -25,10 +25,11 @@ def test_annex_lists_every_measure_with_units_status_year_and_evidence():
     plan = load_plan("zhanjiang")
     t = annex.measures_annex(measures(), plan, "zh")
     assert len(t) == 3
-    assert list(t.columns) == ["措施编号", "具体措施", "牵头单位", "责任单位", "完成时限", "状态", "完成年份", "逾期", "佐证材料"]
-    assert t.iloc[0].tolist() == ["A1-1-1", "坚持立德树人。", "市教育局、市科协", "市科技局", "2025年底", "已完成", "2023", "",
+    assert list(t.columns) == ["措施编号", "具体措施", "牵头单位和责任单位", "完成时限", "状态", "完成年份", "佐证材料"]
+    assert t.iloc[0].tolist() == ["A1-1-1", "坚持立德树人。", "牵头：市教育局、市科协；责任：市科技局", "2025年底", "已完成", "2023",
                                   "2023年进展报告"]
-    assert t["逾期"].tolist() == ["", "是", "是"]
+    assert t["状态"].tolist() == ["已完成", "部分年度未完成（逾期）", "推进中（逾期）"]
+    assert t["牵头单位和责任单位"].iloc[1] == "牵头：市科协"
 
 
 def test_english_annex_has_no_chinese():
@@ -37,7 +38,7 @@ def test_english_annex_has_no_chinese():
     assert "Evidence" not in t.columns and "Measure" in t.columns
     text = " ".join(map(str, t.to_numpy().ravel())) + " ".join(t.columns)
     assert not re.search(r"[\u4e00-\u9fff]", text), text
-    assert t["Overdue"].tolist() == ["", "yes", "yes"]
+    assert t["Status"].tolist() == ["Completed", "Some years not done (overdue)", "In progress (overdue)"]
     assert t["Deadline"].tolist()[1] == "every year"
 
 
