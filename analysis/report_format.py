@@ -125,8 +125,7 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and not _missing(v)
 
 
-ROW_DECIMALS = "row_decimals"
-"""A table's attrs key: decimals per row, for tables whose rows hold different quantities (indicators x years)."""
+ROW_DECIMALS = "row_decimals"  # = report_tables.ROW_DECIMALS (no import: the stages must not depend on this module)
 
 
 def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) -> pd.DataFrame:

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from .config import Plan
-from .report_format import ROW_DECIMALS
 from .vocabulary import (
     TERMS,
     capitalise,
@@ -27,6 +26,11 @@ from .vocabulary import (
 )
 
 INEQUALITY_MEASURES = ("range", "cv", "mean_abs_gap")
+
+ROW_DECIMALS = "row_decimals"
+"""A table's attrs key: decimals per row, for tables whose rows hold different quantities (indicators x years);
+report_format.md_table and the workbook honour it. Defined here so stage notebooks that build tables do not
+depend on the report's formatting module."""
 
 
 def headers(table: pd.DataFrame, lang: str, extra: dict[str, str] | None = None) -> pd.DataFrame:
@@ -288,7 +292,7 @@ def progress_indicator_table(ind: pd.DataFrame, specs: list[dict[str, Any]], lan
     if not out["explanation"].astype(bool).any():
         out = out.drop(columns="explanation")
     out = headers(out, lang)
-    # percentages with one decimal, counts as integers: the year columns hold both (report_format.ROW_DECIMALS)
+    # percentages with one decimal, counts as integers: the year columns hold both (ROW_DECIMALS)
     out.attrs[ROW_DECIMALS] = [1 if u == "percent" else 0 for u in units]
     return out
 

@@ -138,3 +138,9 @@ def test_indicator_table_is_indicators_by_years_with_decimals_per_row():
     assert t["说明"].tolist()[1].startswith("2024年：2个县")
     shown = rf.format_numbers(t)
     assert shown["2024"].tolist() == ["15.0", "342"] and shown["2025"].tolist() == ["14.8", "389"]
+
+
+def test_row_decimals_key_is_shared():
+    from analysis import report_format, report_tables
+
+    assert report_format.ROW_DECIMALS == report_tables.ROW_DECIMALS
