@@ -153,7 +153,7 @@ def choropleth(gdf: gpd.GeoDataFrame, column: str, bins: list[float], *, title: 
         raise KeyError(f"column {column!r} not in map data; have {list(gdf.columns)}")
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=(6.2, 6.6))
+        fig, ax = plt.subplots(figsize=(5.4, 4.6))  # printed at this size: two maps to a page
     else:
         fig = ax.figure
     palette = class_palette(bins, cmap, center)
@@ -170,7 +170,7 @@ def choropleth(gdf: gpd.GeoDataFrame, column: str, bins: list[float], *, title: 
     ax.set_title(title, fontsize=11)
     ax.set_axis_off()
     if own:
-        fig.text(0.02, 0.01, note, fontsize=6.5, color="#555555", ha="left", va="bottom")
+        fig.text(0.02, 0.01, note, fontsize=7, color="#555555", ha="left", va="bottom")
     return fig
 
 

@@ -19,6 +19,12 @@ from matplotlib import font_manager  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 PRINT_DPI = 300
+TEXT_WIDTH_IN = 15.6 / 2.54
+"""Width of the report's text area (A4 less the template's margins, reports/template/cityreport.typ)."""
+TEXT_HEIGHT_IN = 23.7 / 2.54
+PRINT_WIDTH_IN = 0.9 * TEXT_WIDTH_IN
+"""Widest a figure is saved: it then prints at its own size, so a font size set in points is the printed size."""
+MIN_FONT_PT = 7.0
 LATIN_FONT = "DejaVu Sans"
 
 
@@ -64,8 +70,26 @@ def figure_texts(fig) -> list[str]:
     return [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
 
 
+def fit_print_width(fig) -> None:
+    """Shrink a figure wider than the printed width to it, keeping its font sizes (so they print as set).
+
+    The layout is redone: a figure laid out by tight_layout gets it again; constrained layout redoes itself.
+    """
+    w, h = fig.get_size_inches()
+    if w <= PRINT_WIDTH_IN:
+        return
+    fig.set_size_inches(PRINT_WIDTH_IN, h * PRINT_WIDTH_IN / w)
+    engine = fig.get_layout_engine()
+    if engine is None or type(engine).__name__ in ("PlaceHolderLayoutEngine", "TightLayoutEngine"):
+        fig.tight_layout()
+
+
 def save_figure(fig, path: Path) -> Path:
-    """Save at print resolution, creating the folder, with the figure's text as PNG metadata; closes the figure."""
+    """Save at print resolution and printed width, creating the folder, with the figure's text as PNG metadata.
+
+    Closes the figure.
+    """
+    fit_print_width(fig)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"Description": "\n".join(figure_texts(fig))} if path.suffix.lower() == ".png" else None

@@ -56,6 +56,7 @@ def measure_progress(tasks: pd.DataFrame, statuses: pd.DataFrame, year: int,
             "measure_id": t["measure_id"], "kind": t["kind"], "group_no": int(t["group_no"]),
             "group_name": t["group_name"], "task_no": int(t["task_no"]),
             "task_name": t["task_name"], "lead_units": ";".join(t["lead_units"]),
+            "measure_text": t.get("measure_text", ""), "responsible_units": _units_text(t.get("responsible_units")),
             "deadline": t["deadline"],
         }
         if t["deadline"] == ANNUAL:
@@ -68,6 +69,7 @@ def measure_progress(tasks: pd.DataFrame, statuses: pd.DataFrame, year: int,
                 years_done=done, due=bool(due_years),
                 completion=done / len(due_years) if due_years else np.nan,
                 completed=bool(due_years) and done == len(due_years),
+                year_completed=max(due_years) if due_years and done == len(due_years) else None,
             )
         else:
             dy = int(t["deadline_year"])
@@ -77,15 +79,49 @@ def measure_progress(tasks: pd.DataFrame, statuses: pd.DataFrame, year: int,
                 status=status, status_year=last, years_due=None,
                 years_reported=len(seen), years_done=None, due=year >= dy,
                 completion=1.0 if status == DONE else 0.0, completed=status == DONE,
+                year_completed=_first_done_year(seen) if status == DONE else None,
             )
         row["overdue"] = row["due"] and not row["completed"]
         row["reported"] = row["years_reported"] > 0
         row["category"] = category(row)
         rows.append(row)
     out = pd.DataFrame(rows)
-    for c in ("status_year", "years_due", "years_done"):
+    for c in ("status_year", "years_due", "years_done", "year_completed"):
         out[c] = pd.array(out[c], dtype="Int64")
     return out
+
+
+def _units_text(units) -> str:
+    if units is None or (isinstance(units, float) and np.isnan(units)):
+        return ""
+    return units if isinstance(units, str) else ";".join(units)
+
+
+def _first_done_year(seen: dict[int, str]) -> int | None:
+    """The first year from which the measure is reported 已完成 without a later step back."""
+    years = sorted(seen)
+    first = None
+    for y in years:
+        if seen[y] == DONE:
+            first = y if first is None else first
+        else:
+            first = None
+    return first
+
+
+def measure_evidence(reports: pd.DataFrame, year: int) -> pd.DataFrame:
+    """Per measure: the evidence (佐证材料) named in its latest reported year <= year, from every reporting unit."""
+    cols = ["measure_id", "evidence", "evidence_year"]
+    if "evidence" not in reports:
+        return pd.DataFrame(columns=cols)
+    r = reports[(reports["year"] <= year) & reports["evidence"].notna()]
+    r = r[r["evidence"].astype(str).str.strip() != ""]
+    if r.empty:
+        return pd.DataFrame(columns=cols)
+    last = r[r["year"] == r.groupby("measure_id")["year"].transform("max")]
+    out = last.groupby("measure_id").agg(evidence=("evidence", lambda e: "；".join(dict.fromkeys(map(str, e)))),
+                                         evidence_year=("year", "max")).reset_index()
+    return out[cols]
 
 
 def category(row: dict) -> str:

@@ -18,6 +18,7 @@ from .progress import (
     completion_by_unit,
     indicator_progress,
     indicator_summary,
+    measure_evidence,
     measure_progress,
     merge_statuses,
     save_figures,
@@ -110,6 +111,9 @@ def _tables(plan: Plan, year: int, inp: ProgressInputs) -> tuple[dict[str, pd.Da
     values = ret.indicators[ret.indicators["year"] <= year]
     statuses = merge_statuses(reports, year)
     prog = measure_progress(tasks, statuses, year, period)
+    prog = prog.merge(measure_evidence(reports, year), on="measure_id", how="left")
+    prog["evidence"] = prog["evidence"].fillna("")
+    prog["evidence_year"] = pd.array(prog["evidence_year"], dtype="Int64")
     returned = set(ret.files["unit"].dropna()) if len(ret.files) else set()
     specs = indicator_specs(plan, tasks)
     tables = {
@@ -140,9 +144,11 @@ def _headline(plan: Plan, year: int, inp: ProgressInputs, tables: dict[str, pd.D
         "synthetic": bool(len(ret.files) and ret.files["synthetic"].any()),
         "measures_total": len(prog),
         "measures_due": int(prog["due"].sum()),
-        "measures_completed": int(prog["completed"].sum()),
-        "completed_share": 100 * prog["completed"].mean(),
-        "mean_completion": 100 * prog["completion"].mean(),
+        "measures_completed": int((prog["completed"] & prog["due"]).sum()),  # over measures already due
+        "measures_completed_early": int((prog["completed"] & ~prog["due"]).sum()),
+        # completion counts only measures already due (a monitoring year has measures not yet due)
+        "completed_share": 100 * prog.loc[prog["due"], "completed"].mean() if prog["due"].any() else None,
+        "mean_completion": 100 * prog.loc[prog["due"], "completion"].mean() if prog["due"].any() else None,
         "overdue_count": int(prog["overdue"].sum()),
         "overdue_measures": list(prog.loc[prog["overdue"], "measure_id"]),
         "by_kind": {k: {"n_measures": len(d), "n_completed": int(d["completed"].sum()),

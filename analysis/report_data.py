@@ -165,3 +165,20 @@ class ReportData:
         from .provenance import synthetic_in
 
         return synthetic_in(self.manifests)
+
+    def report_date(self, lang: str) -> str:
+        """The report's date as the cover shows it (analysis.render.source_date: dated by the data)."""
+        from .render import source_date  # the cover's rule, one place
+
+        when = source_date(self.plan, self.year, self.processed_root)
+        return f"{when.year}年{when.month}月" if lang == "zh" else when.date().isoformat()
+
+    def design_counts(self) -> pd.DataFrame:
+        """Per survey year: respondents kept, strata and PSUs, counted from survey_clean.parquet."""
+        rows = []
+        for y in self.survey_years:
+            d = pd.read_parquet(self.path("survey_clean.parquet", y), columns=["stratum", "psu"])
+            rows.append({"year": y, "n": len(d), "strata": d["stratum"].nunique(),
+                         "psus": d[["stratum", "psu"]].drop_duplicates().shape[0]})
+        return pd.DataFrame(rows)
+

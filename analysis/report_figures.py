@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from . import geo
 from .config import Plan
-from .plotting import plt, save_figure, use_font
+from .plotting import PRINT_WIDTH_IN, plt, save_figure, use_font
 from .vocabulary import TERMS, capitalise, city_name, domain_label, level_label, plan_word, term
 
 STATUS_COLORS = {"已完成": "#2e7d32", "推进中": "#f9a825", "部分年度未完成": "#ef6c00", "未启动": "#c62828",
@@ -31,35 +31,57 @@ def _tr(lang: str, zh: str, en: str) -> str:
     return zh if lang == "zh" else en
 
 
+def _balanced_split(sizes: list[int]) -> int:
+    """Where to cut a list of panel sizes into two columns of nearly equal height (index of the first right one)."""
+    total, best, cut = sum(sizes), None, 1
+    for i in range(1, len(sizes)):
+        gap = abs(total - 2 * sum(sizes[:i]))
+        if best is None or gap < best:
+            best, cut = gap, i
+    return cut if len(sizes) > 1 else len(sizes)
+
+
 def estimates_by_group(estimates: pd.DataFrame, plan: Plan, year: int, lang: str, path: Path) -> Path:
-    """Literate share by group with 95% intervals; suppressed cells are marked, not drawn."""
+    """Literate share by group with 95% intervals; suppressed cells are marked, not drawn.
+
+    The groups' panels stand in two columns, so the figure fits a page at the printed width with 8 pt labels.
+    """
     use_font(lang)
     e = estimates[(estimates["year"] == year) & (estimates["indicator"] == "literate")]
     t, city = e[e["domain"] != "city"], e[e["domain"] == "city"].iloc[0]
     domains = [d for d in TERMS["domain"] if d in set(t["domain"])]
     heights = [max(2, (t["domain"] == d).sum()) for d in domains]
-    fig, axes = plt.subplots(len(domains), 1, figsize=(7.5, 0.26 * sum(heights) + 0.9 * len(domains)),
-                             gridspec_kw={"height_ratios": heights}, sharex=True)
-    for ax, dom in zip(np.atleast_1d(axes), domains, strict=True):
-        part = t[t["domain"] == dom].reset_index(drop=True)
-        ypos = np.arange(len(part))[::-1]
-        ok = ~part["suppressed"].to_numpy(bool)
-        err = np.nan_to_num(np.vstack([part["estimate"] - part["ci_low"], part["ci_high"] - part["estimate"]]))
-        ax.barh(ypos[ok], part["estimate"][ok], color="#3b6ea5", height=0.6)
-        ax.errorbar(part["estimate"][ok], ypos[ok], xerr=err[:, ok], fmt="none", ecolor="black", capsize=2, lw=0.8)
-        for yy in ypos[~ok]:
-            ax.text(0.5, yy, _tr(lang, "样本不足或抽样误差过大，不发布", "not published: too few respondents or too "
-                                 "large an error"), va="center", fontsize=7, color="#777777")
-        ax.set_yticks(ypos, [level_label(plan, dom, lv, lang) for lv in part["level"]], fontsize=8)
-        ax.set_ylim(-0.6, len(part) - 0.4)
-        ax.axvline(city["estimate"], color="#c0392b", ls="--", lw=0.9)
-        ax.set_title(domain_label(dom, lang), fontsize=9, loc="left")
-    np.atleast_1d(axes)[-1].set_xlabel(_tr(lang, "具备科学素质的比例（%），横线为95%置信区间，虚线为全市",
-                                           "Share with scientific literacy (%); bars: 95% CI; dashed line: city"))
+    cut = _balanced_split([h + 2 for h in heights])  # a panel's title and margins count about two rows
+    columns = [(domains[:cut], heights[:cut]), (domains[cut:], heights[cut:])]
+    rows = max(sum(hs) + 2 * len(hs) for _, hs in columns)
+    fig = plt.figure(figsize=(PRINT_WIDTH_IN, 0.17 * rows + 1.0), layout="constrained")
+    xmax = float(np.nanmax(t["ci_high"].to_numpy(float))) * 1.05
+    for sub, (doms, hs) in zip(fig.subfigures(1, 2, wspace=0.04), columns, strict=True):
+        if not doms:
+            continue
+        axes = sub.subplots(len(doms), 1, gridspec_kw={"height_ratios": hs}, sharex=True, squeeze=False)[:, 0]
+        for ax, dom in zip(axes, doms, strict=True):
+            part = t[t["domain"] == dom].reset_index(drop=True)
+            ypos = np.arange(len(part))[::-1]
+            ok = ~part["suppressed"].to_numpy(bool)
+            err = np.nan_to_num(np.vstack([part["estimate"] - part["ci_low"], part["ci_high"] - part["estimate"]]))
+            ax.barh(ypos[ok], part["estimate"][ok], color="#3b6ea5", height=0.6)
+            ax.errorbar(part["estimate"][ok], ypos[ok], xerr=err[:, ok], fmt="none", ecolor="black", capsize=2,
+                        lw=0.8)
+            for yy in ypos[~ok]:
+                ax.text(0.5, yy, _tr(lang, "样本不足，不发布", "not published"), va="center", fontsize=7,
+                        color="#555555")
+            ax.set_yticks(ypos, [level_label(plan, dom, lv, lang) for lv in part["level"]], fontsize=7.5)
+            ax.set_ylim(-0.6, len(part) - 0.4)
+            ax.set_xlim(0, xmax)
+            ax.tick_params(axis="x", labelsize=7.5)
+            ax.axvline(city["estimate"], color="#c0392b", ls="--", lw=0.9)
+            ax.set_title(domain_label(dom, lang), fontsize=8.5, loc="left")
+    fig.supxlabel(_tr(lang, "具备科学素质的比例（%）；横线为95%置信区间，虚线为全市",
+                      "Share with scientific literacy (%); bars: 95% CI; dashed line: city"), fontsize=8)
     fig.suptitle(_tr(lang, f"{city_name(plan, lang)}{year}年公民具备科学素质的比例：分群体估计",
                      f"Share of citizens with scientific literacy by group, {city_name(plan, lang)}, {year}"),
-                 fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.985))
+                 fontsize=9.5)
     return save_figure(fig, path)
 
 
@@ -175,13 +197,15 @@ def division_map(key: str, sae: pd.DataFrame, county: dict[str, Any], plan: Plan
     if key == "cv":
         use_font(lang)
         fig, axes = plt.subplots(1, 2, figsize=(11, 6.2))
-        for ax, col, which in ((axes[0], "direct_cv", _tr(lang, "直接估计", "direct estimate")),
+        # the panels' titles say only which estimate (the shared title above), so they fit the printed width
+        fig.suptitle(_tr(lang, f"{county['year']}年变异系数", f"Coefficient of variation, {county['year']}"),
+                     fontsize=10)
+        for ax, col, which in ((axes[0], "direct_cv", _tr(lang, "直接估计", "Direct estimate")),
                                (axes[1], "fh_cv", _tr(lang, "Fay–Herriot模型估计", "Fay–Herriot model"))):
-            geo.choropleth(gdf, col, breaks["cv"], title=_tr(lang, f"{county['year']}年变异系数：{which}",
-                                                              f"Coefficient of variation, {county['year']}: {which}"),
+            geo.choropleth(gdf, col, breaks["cv"], title=which,
                            legend_title=_tr(lang, "变异系数", "CV"), note=note, cmap="OrRd", fmt="{:.2f}",
                            label_fmt="{:.2f}", ax=ax, lang=lang)
-        fig.text(0.02, 0.01, note, fontsize=6.5, color="#555555")
+        fig.text(0.02, 0.01, note, fontsize=7, color="#555555")
         return save_figure(fig, path)
     column, breaks_key, cmap, center = MAPS[key]
     title, legend = _map_words(key, county, lang)
@@ -224,7 +248,7 @@ def indicators_stock(ind: pd.DataFrame, progress: dict[str, Any], lang: str, pat
     """Counts to reach by the deadline (e.g. science bases by level): values by year and the target."""
     use_font(lang)
     stock = _stock_indicators(ind, progress)
-    fig, axes = plt.subplots(1, max(len(stock), 1), figsize=(3.6 * max(len(stock), 1), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, max(len(stock), 1), figsize=(PRINT_WIDTH_IN, 2.6), squeeze=False)
     for ax, spec in zip(axes[0], stock, strict=False):
         d = ind[(ind["indicator_id"] == spec["id"]) & (ind["scope"] == "city")]
         sign = {">=": "≥", "<=": "≤"}.get(spec["comparison"], spec["comparison"])
@@ -234,11 +258,14 @@ def indicators_stock(ind: pd.DataFrame, progress: dict[str, Any], lang: str, pat
                    label=_tr(lang, f"{spec['deadline']}年目标 {sign}{spec['target']:g}",
                              f"Target {sign}{spec['target']:g} by {spec['deadline']}"))
         name = spec.get(f"name_{lang}") or spec["name_zh"]
-        ax.set_title(capitalise(str(name)), loc="left", fontsize=10 if lang == "zh" else 9)
+        ax.set_title(capitalise(str(name)), loc="left", fontsize=8.5 if lang == "zh" else 7.5, wrap=True)
         unit = term("unit_of_count", spec["unit"], lang, default=spec["unit"])
-        ax.set_ylabel(_tr(lang, f"数量（{unit}）", "Number"))
+        ax.set_ylabel(_tr(lang, f"数量（{unit}）", "Number"), fontsize=7.5)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xticks(sorted(set(d["year"]) | {int(spec["deadline"])}))
+        years = sorted(set(d["year"]) | {int(spec["deadline"])})
+        ax.set_xticks(years[::2] if years[-1] in years[::2] else years[::-2][::-1])  # every other year, the last
+        ax.tick_params(labelsize=7)
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
     return save_figure(fig, path)

@@ -79,9 +79,33 @@ def _missing(value: object) -> bool:
         return False
 
 
+_NEGATIVE_ZERO = re.compile(r"[-−](?=0(?:\.0+)?(?![\d.]))")
+
+
+def no_negative_zero(text: str) -> str:
+    """'−0.00' and '-0.0' as '0.00' and '0.0' (a value that rounds to zero has no sign), in any cell text."""
+    return _NEGATIVE_ZERO.sub("", text)
+
+
 def _cell(value: object) -> str:
-    text = "—" if _missing(value) else str(value)
+    text = "—" if _missing(value) else no_negative_zero(str(value))
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def group_rows(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """A copy where a value repeated in consecutive rows is shown once, on the first (grouped rows).
+
+    Columns are grouped left to right: a column's run ends where a column to its left starts a new one.
+    """
+    out = df.astype({c: object for c in columns})
+    new_run = pd.Series(False, index=df.index)
+    for c in columns:
+        if c not in df.columns:
+            raise KeyError(f"no column {c!r} to group; columns: {list(df.columns)}")
+        values = df[c].astype(str)
+        new_run = new_run | values.ne(values.shift())
+        out.loc[~new_run, c] = ""
+    return out
 
 
 def _decimals(values: Sequence[float], cap: int = 2) -> int:
@@ -101,6 +125,9 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and not _missing(v)
 
 
+ROW_DECIMALS = "row_decimals"  # = report_tables.ROW_DECIMALS (no import: the stages must not depend on this module)
+
+
 def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) -> pd.DataFrame:
     """A copy with numeric cells as text: one number of decimals per column, no thousands separators.
 
@@ -115,10 +142,15 @@ def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) 
     if unknown:
         raise KeyError(f"decimals given for columns not in the table: {sorted(unknown)}; columns: {list(df.columns)}")
     out = df.copy()
+    rows = df.attrs.get(ROW_DECIMALS)
     for c in df.columns:
         values = [v.item() if hasattr(v, "item") and not isinstance(v, str) else v for v in df[c].tolist()]
         numbers = [v for v in values if _is_number(v)]
         if not numbers:
+            continue
+        if rows is not None and c not in decimals:  # each row's quantity its own decimals
+            out[c] = pd.Series([f"{v:.{k}f}" if _is_number(v) else v for v, k in zip(values, rows, strict=True)],
+                               index=df.index, dtype=object)
             continue
         texts = [v for v in values if isinstance(v, str) and v not in BLANKS]
         if texts and c not in decimals:  # a column of mixed things (thresholds of several rules): each on its own
@@ -131,7 +163,9 @@ def format_numbers(df: pd.DataFrame, decimals: Mapping[str, int] | None = None) 
 
 
 _NUMBER = r"[<>≤≥＜＞−+-]?\d[\d.,]*%?"
-_NUMBER_TEXT = re.compile(rf"^{_NUMBER}(–{_NUMBER})?$")  # a number or a range of two
+_RANGE = rf"{_NUMBER}\s*[–～~]\s*{_NUMBER}"
+# a number, a range of two, or a number with its interval: 13.26（10.38～22.00）
+_NUMBER_TEXT = re.compile(rf"^({_RANGE}|{_NUMBER}(\s*[（(]{_RANGE}[）)])?)$")
 
 
 def _numeric_column(values: pd.Series) -> bool:
@@ -144,35 +178,62 @@ def _text_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _column_width(header: object, values: pd.Series, cap: int = 30, pad: int = 3) -> int:
-    """Dashes under a header: pandoc shares the page width between columns in proportion to them.
+TABLE_WIDTH = 104
+"""The text width in half-width characters of table text (15.6 cm at 8.5 pt, cityreport.typ)."""
 
-    Text columns get their widest cell (or header word, at most 12) up to `cap`, and wrap; number columns,
-    which cannot wrap, get a third more than their widest number. `pad` stands for the cell's margins.
+
+def _column_width(header: object, values: pd.Series, cap: int = 60, pad: int = 2) -> int:
+    """A column's need in half-width characters: pandoc shares the page width in proportion to the dashes.
+
+    Number columns (numbers and intervals never break) need their widest cell; text columns their widest
+    cell (or header word, at most 12) up to `cap`, and wrap. `pad` stands for the cell's margins.
     """
     longest = max((_text_width(_cell(v)) for v in values), default=0)
     # a header wraps between words (Latin) or between any two characters (CJK, kept to 4 characters a line)
     header_word = min(12, max((min(8, _text_width(w)) if _text_width(w) > len(w) else len(w)
                                for w in str(header).split()), default=0))
     if _numeric_column(values):
-        return max(math.ceil(longest * 4 / 3), header_word) + pad + 1
+        return max(longest, header_word) + pad
     return min(cap, max(longest, header_word)) + pad
 
 
-def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | None = None,
-             decimals: Mapping[str, int] | None = None) -> str:
-    """A pipe table with a caption and a `tbl-` label, for Quarto and pandoc alike.
+def column_widths(shown: pd.DataFrame, total: int = TABLE_WIDTH) -> list[int]:
+    """Widths from content: number columns get what they need, text columns share the rest by their need."""
+    need = [_column_width(c, shown[c]) for c in shown.columns]
+    numeric = [_numeric_column(shown[c]) for c in shown.columns]
+    fixed = sum(n for n, k in zip(need, numeric, strict=True) if k)
+    text = sum(n for n, k in zip(need, numeric, strict=True) if not k)
+    if fixed + text <= total or not text:
+        return need
+    # a short text column (a verdict, a group's name) keeps its width; longer ones share the rest
+    floor = [min(n, 12) for n in need]
+    room = max(total - fixed - sum(f for f, k in zip(floor, numeric, strict=True) if not k), 0)
+    extra = sum(n - f for n, f, k in zip(need, floor, numeric, strict=True) if not k)
+    return [n if k else f + (math.floor((n - f) * room / extra) if extra else 0)
+            for n, f, k in zip(need, floor, numeric, strict=True)]
 
-    Numbers are printed by `format_numbers` (fixed decimals per column); the
-    workbook keeps the unformatted table.
+
+def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | None = None,
+             decimals: Mapping[str, int] | None = None, group: Sequence[str] | None = None) -> str:
+    """A pipe table with a caption and a `tbl-` label, for Quarto and pandoc alike: the one way to print a table.
+
+    Numbers are printed by `format_numbers` (fixed decimals per column, no
+    negative zero); text columns align left and number columns right; values
+    repeated down the `group` columns are shown once (default: the first column,
+    when it is text). The Typst template keeps each number and interval on one
+    line. The workbook keeps the unformatted table.
     """
     if not label.startswith("tbl-"):
         raise ValueError(f"table label must start with 'tbl-': {label}")
     if df.empty:
         raise ValueError(f"table {label} has no rows")
     shown = format_numbers(df, decimals)
+    if group is None:
+        first = shown.columns[0]
+        group = [] if _numeric_column(shown[first]) else [first]
+    shown = group_rows(shown, group)
     align = list(align) if align else ["l"] + ["r" if _numeric_column(shown[c]) else "l" for c in shown.columns[1:]]
-    widths = [_column_width(c, shown[c]) for c in shown.columns]  # from the cells as printed
+    widths = column_widths(shown)  # from the cells as printed
     rule = {"l": ":{}", "r": "{}:", "c": ":{}:"}
     lines = ["| " + " | ".join(_cell(c) for c in shown.columns) + " |",
              "|" + "|".join(rule[a].format("-" * w) for a, w in zip(align, widths, strict=True)) + "|"]
@@ -181,8 +242,33 @@ def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | 
     return "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"
 
 
-def md_figure(path: Path, caption: str, label: str, width: str = "90%") -> str:
-    """An image with a caption and a `fig-` label.
+def printed_width(path: Path, most: float = 1.0) -> float:
+    """The share of the text width an image prints at: its own size (fonts as set), less if the page needs it.
+
+    A figure saved by plotting.save_figure is at most the printed width, so it prints at its own size and
+    its font sizes are the printed ones; a figure taller than the text area (less room for its caption)
+    is scaled down until it fits, so no figure ever leaves the page's text area.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from .plotting import TEXT_HEIGHT_IN, TEXT_WIDTH_IN
+
+    try:
+        with Image.open(path) as im:
+            (px_w, px_h), dpi = im.size, im.info.get("dpi", (300, 300))[0] or 300
+    except (UnidentifiedImageError, OSError):  # a vector figure (PDF, SVG): the width asked for
+        return most
+    width_in, height_in = px_w / dpi, px_h / dpi
+    room = TEXT_HEIGHT_IN - FIGURE_CAPTION_IN
+    return min(most, width_in / TEXT_WIDTH_IN, room / height_in * width_in / TEXT_WIDTH_IN)
+
+
+FIGURE_CAPTION_IN = 0.9
+"""Height kept free under a figure for its caption (two lines) and the spacing around it."""
+
+
+def md_figure(path: Path, caption: str, label: str, width: str | None = None) -> str:
+    """An image with a caption and a `fig-` label, at the width `printed_width` gives (`width`: a maximum).
 
     Paths inside the project are written project-root-relative ('/data/...'),
     as Quarto reads them; others (tests on temporary folders) stay absolute.
@@ -192,21 +278,23 @@ def md_figure(path: Path, caption: str, label: str, width: str = "90%") -> str:
     path = Path(path).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"figure {label}: {path} does not exist (did its notebook run?)")
+    most = 1.0 if width is None else float(width.rstrip("%")) / 100
+    share = math.floor(printed_width(path, most) * 1000) / 10
     try:
         ref = "/" + str(path.relative_to(ROOT))
     except ValueError:
         ref = str(path)
-    return f"![{caption}]({ref}){{#{label} width={width}}}\n"
+    return f"![{caption}]({ref}){{#{label} width={share:g}%}}\n"
 
 
 PUBLISHED: list[tuple[str, str, pd.DataFrame]] = []
 """Every table md_table printed in this process, as (label, caption, table), for the workbook."""
 
 NOTES = {
-    "zh": ("“—”表示无数据或按披露控制规则不予发布；设有“备注”列的表格中，不予发布的单元格在该行“备注”列注明原因。",
+    "zh": ("“—”表示无数据或因样本量或精度未达发布标准而不予发布；设有“备注”列的表格中，不予发布的单元格在该行“备注”列注明原因。",
            "概率以文字形式给出（如“<1%”“37%”“>99%”），不四舍五入为0或100%，因此这些单元格是文本而非数值。"),
-    "en": ("\"—\" marks a missing value or one withheld by the disclosure rules; tables with a Note column give the "
-           "reason on the row of each withheld cell.",
+    "en": ("\"—\" marks a missing value or one withheld because the sample is too small or the estimate too "
+           "imprecise; tables with a Note column give the reason on the row of each withheld cell.",
            "Probabilities are written as text (\"<1%\", \"37%\", \">99%\"), never rounded to 0 or 100%, so these "
            "cells are text, not numbers."),
 }
@@ -217,30 +305,110 @@ SHEET_WORDS = {"zh": {"notes": "说明", "sheet": "工作表", "title": "标题"
 _SHEET_BAD = str.maketrans({c: " " for c in "[]:*?/\\"})
 
 
+def _excel_format(header: object, values: list[object]) -> str | None:
+    """The number format of a column: integers as integers, other numbers with the decimals the report prints.
+
+    Percentages are stored as the report shows them (14.8 under a '(%)' header), so one decimal; a column
+    with no numbers (text, or '<1%' probabilities) has none.
+    """
+    numbers = [float(v) for v in values if _is_number(v)]
+    if not numbers:
+        return None
+    if all(float(v).is_integer() for v in numbers) and "%" not in str(header):
+        return "0"
+    k = 1 if "%" in str(header) else max(1, _decimals(numbers))
+    return "0." + "0" * k
+
+
+def _sheet_values(table: pd.DataFrame) -> pd.DataFrame:
+    """The cells as the workbook stores them: numbers as numbers (integer-valued columns as integers),
+    a missing value as '—' (what the notes sheet says), and a value that shows as zero stored as zero
+    (no '-0.00')."""
+    out = table.astype(object).copy()
+    for c in out.columns:
+        values = [v.item() if hasattr(v, "item") and not isinstance(v, str) else v for v in table[c].tolist()]
+        fmt = _excel_format(c, values)
+        shown = 0 if fmt is None or "." not in fmt else len(fmt) - 2
+
+        def cell(v: object, fmt: str | None = fmt, shown: int = shown) -> object:
+            if _missing(v):
+                return "—"
+            if isinstance(v, str):
+                return no_negative_zero(v)
+            if not _is_number(v):
+                return v
+            if fmt == "0":
+                return int(v)
+            return 0.0 if round(float(v), shown) == 0 else v
+
+        out[c] = [cell(v) for v in values]
+    return out
+
+
+def _style_sheet(sheet, table: pd.DataFrame, header_row: int = 1) -> None:
+    """Bold frozen header with a filter, number formats per column and column widths that fit the cells."""
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    last = header_row + len(table)
+    for j, c in enumerate(table.columns, 1):
+        letter = get_column_letter(j)
+        fmt = _excel_format(c, table[c].tolist())
+        rows = table.attrs.get(ROW_DECIMALS)
+        head = sheet.cell(row=header_row, column=j)
+        head.font = Font(bold=True)
+        head.alignment = Alignment(wrap_text=True, vertical="top")
+        widths = [_text_width(str(c))]
+        for i in range(header_row + 1, last + 1):
+            cell = sheet.cell(row=i, column=j)
+            if fmt and _is_number(cell.value):
+                decimals = len(fmt) - 2 if "." in fmt else 0
+                if rows is not None:
+                    decimals = rows[i - header_row - 1]
+                cell.number_format = "0." + "0" * decimals if decimals else "0"
+                widths.append(len(f"{cell.value:.{decimals}f}"))
+            else:
+                widths.append(_text_width(str(cell.value if cell.value is not None else "")))
+                if isinstance(cell.value, str) and cell.value.strip() in BLANKS and fmt:
+                    cell.alignment = Alignment(horizontal="right")
+        sheet.column_dimensions[letter].width = min(60, max(6, max(widths) + 2))
+    sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1)
+    sheet.auto_filter.ref = f"A{header_row}:{get_column_letter(len(table.columns))}{last}"
+
+
 def write_workbook(path: Path, title: str, notice: str | None,
                    tables: list[tuple[str, str, pd.DataFrame]] | None = None, lang: str = "zh") -> Path:
-    """An Excel workbook with every published table, one sheet each, and a contents sheet first (in `lang`)."""
+    """An Excel workbook with every published table, one sheet each, and a notes sheet first (in `lang`).
+
+    Numbers are stored as numbers with number formats, a missing or withheld value as '—' (as the notes
+    say); each sheet has a bold frozen header row with filters and columns as wide as their cells.
+    """
+    from openpyxl.styles import Font
+
     words, notes = SHEET_WORDS[lang], NOTES[lang]
     tables = PUBLISHED if tables is None else tables
     if not tables:
         raise ValueError("no tables to write")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    contents = pd.DataFrame({words["sheet"]: [words["table"].format(i) for i in range(1, len(tables) + 1)],
-                             words["title"]: [caption for _, caption, _ in tables],
-                             words["label"]: [label for label, _, _ in tables]})
+    names = [f"{words['table'].format(i)} {caption}".translate(_SHEET_BAD)[:31]
+             for i, (_, caption, _) in enumerate(tables, 1)]
+    contents = pd.DataFrame({words["sheet"]: names, words["title"]: [caption for _, caption, _ in tables]})
     tmp = path.with_suffix(".tmp.xlsx")
     with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
         head = pd.DataFrame({words["notes"]: [title, notice or "", *notes]})
         head.to_excel(xl, sheet_name=words["notes"], index=False)
-        contents.to_excel(xl, sheet_name=words["notes"], index=False, startrow=len(notes) + 4)
-        for i, (_, caption, table) in enumerate(tables, 1):
-            name = f"{words['table'].format(i)} {caption}".translate(_SHEET_BAD)[:31]
-            table.to_excel(xl, sheet_name=name, index=False)
-            sheet = xl.sheets[name]
-            for col in sheet.columns:
-                width = max(len(str(c.value or "")) for c in col[:50])
-                sheet.column_dimensions[col[0].column_letter].width = min(40, max(8, width * 1.6))
+        start = len(notes) + 4
+        contents.to_excel(xl, sheet_name=words["notes"], index=False, startrow=start)
+        for name, (_, _, table) in zip(names, tables, strict=True):
+            _sheet_values(table).to_excel(xl, sheet_name=name, index=False)
+            _style_sheet(xl.sheets[name], table)
+        sheet = xl.sheets[words["notes"]]
+        sheet.column_dimensions["A"].width = 40
+        sheet.column_dimensions["B"].width = 60
+        sheet["A1"].font = Font(bold=True)
+        for cell in sheet[start + 1]:
+            cell.font = Font(bold=True)
     pin_timestamps(tmp)
     tmp.replace(path)
     return path

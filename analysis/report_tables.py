@@ -7,6 +7,7 @@ the city's divisions, groups, lead units and actions from the plan file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,11 @@ from .vocabulary import (
 )
 
 INEQUALITY_MEASURES = ("range", "cv", "mean_abs_gap")
+
+ROW_DECIMALS = "row_decimals"
+"""A table's attrs key: decimals per row, for tables whose rows hold different quantities (indicators x years);
+report_format.md_table and the workbook honour it. Defined here so stage notebooks that build tables do not
+depend on the report's formatting module."""
 
 
 def headers(table: pd.DataFrame, lang: str, extra: dict[str, str] | None = None) -> pd.DataFrame:
@@ -239,23 +245,56 @@ def _comparison(c: str, lang: str) -> str:
     return signs.get(c, c)
 
 
-def progress_indicator_table(ind: pd.DataFrame, specs: list[dict[str, Any]], lang: str) -> pd.DataFrame:
-    """City-level indicator values by year against their targets (progress_indicators.parquet)."""
+def progress_indicator_table(ind: pd.DataFrame, specs: list[dict[str, Any]], lang: str,
+                             verdicts: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """City-level indicators against their targets (progress_indicators.parquet): one row per indicator, one
+    column per year (as a reader scans them), then the judgement at the latest year the indicator is due.
+
+    An indicator due in several years (an annual target) says in how many it was met. `verdicts` (indicator
+    id -> words) replaces the judgement of an indicator judged otherwise (the headline target's verdict).
+    """
     check_lang(lang)
     d = ind[ind["scope"] == "city"]
     names = {s["id"]: capitalise(str(s.get(f"name_{lang}") or s["name_zh"])) for s in specs}
-    met = [term("word", "not_due_year", lang) if not due else "—" if pd.isna(m)
-           else term("status", "met" if m else "missed", lang) for m, due in zip(d["met"], d["due"], strict=True)]
-    units = [term("unit_of_count", u, lang, default=u if lang == "zh" or str(u).isascii() else "") for u in d["unit"]]
-    out = pd.DataFrame({
-        "indicator": [names.get(i, n) for i, n in zip(d["indicator_id"], d["name_zh"], strict=True)],
-        "year": d["year"].to_numpy(), "value": d["value"].round(2).to_numpy(),
-        "target": [f"{_comparison(c, lang)}{t:g}" for c, t in zip(d["comparison"], d["target"], strict=True)],
-        "unit_of_count": units, "due": [yes_no(x, lang) for x in d["due"]], "met": met,
-        "explanation": [_indicator_note(note, n, lang) for note, n in
-                        zip(d["note"], d["n_missing"] if "n_missing" in d else [0] * len(d), strict=True)],
-    })
-    return headers(out.reset_index(drop=True), lang)
+    years = sorted({int(y) for y in d["year"]})
+    rows, units = [], []
+    for indicator_id, part in d.groupby("indicator_id", sort=False):
+        part = part.sort_values("year")
+        first = part.iloc[0]
+        unit = first["unit"]
+        units.append(unit)
+        due = part[part["due"].astype(bool)]
+        if due.empty:
+            judged = term("word", "not_due_year", lang)
+        else:
+            last = due.iloc[-1]
+            judged = "—" if pd.isna(last["met"]) else term("status", "met" if last["met"] else "missed", lang)
+            if len(due) > 1:
+                n_met = int(due["met"].fillna(False).astype(bool).sum())
+                judged += (f"（{len(due)}年中{n_met}年达标）" if lang == "zh"
+                           else f" (met in {n_met} of {len(due)} years)")
+        if verdicts and indicator_id in verdicts:
+            judged = verdicts[indicator_id]
+        notes = [(int(y), _indicator_note(n, m, lang)) for y, n, m in
+                 zip(part["year"], part["note"], part["n_missing"] if "n_missing" in part else [0] * len(part),
+                     strict=True)]
+        row = {"indicator": names.get(indicator_id, first["name_zh"]),
+               "unit_of_count": term("unit_of_count", unit, lang,
+                                     default=unit if lang == "zh" or str(unit).isascii() else ""),
+               "target": f"{_comparison(first['comparison'], lang)}{first['target']:g}"}
+        values = dict(zip(part["year"].astype(int), part["value"], strict=True))
+        row |= {str(y): values.get(y, float("nan")) for y in years}
+        row["met"] = judged
+        row["explanation"] = ("；" if lang == "zh" else "; ").join(
+            (f"{y}年：{n}" if lang == "zh" else f"{y}: {n}") for y, n in notes if n)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if not out["explanation"].astype(bool).any():
+        out = out.drop(columns="explanation")
+    out = headers(out, lang)
+    # percentages with one decimal, counts as integers: the year columns hold both (ROW_DECIMALS)
+    out.attrs[ROW_DECIMALS] = [1 if u == "percent" else 0 for u in units]
+    return out
 
 
 def _indicator_note(note: Any, n_missing: Any, lang: str) -> str:

@@ -17,6 +17,14 @@ import pandas as pd
 
 from .report_format import interval, pct, prob
 from .settings import DEFAULT_GROUP_FAR_BEHIND, DEFAULT_P_LIKELY_BELOW, DEFAULT_P_TARGET_SECURED
+from .verdict import (
+    HEADLINE_INDICATOR,
+    Thresholds,
+    headline_probability,
+    is_forecast,
+    secured,
+    verdict_label,
+)
 from .vocabulary import TERMS, capitalise, check_lang, join, name, term
 
 # defaults of the rules' thresholds (the report passes the plan's `report:` values)
@@ -133,25 +141,42 @@ def headline(traj: dict[str, Any], city_name: str, lang: str = "zh") -> str:
     return tr(lang, zh, en)
 
 
-def target_sentence(traj: dict[str, Any], lang: str = "zh") -> str:
-    """P(target) and the forecast, saying which basis the probability has."""
-    p = (traj.get("headline") or traj)["p_exceeds_target"]  # the one headline probability
+def probability_basis(traj: dict[str, Any], lang: str = "zh") -> str:
+    """What the headline probability assumes, said once ('依据2025年调查的直接估计……')."""
+    h = traj.get("headline") or {}
+    ty = traj["target_year"]
+    dist_zh = "t分布（自由度与置信区间相同）" if h.get("df") else "正态分布"
+    dist_en = "t distribution on the interval's degrees of freedom" if h.get("df") else "normal distribution"
+    if is_forecast(traj):
+        model_zh, model_en = (term("model_short", h.get("model") or traj["model_chosen"], lg) for lg in ("zh", "en"))
+        return tr(lang, f"依据所选趋势模型（{model_zh}）对{ty}年的预测分布计算",
+                  f"from the predictive distribution of the chosen trend model ({model_en}) for {ty}")
+    return tr(lang, f"依据{ty}年调查的直接估计，在logit尺度上按{dist_zh}计算",
+              f"from the {ty} survey's direct estimate, on the logit scale with a {dist_en}")
+
+
+def target_sentence(traj: dict[str, Any], lang: str = "zh", thresholds: Thresholds | None = None) -> str:
+    """The one headline probability with its basis, and the verdict it grades to (analysis/verdict.py)."""
+    p = headline_probability(traj)
     ty = traj["target_year"]
     lo, hi = traj["forecast_interval"]
     reached = traj.get("year_target_reached")
-    observed = traj.get("target_year_observed", traj["latest_year"] >= ty)
+    word = {lg: verdict_label(traj, lg, thresholds) for lg in ("zh", "en")}
     model_zh, model_en = (term("model_short", traj["model_chosen"], lg) for lg in ("zh", "en"))
-    if observed:
-        zh = (f"以{ty}年调查的直接估计计算，真实比例超过 {pct(traj['target'])} 的概率为 {prob(p)}；"
+    if not is_forecast(traj):
+        zh = (f"{ty}年真实比例超过目标 {pct(traj['target'])} 的概率为 {prob(p)}（{probability_basis(traj, 'zh')}），"
+              f"据此判断，{ty}年目标{word['zh']}。"
               f"趋势模型（{model_zh}）给出的{ty}年拟合值为 {pct(traj['forecast'])}（{interval(lo, hi)}）。")
-        en = (f"From the {ty} survey's direct estimate, the probability that the true share exceeds "
-              f"{pct(traj['target'])} is {prob(p)}; the trend model ({model_en}) puts {ty} at "
-              f"{pct(traj['forecast'])} ({interval(lo, hi)}).")
+        en = (f"The probability that the true share in {ty} exceeds the target of {pct(traj['target'])} is {prob(p)} "
+              f"({probability_basis(traj, 'en')}); on this evidence the {ty} target is {word['en']}. "
+              f"The trend model ({model_en}) gives a fitted value of {pct(traj['forecast'])} for {ty} "
+              f"({interval(lo, hi)}).")
     else:
         zh = (f"按当前趋势（{model_zh}），预计{ty}年为 {pct(traj['forecast'])}（{interval(lo, hi)}），"
-              f"超过目标 {pct(traj['target'])} 的概率为 {prob(p)}。")
+              f"超过目标 {pct(traj['target'])} 的概率为 {prob(p)}，据此判断，{ty}年目标{word['zh']}。")
         en = (f"On the current trend ({model_en}), {ty} is forecast at {pct(traj['forecast'])} "
-              f"({interval(lo, hi)}); the probability of exceeding the target of {pct(traj['target'])} is {prob(p)}.")
+              f"({interval(lo, hi)}); the probability of exceeding the target of {pct(traj['target'])} is {prob(p)}, "
+              f"so the {ty} target is {word['en']}.")
     if reached:
         zh += f"按拟合趋势，{reached}年达到目标。"
         en += f" On the fitted trend the target is reached in {reached}."
@@ -159,6 +184,98 @@ def target_sentence(traj: dict[str, Any], lang: str = "zh") -> str:
         zh += "按拟合趋势，预测期内达不到目标。"
         en += " On the fitted trend the target is not reached within the forecast horizon."
     return tr(lang, zh, en)
+
+
+def summary_points(traj: dict[str, Any], county: dict[str, Any], progress: dict[str, Any],
+                   estimates: pd.DataFrame, key_groups: list[dict[str, Any]], city_name: str, lang: str = "zh",
+                   thresholds: Thresholds | None = None) -> list[str]:
+    """The summary's numbered findings, with the one verdict on the target (items 2 and 5 agree)."""
+    verdict = {lg: verdict_label(traj, lg, thresholds) for lg in ("zh", "en")}
+    return [headline(traj, city_name, lang), target_sentence(traj, lang, thresholds),
+            division_sentence(county, lang), group_sentence(estimates, traj["latest_year"], key_groups, lang),
+            progress_sentence(progress, lang, verdict)]
+
+
+def benchmark_sentence(traj: dict[str, Any], province: dict[str, str], lang: str = "zh") -> str:
+    """The city set against the latest published national and provincial shares and their targets, in words.
+
+    `province` = {"zh": .., "en": ..}; figures come from trajectory.json benchmarks (published, no standard error).
+    """
+    b = traj.get("benchmarks") or {}
+    y, est = traj["latest_year"], traj["latest_estimate"]
+    ty = traj["target_year"]
+    targets = b.get("targets") or {}
+    scope = b.get("province_scope")
+    parts_zh, parts_en = [], []
+    if b.get("national_latest") is not None:
+        nat_t = targets.get(f"national_{ty}")
+        parts_zh.append(f"全国{b['national_latest_year']}年公布的比例为 {pct(b['national_latest'])}"
+                        + (f"（全国{ty}年目标 {pct(nat_t)}）" if nat_t is not None else ""))
+        parts_en.append(f"the national share published for {b['national_latest_year']} is {pct(b['national_latest'])}"
+                        + (f" (national {ty} target {pct(nat_t)})" if nat_t is not None else ""))
+    if b.get("province_latest") is not None:
+        prov_t = targets.get(f"{scope}_{ty}")
+        parts_zh.append(f"{province['zh']}{b['province_latest_year']}年公布的比例为 {pct(b['province_latest'])}"
+                        + (f"（全省{ty}年目标 {pct(prov_t)}）" if prov_t is not None else ""))
+        parts_en.append(f"{province['en']}'s published share for {b['province_latest_year']} is {pct(b['province_latest'])}"
+                        + (f" (provincial {ty} target {pct(prov_t)})" if prov_t is not None else ""))
+    if not parts_zh:
+        return ""
+    zh = f"作为比较，{'；'.join(parts_zh)}。全市{y}年估计为 {pct(est)}"
+    en = f"For comparison, {'; '.join(parts_en)}. The city's {y} estimate is {pct(est)}"
+    gap = b.get("city_minus_national_latest_common_pp")
+    if gap is not None and round(abs(gap), 1) > 0:
+        zh += f"，在与全国均有数据的最近年份{'高于' if gap > 0 else '低于'}全国 {_pp(gap)} 个百分点"
+        en += f"; in the latest year with both figures it is {_pp(gap)} points {'above' if gap > 0 else 'below'} the nation"
+    elif gap is not None:
+        zh += "，在与全国均有数据的最近年份与全国持平"
+        en += "; in the latest year with both figures it is level with the nation"
+    return tr(lang, zh + "（公布值无抽样误差信息，比较仅供参考）。",
+              en + " (published figures carry no sampling error, so the comparison is indicative only).")
+
+
+# The plan's safeguards (保障条件) and whether the units' returns carry data on them: facilities are read from the
+# numeric indicators on science museums and bases, participation from the returns themselves; funding, staff,
+# the joint-meeting system and the divisions' own implementation plans are not asked for in the returns.
+SAFEGUARDS = ("funding", "staff", "facilities", "participation", "joint_meeting", "division_plans")
+_SAFEGUARD_NAMES = {
+    "funding": ("经费投入", "Funding"), "staff": ("科普人才队伍", "Staff"), "facilities": ("科普设施", "Facilities"),
+    "participation": ("部门参与和报送", "Participation of the units"),
+    "joint_meeting": ("科普工作联席会议制度", "Joint-meeting system"),
+    "division_plans": ("各县（市、区）实施方案", "Divisions' own implementation plans"),
+}
+FACILITY_INDICATORS = ("divisions_with_museum_share", "bases_national", "bases_provincial", "bases_municipal")
+
+
+def safeguards(progress: dict[str, Any], lang: str = "zh") -> list[tuple[str, str]]:
+    """(safeguard, what the returns show) for each of the plan's safeguards; says plainly where no data exist."""
+    no_data = tr(lang, "部门报表未采集此项，无数据，本次无法评估；建议下一周期报表增设相应栏目。",
+                 "The returns do not ask for it, so there are no data and it cannot be assessed; the next period's "
+                 "returns should ask for it.")
+    ry = progress["report_year"]
+    out = []
+    for key in SAFEGUARDS:
+        name = tr(lang, *_SAFEGUARD_NAMES[key])
+        if key == "facilities":
+            items = [i for i in progress.get("indicators", []) if i.get("id") in FACILITY_INDICATORS]
+            if not items:
+                out.append((name, no_data))
+                continue
+            met = [i for i in items if i["status"] == "met"]
+            parts = [indicator_detail(i, ry, lang) for i in items]
+            out.append((name, tr(lang, f"据部门报表的设施类指标，{len(items)} 项中 {len(met)} 项达标：{'；'.join(parts)}。",
+                                 f"From the facility indicators in the returns, {len(met)} of {len(items)} met the "
+                                 f"target: {'; '.join(parts)}.")))
+        elif key == "participation":
+            r = progress.get("returns") or {}
+            got, expected = len(r.get("units_returned") or []), len(r.get("units_expected") or [])
+            errors = (progress.get("problems") or {}).get("errors", 0)
+            out.append((name, tr(lang, f"应报送进展报表的牵头单位 {expected} 个，实际报送 {got} 个；报表中填报错误 {errors} 处。",
+                                 f"{got} of the {expected} lead units expected returned their progress reports; the "
+                                 f"returns contain {errors} {'error' if errors == 1 else 'errors'}.")))
+        else:
+            out.append((name, no_data))
+    return out
 
 
 def imbalance_summary(imbalance: dict[str, Any], lang: str = "zh") -> str:
@@ -250,7 +367,7 @@ def group_sentence(estimates: pd.DataFrame, year: int, key_groups: list[dict[str
               f"In {year} the shares of the key groups were: {_list(shown, lang)}." if shown else "")
     if hidden:
         verb = "is" if len(hidden) == 1 else "are"
-        text += tr(lang, f"{_list(hidden, lang)}样本量不足或估计不稳定，按披露控制规则不予发布。",
+        text += tr(lang, f"{_list(hidden, lang)}样本量不足或估计不稳定，按精度要求不予发布。",
                    f"{' ' if text else ''}The estimate for {_list(hidden, lang)} {verb} not published "
                    f"(too few respondents or too unstable).")
     return text
@@ -280,7 +397,7 @@ def years_missed(indicator: dict[str, Any], report_year: int | None = None) -> l
 
 
 def indicator_detail(indicator: dict[str, Any], report_year: int | None = None, lang: str = "zh") -> str:
-    """'每年培训科技辅导员（目标≥350人/年；2021年335、2022年344未达到）' and the like."""
+    """'每年培训科技辅导员（目标≥350人/年；2021年335、2022年344未达标）' and the like."""
     i = indicator
     unit = i.get("unit") or ""
     signs = COMPARE_SIGN if lang == "zh" else COMPARE_SIGN_EN
@@ -294,10 +411,10 @@ def indicator_detail(indicator: dict[str, Any], report_year: int | None = None, 
         if missed:
             years = _list([f"{y}年{_value(vals[str(y)], unit)}" if lang == "zh"
                            else f"{y} ({_value(vals[str(y)], unit, lang)})" for y in missed], lang)
-            return tr(lang, f"{name}（目标每年{goal}；{years}未达到）",
+            return tr(lang, f"{name}（目标每年{goal}；{years}未达标）",
                       f"{name} (target {goal}{_every_year_en(unit)}; missed in {years})")
         if i.get("years_missed"):
-            return tr(lang, f"{name}（目标每年{goal}；{i['years_missed']}个年度未达到）",
+            return tr(lang, f"{name}（目标每年{goal}；{i['years_missed']}个年度未达标）",
                       f"{name} (target {goal}{_every_year_en(unit)}; missed in {i['years_missed']} years)")
     if i.get("value") is None:
         return tr(lang, f"{name}（目标{goal}；无数据）", f"{name} (target {goal}; no data)")
@@ -323,21 +440,38 @@ def _status_counts(indicators: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def progress_sentence(progress: dict[str, Any], lang: str = "zh") -> str:
-    """Measures completed and overdue; indicators met, missed (with the years or values), not yet due, without data."""
+def progress_sentence(progress: dict[str, Any], lang: str = "zh", verdict: dict[str, str] | None = None) -> str:
+    """Measures completed and overdue; indicators met, missed (with the years or values), not yet due, without data.
+
+    With `verdict` ({"zh": .., "en": ..}, from analysis/verdict.py) the headline indicator is reported by that
+    verdict, not counted as met or missed by its point estimate, so the sentence agrees with the summary.
+    """
     ind = progress["indicators"]
+    head = [i for i in ind if i.get("id") == HEADLINE_INDICATOR and i.get("status") in ("met", "missed")]
+    if verdict and head:
+        ind = [i for i in ind if i not in head]
     ry = progress["report_year"]
     c = _status_counts(ind)
-    missed = [indicator_detail(i, ry, lang) for i in ind if i["status"] == "missed"]
-    zh = (f"方案附件 {progress['measures_total']} 项具体措施中，截至{ry}年底已完成 "
-          f"{progress['measures_completed']} 项（{pct(progress['completed_share'])}），逾期未完成 "
-          f"{progress['overdue_count']} 项。")
-    n_over = progress["overdue_count"]
-    en = (f"Of the {progress['measures_total']} measures in the plan's annex, {progress['measures_completed']} "
-          f"({pct(progress['completed_share'])}) were completed by the end of {ry} and {n_over} "
-          f"{'is' if n_over == 1 else 'are'} overdue.")
+    n_over, total = progress["overdue_count"], progress["measures_total"]
+    due = progress.get("measures_due", total)
+    share = progress.get("completed_share")
+    share_zh = f"（占到期措施的 {pct(share)}）" if share is not None and due < total else \
+        f"（{pct(share)}）" if share is not None else ""
+    share_en = (f" ({pct(share)} of those due)" if due < total else f" ({pct(share)})") if share is not None else ""
+    zh = (f"方案附件 {total} 项具体措施中，截至{ry}年底"
+          + (f"已到期 {due} 项，其中" if due < total else "")
+          + f"已完成 {progress['measures_completed']} 项{share_zh}，逾期未完成 {n_over} 项。")
+    en = (f"Of the {total} measures in the plan's annex, "
+          + (f"{due} were due by the end of {ry}; {progress['measures_completed']}{share_en} of them were "
+             f"completed" if due < total else
+             f"{progress['measures_completed']}{share_en} were completed by the end of {ry}")
+          + f" and {n_over} {'is' if n_over == 1 else 'are'} overdue.")
+    if verdict and head:
+        zh += f"{_name(head[0], 'zh')}的评估结论为：目标{verdict['zh']}。"
+        en += f" For the {_name(head[0], 'en')}, the target is {verdict['en']}."
     if not ind:
         return tr(lang, zh, en)
+    missed = [indicator_detail(i, ry, lang) for i in ind if i["status"] == "missed"]
     parts_zh, parts_en = [], []
     if c["met"]:
         parts_zh.append(f"达标 {c['met']} 项")
@@ -351,8 +485,8 @@ def progress_sentence(progress: dict[str, Any], lang: str = "zh") -> str:
     if c["no_data"]:
         parts_zh.append(f"暂无数据 {c['no_data']} 项")
         parts_en.append(f"{c['no_data']} {'has' if c['no_data'] == 1 else 'have'} no data")
-    zh += f"{len(ind)} 项量化指标中，" + "；".join(parts_zh) + "。"
-    en += f" Of the {len(ind)} numeric indicators, " + join(parts_en, "en") + "."
+    zh += ("其余" if verdict and head else "") + f"{len(ind)} 项量化指标中，" + "；".join(parts_zh) + "。"
+    en += f" Of the {'other ' if verdict and head else ''}{len(ind)} numeric indicators, " + join(parts_en, "en") + "."
     if missed:
         en += f" The {'indicator' if len(missed) == 1 else 'indicators'} missed: " + "; ".join(missed) + "."
     return tr(lang, zh, en)
@@ -425,17 +559,20 @@ def recommendation_rules(lang: str = "zh", p_likely_below: float = P_LIKELY_BELO
     """(rule id, when it fires) for every rule of `recommendations`, with the thresholds in use."""
     rules = [
         ("target_not_secured",
-         f"全市比例超过目标的概率低于 {p_target_secured:.0%}（目标年份以当年调查的直接估计计算，此前以趋势模型预测计算）",
-         f"the probability that the city share exceeds the target is below {p_target_secured:.0%} (from the "
+         f"全市比例超过目标的概率（标题概率）低于 {p_target_secured:.0%}，即评估结论不是“已达到”或“很可能达到”"
+         f"（目标年份以当年调查的直接估计计算，此前以趋势模型预测计算）",
+         f"the probability that the city share exceeds the target (the headline probability) is below "
+         f"{p_target_secured:.0%}, so the verdict is neither achieved nor very likely achieved (from the "
          f"target year's direct estimate, before it from the trend forecast)"),
         ("divisions_behind", f"某县（市、区）模型估计低于目标的概率在 {p_likely_below:.0%} 及以上",
          f"a division's model estimate is below the target with probability {p_likely_below:.0%} or more"),
-        ("imbalance_not_improved", "县（市、区）间差异自规划期初以来未明显缩小（变化的95%区间未整体低于0）",
-         "the differences between divisions have not narrowed clearly since the start (the 95% interval of "
-         "the change is not wholly below 0)"),
+        ("imbalance_not_improved", "县（市、区）间差异（人口加权平均绝对差距）自基线年以来未明显缩小"
+         "（Holm校正后的p值不小于0.05）",
+         "the differences between divisions (population-weighted mean absolute gap) have not narrowed clearly "
+         "since the baseline year (Holm-adjusted p-value of 0.05 or more)"),
         ("groups_far_behind", f"重点人群比例低于全市比例的 {group_far_behind:.0%}",
          f"a key group's share is below {group_far_behind:.0%} of the city share"),
-        ("groups_unmeasured", "重点人群估计因样本量或变异系数未达发布标准而不予发布",
+        ("groups_unmeasured", "重点人群估计因样本量或变异系数未达发布标准而不予发布（精度规则）",
          "a key group's estimate is suppressed (too few respondents or too large a CV)"),
         ("overdue_measures", "有措施逾期未完成", "a measure is overdue"),
         ("indicators_missed", "有量化指标在考核年份未达标（每年考核的指标任一年未达标即计）",
@@ -448,41 +585,51 @@ def recommendation_rules(lang: str = "zh", p_likely_below: float = P_LIKELY_BELO
 def recommendations(traj: dict[str, Any], county: dict[str, Any], progress: dict[str, Any],
                     estimates: pd.DataFrame, key_groups: list[dict[str, Any]],
                     lang: str = "zh", p_target_secured: float = P_TARGET_SECURED,
-                    group_far_behind: float = GROUP_FAR_BEHIND) -> list[Finding]:
+                    group_far_behind: float = GROUP_FAR_BEHIND, thresholds: Thresholds | None = None
+                    ) -> list[Finding]:
     """Findings with recommendations, each produced by a named rule over the results.
+
+    The finding on the target uses the one verdict (analysis/verdict.py; `thresholds`, or the defaults with
+    `p_target_secured` as the 'very likely achieved' cut-off); the headline indicator is not listed again
+    among the missed indicators.
 
     Which divisions are very likely below target is stage 04's call (county_gaps.json).
     """
-    return [*_target_findings(traj, lang, p_target_secured), *_division_findings(county, lang),
+    t = thresholds or Thresholds(likely_achieved=p_target_secured)
+    return [*_target_findings(traj, lang, t), *_division_findings(county, lang),
             *_group_findings(traj["latest_year"], estimates, key_groups, lang, group_far_behind),
             *_progress_findings(progress, lang)]
 
 
-def _target_findings(traj: dict[str, Any], lang: str, p_target_secured: float) -> list[Finding]:
-    out: list[Finding] = []
-    year, target, ty = traj["latest_year"], traj["target"], traj["target_year"]
-    p = (traj.get("headline") or traj)["p_exceeds_target"]  # the one headline probability
-    observed = traj.get("target_year_observed", year >= ty)
-    if p < p_target_secured:
-        if observed:
-            out.append(Finding(
-                "target_not_secured",
-                tr(lang, f"按{ty}年调查的直接估计，全市比例超过 {pct(target)} 的概率为 {prob(p)}，目标达成尚不能确认。",
-                   f"The {ty} survey puts the probability that the city's share exceeds {pct(target)} at "
-                   f"{prob(p)}, so the target is not secured."),
-                tr(lang, "在总结通报中如实说明目标达成的不确定性，并将剩余差距纳入下一周期目标设定与年度监测。",
-                   "State the uncertainty about the target in the summary and carry the remaining gap into the "
-                   "next period's targets and yearly monitoring.")))
-        else:
-            out.append(Finding(
-                "target_not_secured",
-                tr(lang, f"按当前趋势，{ty}年全市比例超过 {pct(target)} 的概率为 {prob(p)}，如期达标没有把握。",
-                   f"On the current trend, the probability that the city's share exceeds {pct(target)} in {ty} is "
-                   f"{prob(p)}, so reaching the target on time is not assured."),
-                tr(lang, "在剩余年份加快落实滞后的措施，并在下一次监测中检查是否回到规划隐含路径。",
-                   "Speed up the lagging measures in the remaining years and check at the next survey whether the "
-                   "city is back on the implied path.")))
-    return out
+def _target_findings(traj: dict[str, Any], lang: str, thresholds: Thresholds) -> list[Finding]:
+    """One finding when the target is not (very likely) achieved, worded by the one verdict."""
+    if secured(traj, thresholds):
+        return []
+    target, ty = traj["target"], traj["target_year"]
+    p = headline_probability(traj)
+    word = verdict_label(traj, lang, thresholds)
+    if not is_forecast(traj):
+        lo, hi = traj["latest_ci"]
+        return [Finding(
+            "target_not_secured",
+            tr(lang, f"{ty}年全市公民具备科学素质的比例估计为 {pct(traj['latest_estimate'])}（95%置信区间 "
+                     f"{interval(lo, hi)}），超过目标 {pct(target)} 的概率为 {prob(p)}，目标{word}。",
+               f"The city's share in {ty} is estimated at {pct(traj['latest_estimate'])} (95% CI "
+               f"{interval(lo, hi)}); the probability that it exceeds the target of {pct(target)} is {prob(p)}, "
+               f"so the target is {word}."),
+            tr(lang, f"建议在全市全民科学素质行动实施情况总结中如实反映目标完成情况，深入分析差距成因，"
+                     f"将剩余差距纳入下一规划期（{ty + 1}—{ty + 5}年）的目标设定，并坚持开展年度监测。",
+               f"We recommend that the summary of the plan's implementation state the outcome on the target as it "
+               f"is, analyse the causes of the gap, carry the remaining gap into the targets of the next plan period "
+               f"({ty + 1}–{ty + 5}) and keep monitoring the share every year."))]
+    return [Finding(
+        "target_not_secured",
+        tr(lang, f"按当前趋势，{ty}年全市比例超过 {pct(target)} 的概率为 {prob(p)}，{ty}年目标{word}。",
+           f"On the current trend, the probability that the city's share exceeds {pct(target)} in {ty} is "
+           f"{prob(p)}, so the {ty} target is {word}."),
+        tr(lang, "建议各牵头单位在剩余年份加快推进滞后措施，确保按期完成；下一年度监测重点检查全市比例是否回到规划隐含路径。",
+           "We recommend that the lead units speed up the lagging measures in the remaining years, and that the "
+           "next survey check whether the city is back on the plan's implied path."))]
 
 
 def _division_findings(county: dict[str, Any], lang: str) -> list[Finding]:
@@ -497,9 +644,9 @@ def _division_findings(county: dict[str, Any], lang: str) -> list[Finding]:
             tr(lang, f"{yardstick(county, lang)}{_list(names, lang)}很可能低于目标。",
                f"{capitalise(_list(names, lang))} {'is' if len(names) == 1 else 'are'} very likely below the target"
                + (f" ({yardstick(county, lang).rstrip(', ')})." if yardstick(county, lang) else ".")),
-            tr(lang, "对上述县（市、区）优先安排科普基础设施、流动科技馆和农村科普资源，并在下一轮调查中适当增加样本。",
-               "Give these divisions priority for science-popularisation facilities and rural resources, and "
-               "enlarge their samples in the next survey.")))
+            tr(lang, "建议在科普基础设施、流动科技馆和农村科普资源配置上向上述县（市、区）倾斜，并在下一轮调查中适当增加其样本量。",
+               "We recommend that these divisions be given priority for science-popularisation facilities, mobile "
+               "science museums and rural resources, and that their samples be enlarged in the next survey.")))
     imb = county.get("imbalance_improved") or {}
     if imb and not imb.get("divisions_improved", False):
         out.append(Finding(
@@ -507,9 +654,9 @@ def _division_findings(county: dict[str, Any], lang: str) -> list[Finding]:
             tr(lang, f"规划要求各县（市、区）、各人群发展不均衡明显改善，但{imbalance_summary(imb, lang)}。",
                f"The plan calls for clearly smaller imbalances between divisions and groups, but "
                f"{_since_en(county)} {imbalance_summary(imb, lang)}."),
-            tr(lang, "把缩小区县和人群差距作为下一阶段的考核指标，资源向低水平地区和人群倾斜。",
-               "Make the gaps between divisions and groups an assessed indicator and direct resources to the "
-               "lowest.")))
+            tr(lang, "建议将缩小县（市、区）和人群间差距列入下一规划期的考核内容，推动科普资源向薄弱地区和人群倾斜。",
+               "We recommend that the gaps between divisions and between groups become an assessed indicator of "
+               "the next plan period, and that resources go first to the areas and groups that lag most.")))
     return out
 
 
@@ -531,8 +678,9 @@ def _group_findings(year: int, estimates: pd.DataFrame, key_groups: list[dict[st
                 tr(lang, f"{_list(groups, lang)}低于全市水平（{pct(city_est)}）的 {group_far_behind:.0%}。",
                    f"{capitalise(_list(groups, lang))} {'is' if len(groups) == 1 else 'are'} below "
                    f"{group_far_behind:.0%} of the city level ({pct(city_est)})."),
-                tr(lang, "相关提升行动的牵头单位针对这些人群制定专项措施，并报告覆盖人数与效果。",
-                   "Lead units of the matching actions should set specific measures and report reach and effect.")))
+                tr(lang, "建议相关提升行动的牵头单位针对上述人群制定专项措施，并定期报告覆盖人数和实施效果。",
+                   "We recommend that the lead units of the matching actions set specific measures for these groups "
+                   "and report their reach and effect regularly.")))
     hidden = kg[suppressed]
     if len(hidden):
         groups = [names_of.get(r.level, r.level) for r in hidden.itertuples()]
@@ -540,8 +688,9 @@ def _group_findings(year: int, estimates: pd.DataFrame, key_groups: list[dict[st
             "groups_unmeasured",
             tr(lang, f"{_list(groups, lang)}样本量不足，无法单独评估。",
                f"{capitalise(_list(groups, lang))} cannot be assessed separately because the sample is too small."),
-            tr(lang, "下一轮调查对这些人群增补样本，使其估计达到发布标准。",
-               "Boost these groups' samples in the next survey so that their estimates can be published.")))
+            tr(lang, "建议下一轮调查对上述人群增补样本，使其估计达到发布标准。",
+               "We recommend that the next survey boost these groups' samples so that their estimates can be "
+               "published.")))
     return out
 
 
@@ -553,11 +702,11 @@ def _progress_findings(progress: dict[str, Any], lang: str) -> list[Finding]:
             tr(lang, f"{progress['overdue_count']} 项措施逾期未完成。",
                f"{capitalise(number_en(progress['overdue_count']))} "
                f"{'measure is' if progress['overdue_count'] == 1 else 'measures are'} overdue."),
-            tr(lang, "由市科普工作联席会议办公室督办逾期措施，牵头单位说明原因和完成时限。",
-               "The office of the joint meeting on science popularisation should follow up the overdue measures, "
-               "and their lead units should state the reasons and a date for completion.")))
+            tr(lang, "建议由市科普工作联席会议办公室对逾期措施进行督办，牵头单位书面说明原因并明确完成时限。",
+               "We recommend that the office of the joint meeting on science popularisation follow up the overdue "
+               "measures, and that their lead units state the reasons in writing and set a date for completion.")))
     missed = [indicator_detail(i, progress["report_year"], lang) for i in progress["indicators"]
-              if i["status"] == "missed"]
+              if i["status"] == "missed" and i.get("id") != HEADLINE_INDICATOR]
     if missed:
         out.append(Finding(
             "indicators_missed",
@@ -565,8 +714,8 @@ def _progress_findings(progress: dict[str, Any], lang: str) -> list[Finding]:
                f"{capitalise(number_en(len(missed)))} {'indicator' if len(missed) == 1 else 'indicators'} missed "
                f"the target: "
                f"{'; '.join(missed)}."),
-            tr(lang, "对未达标指标逐项制定补齐计划，纳入下一年度工作计划。",
-               "Set a catch-up plan for each missed indicator in next year's work plan.")))
+            tr(lang, "建议对未达标指标逐项制定补齐措施，纳入下一年度工作计划。",
+               "We recommend a catch-up plan for each missed indicator in next year's work plan.")))
     problems = progress.get("problems") or {}
     if problems.get("errors", 0):
         files = problems.get("files_with_errors", [])
@@ -575,5 +724,6 @@ def _progress_findings(progress: dict[str, Any], lang: str) -> list[Finding]:
             tr(lang, f"{len(files)} 份进展报表共有 {problems['errors']} 处填报错误。",
                f"{capitalise(number_en(len(files)))} progress {'return has' if len(files) == 1 else 'returns have'} "
                f"{problems['errors']} {'error' if problems['errors'] == 1 else 'errors'}."),
-            tr(lang, "相关单位按单元格问题清单更正后重新报送。", "The units should correct the listed cells and resubmit.")))
+            tr(lang, "建议相关单位按问题清单核实更正后重新报送。",
+               "We recommend that the units check and correct the listed cells and resubmit their returns.")))
     return out

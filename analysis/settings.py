@@ -24,7 +24,10 @@ from .errors import InputError, UserError
 DEFAULT_MIN_N = 30
 DEFAULT_MAX_CV = 0.30
 DEFAULT_P_LIKELY_BELOW = 0.9
-DEFAULT_P_TARGET_SECURED = 0.9
+DEFAULT_P_TARGET_SECURED = 0.9  # P(target) at or above which the target is 'very likely achieved'
+DEFAULT_P_ACHIEVED = 0.975  # the 95% interval lies wholly above the target
+DEFAULT_P_LIKELY_MISSED = 0.1
+DEFAULT_P_MISSED = 0.025  # the 95% interval lies wholly below the target
 DEFAULT_GROUP_FAR_BEHIND = 0.5
 DEFAULT_MARGINS = ("division_urban", "sex_age", "education")
 DEFAULT_LONELY_PSU = "adjust"
@@ -205,6 +208,17 @@ class ReportRules:
 
     p_likely_below: float = _f(DEFAULT_P_LIKELY_BELOW, unit="probability", lo=0.5, hi=1, hi_open=True)
     p_target_secured: float = _f(DEFAULT_P_TARGET_SECURED, unit="probability", lo=0, hi=1)
+    # the graded verdict on the target (analysis/verdict.py): P(target) >= p_achieved -> achieved,
+    # >= p_target_secured -> very likely achieved, <= p_missed -> missed, <= p_likely_missed -> very likely missed
+    p_achieved: float = _f(DEFAULT_P_ACHIEVED, unit="probability", lo=0, hi=1)
+    p_likely_missed: float = _f(DEFAULT_P_LIKELY_MISSED, unit="probability", lo=0, hi=1)
+    p_missed: float = _f(DEFAULT_P_MISSED, unit="probability", lo=0, hi=1)
+
+    def __post_init__(self) -> None:
+        order = (self.p_missed, self.p_likely_missed, self.p_target_secured, self.p_achieved)
+        if not all(a < b for a, b in zip(order, order[1:], strict=False)):
+            raise PlanError("report: the verdict thresholds must increase: p_missed < p_likely_missed < "
+                            f"p_target_secured < p_achieved (got {', '.join(f'{v:g}' for v in order)})")
     group_far_behind: float = _f(DEFAULT_GROUP_FAR_BEHIND, unit="share", lo=0, hi=1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,11 +167,24 @@ def _decomposable(plan: Plan, latest_year: int) -> bool:
     return latest_year > y0 and plan.scoring_rule(y0) == plan.scoring_rule(latest_year)
 
 
+def publication_year(source: str, year: int) -> int:
+    """The year a published figure came out: the first year named in its source ('人民日报 2023-09-01',
+    '国发〔2021〕9号'), else the year after the one it describes (surveys are published the following year)."""
+    m = re.search(r"(?<!\d)(19|20)\d{2}(?!\d)", str(source or ""))
+    return int(m.group(0)) if m else int(year) + 1
+
+
+def published_by(bench: pd.DataFrame, year: int) -> pd.DataFrame:
+    """The published figures (national and provincial series, targets) already out by the end of `year`."""
+    out_by = [publication_year(s, y) for s, y in zip(bench["source"], bench["year"], strict=True)]
+    return bench[[p <= year for p in out_by]].reset_index(drop=True)
+
+
 def load_inputs(plan: Plan, year: int, processed_root: Path | None = None) -> TrajectoryInputs:
     """Stage 02's estimates, the published benchmarks, and the microdata the decomposition needs."""
     est, files = load_estimates(plan, year, processed_root)
     bench_path = bm.default_path(plan.raw_dir)
-    bench = bm.load_benchmarks(bench_path)
+    bench = published_by(bm.load_benchmarks(bench_path), year)  # a monitoring year sees only what was out by then
     obs = domain_obs(est, "city", "all")
     if obs.empty:
         raise tr.TrajectoryError("no unsuppressed city estimate of `literate` in any year")

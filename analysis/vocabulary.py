@@ -60,6 +60,17 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
         "improved": _t("明显缩小", "narrowed clearly"), "worsened": _t("明显扩大", "widened clearly"),
         "no_clear_change": _t("无明显变化", "no clear change"),
     },
+    "target_verdict": {  # the target judged from the headline probability (analysis/verdict.py)
+        "achieved": _t("已达到", "achieved"), "likely_achieved": _t("很可能达到", "very likely achieved"),
+        "uncertain": _t("尚难判断", "too close to call"), "likely_missed": _t("很可能未达到", "very likely not achieved"),
+        "missed": _t("未达到", "not achieved"),
+    },
+    "target_outlook": {  # the same verdict before the target year, from the trend forecast
+        "achieved": _t("预计如期达到", "on track"), "likely_achieved": _t("很可能如期达到", "very likely on track"),
+        "uncertain": _t("尚难判断", "too close to call"),
+        "likely_missed": _t("很可能不能如期达到", "very likely off track"),
+        "missed": _t("预计不能如期达到", "off track"),
+    },
     "gap_trend": {  # fitted trend of a group's gap (trajectory.json)
         "closing": _t("差距缩小", "closing"), "widening": _t("差距扩大", "widening"),
         "no_clear_change": _t("差距无明显变化", "no clear change"), "insufficient_years": _t("年份不足", "too few years"),

@@ -59,8 +59,8 @@ def test_md_table_caption_label_escaping():
     md = rf.md_table(t, "标题", "tbl-x")
     lines = md.splitlines()
     assert lines[0] == "| 项目 | 值 |"
-    assert lines[1] == "|:--------|--------:|"  # pandoc shares the page width by the dashes: widest cell + 3
-    # (numbers, which cannot wrap, get a third more)
+    # pandoc shares the page width by the dashes: widest cell + 2 (issue 11: numbers get what they need, no more)
+    assert lines[1] == "|:-------|-----:|"
     assert lines[2] == "| a\\|b | 1.5 |"
     assert lines[3] == "| 多 行 | — |"
     assert md.rstrip().endswith(": 标题 {#tbl-x}")
@@ -68,13 +68,33 @@ def test_md_table_caption_label_escaping():
     mixed = rf.md_table(pd.DataFrame({"年": [2025], "规则": ["百分制"], "比例": ["<1%"], "区间": ["5.8–8.2"]}), "t",
                         "tbl-align").splitlines()[1]
     # text columns left; numbers, also printed as text or as a range, right
-    assert mixed == "|:----------|:---------|--------:|--------------:|"
+    assert mixed == "|:------|:--------|------:|---------:|"
     na = pd.DataFrame({"年": pd.array([2025, None], dtype="Int64")})
     assert "<NA>" not in rf.md_table(na, "t", "tbl-na")
     with pytest.raises(ValueError, match="must start with 'tbl-'"):
         rf.md_table(t, "标题", "fig-x")
     with pytest.raises(ValueError, match="no rows"):
         rf.md_table(t.iloc[0:0], "标题", "tbl-empty")
+    rf.PUBLISHED.clear()
+
+
+def test_md_table_groups_repeats_keeps_intervals_numeric_and_drops_negative_zero():
+    rf.PUBLISHED.clear()
+    t = pd.DataFrame({"对象": ["县", "县", "城乡"], "指标": ["极差", "变异系数", "极差"],
+                      "2020年": ["13.26（10.38～22.00）", "-0.00（-0.19～0.17）", "1"], "p": [0.06, -0.0001, 1.0]})
+    lines = rf.md_table(t, "t", "tbl-g").splitlines()
+    assert lines[1] == "|:------|:----------|-----------------------:|------:|"  # the interval column: right, full width
+    assert lines[2:5] == ["| 县 | 极差 | 13.26（10.38～22.00） | 0.06 |",
+                          "|  | 变异系数 | 0.00（-0.19～0.17） | 0.00 |",  # shown once; no negative zero
+                          "| 城乡 | 极差 | 1 | 1.00 |"]
+    assert rf.PUBLISHED[-1][2]["对象"].tolist() == ["县", "县", "城乡"]  # the workbook keeps every value
+    assert rf.no_negative_zero("−0.0%–-0.05") == "0.0%–-0.05"
+    grouped = rf.group_rows(pd.DataFrame({"a": [1, 1, 2, 2], "b": ["x", "x", "x", "y"]}), ["a", "b"])
+    assert grouped["a"].tolist() == [1, "", 2, ""] and grouped["b"].tolist() == ["x", "", "x", "y"]
+    # text columns share what the number columns leave of the page width, in proportion to their need
+    wide = pd.DataFrame({"任务": ["很" * 40], "说明": ["长" * 40], "区间": ["13.26（10.38～22.00）"]})
+    widths = rf.column_widths(wide)
+    assert widths[2] == 23 and widths[0] == widths[1] and sum(widths) <= rf.TABLE_WIDTH
     rf.PUBLISHED.clear()
 
 
@@ -99,7 +119,13 @@ def test_md_figure(tmp_path):
     path = tmp_path / "f.png"
     fig.savefig(path)
     plt.close(fig)
-    assert rf.md_figure(path, "图题", "fig-a", "50%") == f"![图题]({path.resolve()}){{#fig-a width=50%}}\n"
+    # printed at its own size (1 inch of the 15.6 cm text width), not stretched to the 50% asked for at most
+    assert rf.md_figure(path, "图题", "fig-a", "50%") == f"![图题]({path.resolve()}){{#fig-a width=16.2%}}\n"
+    assert rf.md_figure(path, "图题", "fig-a", "10%").endswith("width=10%}\n")
+    fig, ax = plt.subplots(figsize=(2, 20))  # taller than the page: scaled down to the text height less the caption
+    fig.savefig(path, dpi=50)
+    plt.close(fig)
+    assert rf.md_figure(path, "图题", "fig-a").endswith("width=13.7%}\n")
     with pytest.raises(ValueError, match="must start with 'fig-'"):
         rf.md_figure(path, "图题", "tbl-a")
     with pytest.raises(FileNotFoundError, match="fig-b.*does not exist"):
@@ -161,7 +187,8 @@ def test_write_workbook_reads_back(tmp_path):
     notes = [head.cell(r, 1).value for r in range(4, 4 + len(rf.NOTES["zh"]))]
     assert any("设有“备注”列的表格" in n for n in notes) and any("文本" in n for n in notes)
     contents = {(head.cell(r, 1).value, head.cell(r, 2).value, head.cell(r, 3).value) for r in range(1, 12)}
-    assert ("表1", "各年度样本", "tbl-a") in contents
+    # the contents list the sheet's full name and the caption; no internal label (tbl-a) since issue 11
+    assert ("表1 各年度样本", "各年度样本", None) in contents
     sheet = wb["表1 各年度样本"]
     assert [c.value for c in sheet[1]] == ["年份", "比例（%）"]
     assert sheet["B3"].value == pytest.approx(14.72) and sheet["A3"].value == 2025

@@ -202,14 +202,14 @@ def test_division_sentence_none_below_and_english_words():
 def test_group_sentence_shown_hidden_and_empty():
     text = rt.group_sentence(estimates(), 2025, KEY_GROUPS)
     assert text == ("2025年重点人群中，农民 2.1%、产业工人 19.2%。"
-                    "领导干部和公务员样本量不足或估计不稳定，按披露控制规则不予发布。")
+                    "领导干部和公务员样本量不足或估计不稳定，按精度要求不予发布。")
     only_hidden = rt.group_sentence(estimates(groups=()), 2025, KEY_GROUPS[:1], "en")
     assert only_hidden == "The estimate for 农民 is not published (too few respondents or too unstable)."
 
 
 def test_annual_indicator_missed_in_early_years_shows_the_years():
     detail = rt.indicator_detail(TUTORS, 2025)
-    assert detail == "每年培训科技辅导员（目标每年≥350人/年；2021年335人、2022年344人未达到）"
+    assert detail == "每年培训科技辅导员（目标每年≥350人/年；2021年335人、2022年344人未达标）"
     assert "395" not in detail  # the latest value met the target: it is not why the indicator failed
     assert rt.years_missed(TUTORS, 2021) == [2021]
     assert rt.indicator_detail(indicator(), 2025) == "国家级科普教育基地（2025年4个，目标≥5个）"
@@ -224,7 +224,7 @@ def test_progress_sentence_counts_not_due_and_no_data():
     text = rt.progress_sentence(progress(inds, report_year=2023))
     flat = text.replace(" ", "")
     assert "已完成37项（60.7%）" in flat and "逾期未完成3项" in flat
-    assert ("5项量化指标中，达标1项；未达标1项：每年培训科技辅导员（目标每年≥350人/年；2021年335人、2022年344人未达到）；"
+    assert ("5项量化指标中，达标1项；未达标1项：每年培训科技辅导员（目标每年≥350人/年；2021年335人、2022年344人未达标）；"
             "尚未到考核年份2项；暂无数据1项。") in flat
     en = rt.progress_sentence(progress(inds, report_year=2023), "en")
     assert "2 are not yet due and 1 has no data" in en and not CODES.search(en)
@@ -242,7 +242,7 @@ def test_recommendations_rules_and_thresholds():
                                               "很可能低于目标。")
     assert "by" not in by["divisions_behind"].finding
     assert "农民（2.1%）低于全市水平（14.7%）的 50%" in by["groups_far_behind"].finding
-    assert "2021年335人、2022年344人未达到" in by["indicators_missed"].finding
+    assert "2021年335人、2022年344人未达标" in by["indicators_missed"].finding
     assert "未达标指标：。" not in by["indicators_missed"].finding
     # thresholds are arguments: a laxer division cut-off lists more divisions, a strict P(target) rule none
     lax = rt.recommendations(traj_final(p_exceeds_target=0.95), county(p_likely_below=0.8), progress(), estimates(),
@@ -331,3 +331,26 @@ def test_recommendation_rules_print_the_thresholds_in_use():
     assert [r for r, _ in rt.recommendation_rules()] == [
         "target_not_secured", "divisions_behind", "imbalance_not_improved", "groups_far_behind",
         "groups_unmeasured", "overdue_measures", "indicators_missed", "returns_with_errors"]
+
+
+def test_safeguards_say_plainly_where_the_returns_have_no_data():
+    p = progress(indicators=[indicator(id="bases_national", status="met", value=5.0),
+                             indicator(id="bases_provincial", name_zh="省级科普教育基地", status="missed",
+                                       target=30.0, value=27.0)], errors=2)
+    p["returns"] = {"units_returned": ["a", "b"], "units_expected": ["a", "b", "c"]}
+    rows = dict(rt.safeguards(p))
+    assert list(rows) == ["经费投入", "科普人才队伍", "科普设施", "部门参与和报送", "科普工作联席会议制度", "各县（市、区）实施方案"]
+    assert rows["经费投入"].startswith("部门报表未采集此项，无数据")
+    assert "2 项中 1 项达标" in rows["科普设施"] and "省级科普教育基地（2025年27个，目标≥30个）" in rows["科普设施"]
+    assert rows["部门参与和报送"] == "应报送进展报表的牵头单位 3 个，实际报送 2 个；报表中填报错误 2 处。"
+    en = dict(rt.safeguards(p, "en"))
+    assert "2 of the 3 lead units" in en["Participation of the units"] and "cannot be assessed" in en["Funding"]
+
+
+def test_progress_sentence_counts_completion_over_due_measures_only():
+    p = progress(indicators=[], report_year=2023)
+    p.update(measures_due=23, measures_completed=15, completed_share=100 * 15 / 23)
+    text = rt.progress_sentence(p)
+    assert "截至2023年底已到期 23 项，其中已完成 15 项（占到期措施的 65.2%）" in text
+    assert "23 were due by the end of 2023; 15 (65.2% of those due) of them were completed" in rt.progress_sentence(
+        p, "en")
