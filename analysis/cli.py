@@ -1,4 +1,8 @@
-"""Command line: `python -m analysis demo|run|render`."""
+"""Command line: `python -m analysis demo|run|render`.
+
+Errors a user can fix (analysis.errors.UserError and the plan, pipeline and render errors)
+end in one message on stderr and exit status 1; `--debug` shows the traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,38 @@ import time
 from pathlib import Path
 
 from .config import PROCESSED, RAW, PlanError, load_plan
+from .errors import UserError
+
+
+class EnvironmentMismatch(UserError):
+    """The installed packages differ from the lock file and --strict was given."""
 
 
 def default_city(raw_dir: Path = RAW) -> str | None:
     """The plan id when data/raw/plan holds exactly one plan file; otherwise --city is required."""
     plans = sorted(p.stem for p in (raw_dir / "plan").glob("*.yml"))
     return plans[0] if len(plans) == 1 else None
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def check_environment(strict: bool) -> None:
+    """Warn (or, strict, refuse) when the installed packages are not the ones the lock file pins."""
+    from .provenance import LOCK_FILE, describe_differences, environment_differences
+
+    if not LOCK_FILE.is_file():
+        return
+    diffs = environment_differences(LOCK_FILE)
+    if not diffs:
+        return
+    msg = (f"the installed packages differ from {LOCK_FILE.name} in {len(diffs)} package(s): "
+           f"{describe_differences(diffs)}; results may differ from a locked run "
+           "(reinstall with `make install`, or see the README's section on the lock file)")
+    if strict:
+        raise EnvironmentMismatch(msg + "; --strict refuses to run")
+    _say(f"warning: {msg}")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -36,36 +66,73 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pdfs(rp) -> list[str]:  # noqa: ANN001 - a pipeline.RunPlan
+    from .pipeline import is_report
+
+    found = []
+    for task in rp.tasks:
+        stamp = rp.stamps.get(task) if is_report(task) else None
+        found += [name for name in (stamp or {}).get("outputs", {}) if name.endswith(".pdf")]
+    return found
+
+
 def _run(args: argparse.Namespace) -> int:
     from .executors import make_executor
-    from .pipeline import run_pipeline
-    from .render import render
+    from .pipeline import Progress, RunPlan, run_pipeline
+    from .progress_bar import TaskBar
+    from .runlock import run_lock
 
     t0 = time.perf_counter()
     plan = load_plan(args.city, args.raw_dir)
+    check_environment(args.strict)
     only = set(args.only.split(",")) if args.only else None
-    run_pipeline(plan, args.year, executor=make_executor(args.executor, args.workers),
-                 processed_root=args.processed_root, force=args.force, only=only)
-    if not args.no_report:
-        for lang in args.lang.split(","):
-            files = render(plan, args.year, lang=lang, processed_root=args.processed_root,
-                           engine=args.engine)
-            for kind, path in files.items():
-                print(f"{kind}: {path}")
-    print(f"wall time: {time.perf_counter() - t0:.1f} s")
+    langs = [] if args.no_report else [lang for lang in args.lang.split(",") if lang]
+
+    def plan_run() -> RunPlan:
+        return RunPlan(plan, args.year, args.processed_root, only=only, langs=langs, engine=args.engine,
+                       force=args.force)
+
+    if args.dry_run:
+        print("\n".join(plan_run().describe()))
+        return 0
+    with run_lock(args.processed_root, plan.city, wait=args.wait, on_wait=_say):
+        rp = plan_run()  # planned under the lock: another run may just have finished
+        bar = (None if args.verbose else TaskBar.for_terminal(sys.stderr)) or Progress(_say, False)
+        ran = run_pipeline(plan, args.year, executor=make_executor(args.executor, args.workers),
+                           processed_root=args.processed_root, run_plan=rp, progress=bar,
+                           verbose=args.verbose)
+    if not ran:
+        _say(f"nothing changed: all {len(rp.tasks)} tasks are up to date")
+    wall = time.perf_counter() - t0
+    pdfs = _pdfs(rp)
+    print(f"report: {', '.join(pdfs)} (wall time {wall:.1f} s)" if pdfs else f"wall time {wall:.1f} s")
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
+    from .pipeline import RunPlan, is_report
     from .render import render
+    from .runlock import run_lock
 
     t0 = time.perf_counter()
     plan = load_plan(args.city, args.raw_dir)
-    for lang in args.lang.split(","):
-        for kind, path in render(plan, args.year, lang=lang, processed_root=args.processed_root,
-                                 engine=args.engine).items():
-            print(f"{kind}: {path}")
-    print(f"wall time: {time.perf_counter() - t0:.1f} s")
+    check_environment(args.strict)
+    with run_lock(args.processed_root, plan.city, wait=args.wait, on_wait=_say):
+        rp = RunPlan(plan, args.year, args.processed_root)
+        stale = [t for t in rp.tasks if not is_report(t) and not rp.states[t].up_to_date]
+        if stale:
+            raise UserError("the results in data/processed are not current for "
+                            + ", ".join(f"{t.stage} {t.year}" for t in stale[:5])
+                            + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+                            + f"; run the notebooks first: python -m analysis run --year {args.year}")
+        pdfs = []
+        for lang in args.lang.split(","):
+            for kind, path in render(plan, args.year, lang=lang, processed_root=args.processed_root,
+                                     engine=args.engine, check=False).items():
+                _say(f"{kind}: {path}")
+                if kind == "pdf":
+                    pdfs.append(str(path))
+    print(f"report: {', '.join(pdfs)} (wall time {time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -80,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--raw-dir", type=Path, default=RAW, help="folder of raw inputs (default data/raw)")
         sp.add_argument("--processed-root", type=Path, default=PROCESSED,
                         help="folder of outputs (default data/processed)")
+        sp.add_argument("--debug", action="store_true", help="show the traceback of an error")
+        sp.add_argument("--verbose", action="store_true",
+                        help="show every log line (papermill, kernels) instead of a progress bar")
+
+    def locked(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--strict", action="store_true",
+                        help="refuse to run when the installed packages differ from requirements.lock")
+        sp.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for another run on the same city to finish (default: stop at once)")
 
     d = sub.add_parser("demo", help="build the synthetic demo inputs")
     common(d)
@@ -90,18 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the notebooks for a report year, then render the report")
     common(r)
+    locked(r)
     r.add_argument("--year", type=int, default=2025)
     r.add_argument("--executor", default="local", help="local (process pool) or serial")
     r.add_argument("--workers", type=int, default=2, help="parallel notebooks (local executor)")
-    r.add_argument("--force", action="store_true", help="rerun notebooks that are up to date")
+    r.add_argument("--force", action="store_true", help="rerun tasks that are up to date")
+    r.add_argument("--dry-run", action="store_true", help="list the tasks that would run and why; run nothing")
     r.add_argument("--only", help="comma-separated stages, e.g. 01_clean,02_weight_estimate")
     r.add_argument("--no-report", action="store_true", help="run the notebooks only")
     r.add_argument("--lang", default="zh", help="report language(s): zh, en or zh,en")
     r.add_argument("--engine", default="auto", help="auto (quarto when installed), quarto or offline")
     r.set_defaults(func=_run)
 
-    rd = sub.add_parser("render", help="render the report from data/processed")
+    rd = sub.add_parser("render", help="render the report from data/processed (the results must be current)")
     common(rd)
+    locked(rd)
     rd.add_argument("--year", type=int, default=2025)
     rd.add_argument("--lang", default="zh")
     rd.add_argument("--engine", default="auto")
@@ -109,14 +188,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Error types whose message is enough: the user can act on it without a traceback."""
     from .pipeline import PipelineError
     from .render import RenderError
 
+    return (UserError, PlanError, PipelineError, RenderError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (PlanError, PipelineError, RenderError) as exc:
+    except _user_errors() as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("stopped (Ctrl-C); the outputs of unfinished tasks were not kept", file=sys.stderr)
+        return 130

@@ -5,10 +5,20 @@ this process (debugging, tests). A distributed engine plugs in by offering the
 same two methods with concurrent.futures-compatible futures (dask.distributed's
 Client does: `Client.submit` returns futures that `concurrent.futures.wait`
 cannot wait on directly, so wrap them in a small adapter when adding one).
+
+Workers die with the run: each worker watches its parent and, when the parent is
+gone (the run was killed, even with SIGKILL), ends its own children (the Jupyter
+kernels) and exits, so no process keeps writing into data/processed.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol
@@ -35,9 +45,55 @@ class SerialExecutor:
         return None
 
 
+def end_children(sig: int = signal.SIGKILL) -> None:
+    """Send sig to every process below this one (kernels and their helpers)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with ipykernel
+        return
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def _die_with(parent: int, poll: float = 0.2) -> None:
+    while os.getppid() == parent:
+        time.sleep(poll)
+    end_children()
+    os._exit(1)
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    end_children()
+    os._exit(128 + signum)
+
+
+def worker_init(parent: int) -> None:
+    """Start-up of a pool worker: end with the parent, and end the kernels when ended."""
+    if sys.platform == "linux":  # immediate: the kernel signals the worker when the parent dies
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the run, which stops the pool
+    if os.getppid() != parent:  # the parent died before this line
+        _on_term(signal.SIGTERM, None)
+    threading.Thread(target=_die_with, args=(parent,), daemon=True, name="die-with-parent").start()
+
+
 def LocalExecutor(max_workers: int = 2) -> ProcessPoolExecutor:  # noqa: N802 - reads as a class
-    """A local process pool; each worker starts its own kernels. Keep it small: kernels clash on ports."""
-    return ProcessPoolExecutor(max_workers=max_workers)
+    """A local process pool; each worker starts its own kernels. Keep it small: kernels clash on ports.
+
+    Workers are spawned (not forked) so that each one's parent is this process and
+    no lock or thread of the run is copied into them.
+    """
+    return ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=worker_init, initargs=(os.getpid(),))
 
 
 EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "serial": SerialExecutor}

@@ -1,27 +1,45 @@
 """The notebook pipeline: which notebook runs for which year, in what order, and running them.
 
 For a report year Y the tasks are 01 and 02 for every survey year up to Y that
-has a raw file, then 03, 04 and 05 for Y. A task is skipped when its content
-key (notebook, parameters, the analysis package, the raw inputs) matches the
-stamp left by its last successful run, so a second run right after the first
-only re-renders what changed.
+has a raw file, then 03, 04 and 05 for Y, then the report's render (one task per
+language). A task is skipped when its content key matches the stamp left by its
+last successful run and its outputs exist. The key covers what the task reads:
+
+- its notebook (or, for the report, the .qmd files, the template and _quarto.yml);
+- the analysis/ modules it imports, directly or through other modules (static
+  import analysis, analysis/imports.py), and the data files they name;
+- its parameters and the installed versions of the locked packages;
+- the parts of the plan file it reads (PLAN_KEYS_READ_ONLY_BY below);
+- the raw files it reads (raw_inputs below, plus those its last manifest listed);
+- the outputs of the tasks upstream of it, by their hashes: a task rerun whose
+  outputs come out byte-identical does not rerun what is downstream of it.
+
+Each notebook writes into a staging copy of its output folder; its files move
+into place only when the whole notebook succeeded (analysis/staging.py).
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import staging
 from .config import NOTEBOOKS, PROCESSED, REPORTS, ROOT, Plan, processed_dir
+from .errors import UserError
 from .executors import Executor, SerialExecutor
+from .imports import ImportGraph
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +70,7 @@ class Task:
         return f"{self.stage}[{self.year}]"
 
 
-class PipelineError(RuntimeError):
+class PipelineError(UserError, RuntimeError):
     """A run could not be planned or a notebook failed; the message names the notebook and cell."""
 
 
@@ -115,57 +133,419 @@ def plan_tasks(plan: Plan, year: int, stages: Iterable[Stage] = STAGES,
     return tasks, deps
 
 
-def _hash_tree(h: Any, root: Path, patterns: tuple[str, ...]) -> None:
-    for pattern in patterns:
-        for path in sorted(root.glob(pattern)):
-            if path.is_file() and "__pycache__" not in path.parts:
-                h.update(str(path.relative_to(root)).encode())
-                h.update(path.read_bytes())
-
+# --- what each task reads -------------------------------------------------------------------
 
 CODE_DIR = ROOT / "analysis"
+REPORT_STAGE = "report"
+# Plan-file keys (top level, or top.sub) that only some stages read; every other key counts for
+# every stage. The report reads the whole plan file. Keep this table in step with the stages:
+# a key missing here only costs reruns, a stage missing from a key's set gives stale results.
+PLAN_KEYS_READ_ONLY_BY: dict[str, frozenset[str]] = {
+    "survey.cleaning": frozenset({"01_clean"}),
+    "trajectory": frozenset({"03_trajectory"}),
+    "sae": frozenset({"04_county_gaps"}),
+    "map": frozenset({"04_county_gaps"}),
+    "report": frozenset({"04_county_gaps"}),  # report.p_likely_below
+    "tasks": frozenset({"05_plan_progress"}),
+    "indicators": frozenset({"05_plan_progress"}),
+}
+# Per-year entries: a survey-year task reads only its own year's entry.
+PLAN_KEYS_BY_YEAR = ("scoring.rule_by_year",)
+# Which years exist is the runner's business: a survey-year task does not read this list.
+PLAN_KEYS_NOT_READ_BY_SURVEY_YEAR = ("survey.years",)
 
 
-def task_key(plan: Plan, task: Task, params: dict[str, Any]) -> str:
-    """Content key of a task: notebook, parameters, analysis package, raw inputs."""
-    h = hashlib.sha256()
-    h.update((NOTEBOOKS / f"{task.stage}.ipynb").read_bytes())
-    h.update(json.dumps(params, sort_keys=True).encode())
-    _hash_tree(h, CODE_DIR, ("**/*.py", "**/*.yml"))
-    _hash_tree(h, plan.raw_dir, ("**/*",))
-    return h.hexdigest()
+def is_report(task: Task) -> bool:
+    return task.stage.startswith(REPORT_STAGE + "-")
 
+
+def report_task(year: int, lang: str) -> Task:
+    return Task(f"{REPORT_STAGE}-{lang}", year)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def plan_parts(plan: Plan, stage: str, year: int, survey_year: bool) -> dict[str, str]:
+    """Digest of each part of the plan file the stage reads: 'top' or 'top.sub' -> SHA-256."""
+    parts: dict[str, str] = {}
+    report = stage.startswith(REPORT_STAGE + "-")
+    for key, value in plan.data.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, sub_value in items:
+            name = key if sub is None else f"{key}.{sub}"
+            readers = PLAN_KEYS_READ_ONLY_BY.get(name, PLAN_KEYS_READ_ONLY_BY.get(key))
+            if not report and readers is not None and stage not in readers:
+                continue
+            if survey_year and name in PLAN_KEYS_NOT_READ_BY_SURVEY_YEAR:
+                continue
+            if survey_year and name in PLAN_KEYS_BY_YEAR and isinstance(sub_value, dict):
+                sub_value = {k: v for k, v in sub_value.items() if str(k) == str(year)}
+            parts[name] = _digest(sub_value)
+    return parts
+
+
+def raw_inputs(plan: Plan, task: Task) -> list[Path]:
+    """Raw files a task reads, as far as they are known before it runs (its manifest adds the rest)."""
+    raw = Path(plan.raw_dir)
+
+    def files(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+    if task.stage == "01_clean":
+        base = plan.raw_survey_path(task.year)
+        found = sorted(base.parent.glob(glob.escape(base.stem) + ".*"))
+        return found + [plan.questionnaire_path]
+    if task.stage == "02_weight_estimate":
+        return [plan.census_margins_path]
+    if task.stage == "03_trajectory":
+        return files(raw / "benchmarks")
+    if task.stage == "04_county_gaps":
+        return files(raw / "census")
+    if task.stage == "05_plan_progress":
+        returns = raw / str((plan.data.get("tasks") or {}).get("returns_dir", "progress"))
+        return sorted(p for p in (raw / "plan").glob("*.csv")) + files(returns)
+    if is_report(task):
+        return files(raw / "benchmarks") + files(raw / "census")
+    # a stage this table does not know: every raw file counts
+    return [p for p in files(raw) if p != plan.path]
+
+
+def report_sources() -> list[Path]:
+    """The report's own files: the .qmd and its sections, the Typst template, the Quarto project."""
+    reports = Path(REPORTS)
+    found = [p for p in sorted(reports.glob("*.qmd"))]
+    for folder in ("sections", "template"):
+        found += sorted(p for p in (reports / folder).rglob("*") if p.is_file())
+    quarto = reports.parent / "_quarto.yml"
+    return found + ([quarto] if quarto.is_file() else [])
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(base).resolve()))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def environment_digest() -> str:
+    """The installed versions of the locked packages (all packages when there is no lock file)."""
+    from .provenance import LOCK_FILE, installed_versions, locked_versions
+
+    installed = installed_versions()
+    names = locked_versions(LOCK_FILE) if LOCK_FILE.is_file() else installed
+    return _digest({"python": sys.version.split()[0], "packages": {n: installed.get(n) for n in sorted(names)}})
+
+
+# --- stamps -----------------------------------------------------------------------------------
 
 def _stamp_path(plan: Plan, task: Task, processed_root: Path) -> Path:
     return processed_dir(plan.city, task.year, processed_root) / f".done-{task.stage}.json"
 
 
-def execute_notebook(notebook: str, year: int, params: dict[str, Any], executed: str,
-                     retries: int = 2) -> float:
-    """Run one notebook with papermill (in a worker process); returns seconds taken."""
+def _read_stamp(path: Path) -> dict[str, Any] | None:
+    try:
+        stamp = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) and "key" in stamp else None
+
+
+def _write_stamp(path: Path, stamp: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stamp, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _output_path(name: str, processed_root: Path) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() else Path(processed_root) / path
+
+
+def _missing_outputs(stamp: dict[str, Any], processed_root: Path) -> list[str]:
+    return [name for name, (_, size) in stamp.get("outputs", {}).items()
+            if not (p := _output_path(name, processed_root)).is_file() or p.stat().st_size != size]
+
+
+def _outputs_digest(stamp: dict[str, Any] | None, with_manifests: bool) -> str | None:
+    """What downstream tasks see of an upstream task: its outputs' hashes (manifests aside for notebooks,
+    since they carry the run's time)."""
+    if stamp is None:
+        return None
+    outputs = {n: v[0] for n, v in stamp.get("outputs", {}).items()
+               if with_manifests or not Path(n).name.startswith("manifest-")}
+    return _digest(outputs)
+
+
+# --- the run's plan: which task runs and why ---------------------------------------------------
+
+@dataclass
+class TaskState:
+    task: Task
+    components: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+    reasons: list[str] = field(default_factory=list)     # why it runs (empty: up to date)
+    after: list[str] = field(default_factory=list)       # upstream tasks that rerun first
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.reasons and not self.after
+
+
+def _diff_names(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def explain(old: dict[str, Any] | None, new: dict[str, Any], what: str) -> list[str]:
+    """Why new components differ from a stamp's: one phrase per changed input."""
+    if old is None:
+        return ["no earlier run"]
+    reasons = []
+    if old.get("source") != new["source"]:
+        reasons.append(f"{what} changed")
+    for name in _diff_names(old.get("code", {}), new["code"]):
+        reasons.append(f"{name} changed")
+    for name in _diff_names(old.get("plan", {}), new["plan"]):
+        reasons.append(f"plan file: {name} changed")
+    for name in _diff_names(old.get("raw", {}), new["raw"]):
+        state = "added" if name not in old.get("raw", {}) else "removed" if name not in new["raw"] else "changed"
+        reasons.append(f"input {name} {state}")
+    if old.get("parameters") != new["parameters"]:
+        reasons.append("parameters changed")
+    if old.get("environment") != new["environment"]:
+        reasons.append("installed package versions changed")
+    for name in _diff_names(old.get("upstream", {}), new["upstream"]):
+        reasons.append(f"outputs of {name} changed")
+    return reasons
+
+
+class RunPlan:
+    """The tasks of a run with their content keys, and the reasons each one must run."""
+
+    def __init__(self, plan: Plan, year: int, processed_root: Path | None = None,
+                 only: set[str] | None = None, langs: Iterable[str] = (), engine: str = "auto",
+                 force: bool = False, report_out_dir: Path | None = None):
+        self.plan, self.year = plan, int(year)
+        self.processed_root = Path(processed_root or PROCESSED)
+        self.force, self.engine = force, engine
+        self.report_out_dir = Path(report_out_dir or Path(REPORTS) / "output")
+        self.tasks, self.deps = plan_tasks(plan, year, only=only)
+        notebook_tasks = list(self.tasks)
+        for lang in langs:
+            t = report_task(self.year, lang)
+            self.tasks.append(t)
+            self.deps[t] = set(notebook_tasks)
+        self.upstream = {t: self._transitive(t) for t in self.tasks}
+        self.scope = {s.name: s.scope for s in STAGES}
+        self.graph = ImportGraph(Path(CODE_DIR), Path(self.processed_root) / ".cache" / "imports.json")
+        self._environment = environment_digest()
+        self.stamps = {t: _read_stamp(_stamp_path(plan, t, self.processed_root)) for t in self.tasks}
+        self.states: dict[Task, TaskState] = {}
+        for t in self.tasks:
+            self.states[t] = self.assess(t, planning=True)
+        self.graph.save()
+
+    def _transitive(self, task: Task) -> set[Task]:
+        seen: set[Task] = set()
+        todo = list(self.deps[task])
+        while todo:
+            d = todo.pop()
+            if d not in seen:
+                seen.add(d)
+                todo += self.deps[d]
+        return seen
+
+    def params(self, task: Task) -> dict[str, Any]:
+        params = {"city": self.plan.city, "year": task.year, "raw_dir": str(self.plan.raw_dir),
+                  "processed_root": str(self.processed_root)}
+        if is_report(task):
+            params["lang"] = task.stage.split("-", 1)[1]
+            params["engine"] = resolved_engine(self.engine)
+        return params
+
+    def components(self, task: Task) -> dict[str, Any]:
+        """Everything the task's key covers, each part hashed on its own so changes can be named."""
+        report = is_report(task)
+        if report:
+            sources = report_sources()
+            source = {_rel(p, ROOT): _file_digest(p) for p in sources}
+            modules = self.graph.closure([f"{self.graph.package}.render"])
+            for p in sources:
+                if p.suffix == ".qmd":
+                    modules |= self.graph.closure_of_source(p)
+        else:
+            nb = Path(NOTEBOOKS) / f"{task.stage}.ipynb"
+            source = _file_digest(nb)
+            modules = self.graph.closure_of_source(nb)
+        raw = set(raw_inputs(self.plan, task))
+        stamp = self.stamps.get(task)
+        for name in (stamp or {}).get("read", []):  # raw files its manifest said it read last time
+            path = Path(name) if Path(name).is_absolute() else ROOT / name
+            if path.is_file() and path.resolve() != self.plan.path.resolve():
+                raw.add(path)
+        survey_year = self.scope.get(task.stage) == "survey_year"
+        return {
+            "source": source,
+            "code": self.graph.used_files(modules),
+            "plan": plan_parts(self.plan, task.stage, task.year, survey_year),
+            "raw": {_rel(p, ROOT): _file_digest(p) for p in sorted(raw) if p.is_file()},
+            "parameters": _digest(self.params(task)),
+            "environment": self._environment,
+            "upstream": {u.id: _outputs_digest(self.stamps.get(u), with_manifests=report)
+                         for u in sorted(self.upstream[task], key=self.tasks.index)},
+        }
+
+    def assess(self, task: Task, planning: bool = False) -> TaskState:
+        """The task's key and why it must run. While planning, upstream tasks that will run are named
+        in `after` (the task then runs unless their outputs come out the same)."""
+        comps = self.components(task)
+        state = TaskState(task, comps, _digest(comps))
+        stamp = self.stamps.get(task)
+        if planning:
+            state.after = [u.id for u in sorted(self.upstream[task], key=self.tasks.index)
+                           if u in self.states and not self.states[u].up_to_date]
+            compare = dict(comps, upstream={k: v for k, v in comps["upstream"].items() if k not in state.after})
+            old = None if stamp is None else dict(stamp["components"], upstream={
+                k: v for k, v in stamp["components"].get("upstream", {}).items() if k not in state.after})
+        else:
+            compare, old = comps, (stamp or {}).get("components")
+        if self.force:
+            state.reasons.append("--force")
+        if stamp is None:
+            state.reasons.append("no earlier run")
+        elif stamp.get("key") != state.key or planning:
+            state.reasons += [r for r in explain(old, compare, self._what(task)) if r not in state.reasons]
+        if stamp is not None:
+            missing = _missing_outputs(stamp, self.processed_root)
+            if missing:
+                state.reasons.append(f"output {missing[0]} missing" + (f" (and {len(missing) - 1} more)"
+                                                                       if len(missing) > 1 else ""))
+        return state
+
+    def _what(self, task: Task) -> str:
+        return "report template or sections" if is_report(task) else f"notebook {task.stage}.ipynb"
+
+    @property
+    def pending(self) -> list[Task]:
+        return [t for t in self.tasks if not self.states[t].up_to_date]
+
+    def describe(self) -> list[str]:
+        """The dry-run listing: each task that would run and why."""
+        lines = []
+        width = max((len(f"{t.stage} {t.year}") for t in self.tasks), default=0)
+        for t in self.pending:
+            s = self.states[t]
+            why = list(s.reasons)
+            if s.after:
+                shown = ", ".join(s.after[:3]) + (f" and {len(s.after) - 3} more" if len(s.after) > 3 else "")
+                why.append(f"after {shown} (skipped if their outputs come out unchanged)")
+            lines.append(f"  {t.stage + ' ' + str(t.year):<{width}}  {'; '.join(why)}")
+        head = (f"would run {len(self.pending)} of {len(self.tasks)} tasks:" if self.pending
+                else f"nothing to run: all {len(self.tasks)} tasks are up to date")
+        return [head, *lines]
+
+    def record(self, task: Task, state: TaskState, outputs: dict[str, Path], seconds: float,
+               read: list[str]) -> None:
+        """Write the stamp of a task that succeeded."""
+        stamp = {
+            "task": task.id, "key": state.key, "components": state.components,
+            "outputs": {self._output_name(p): [_file_digest(p), p.stat().st_size]
+                        for p in sorted(outputs.values()) if p.is_file()},
+            "read": sorted(read), "seconds": round(seconds, 2),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        _write_stamp(_stamp_path(self.plan, task, self.processed_root), stamp)
+        self.stamps[task] = stamp
+
+    def _output_name(self, path: Path) -> str:
+        try:
+            return str(Path(path).relative_to(self.processed_root))
+        except ValueError:
+            return str(Path(path).resolve())
+
+
+def resolved_engine(engine: str) -> str:
+    import shutil
+
+    if engine == "auto":
+        return "quarto" if shutil.which("quarto") else "offline"
+    return engine
+
+
+# --- running one task (in a worker process) ----------------------------------------------------
+
+@contextmanager
+def _quiet(log_file: str | None, verbose: bool) -> Iterator[None]:
+    """Send this process's stderr and stdout (and so the kernels') to log_file unless verbose:
+    kernel warnings and papermill's INFO lines are kept out of the user's terminal."""
+    if verbose or not log_file:
+        if verbose:
+            logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        yield
+        return
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_file, "a", encoding="utf-8") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def execute_notebook(source: str, year: int, params: dict[str, Any], executed: str, retries: int = 2,
+                     log_file: str | None = None, verbose: bool = False) -> float:
+    """Run one notebook (path `source`) with papermill; returns seconds taken."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    notebook = Path(source).stem
     t0 = time.perf_counter()
     Path(executed).parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(retries + 1):
-        try:
-            pm.execute_notebook(str(NOTEBOOKS / f"{notebook}.ipynb"), executed, parameters=params,
-                                kernel_name="python3", cwd=str(ROOT), progress_bar=False,
-                                log_output=False, request_save_on_cell_execute=False)
-            return time.perf_counter() - t0
-        except PapermillExecutionError as exc:
-            first = next((ln for ln in (exc.source or "").splitlines() if ln.strip()), "")
-            raise NotebookFailed(notebook, year, _source_cell_number(executed, exc.cell_index),
-                                 exec_count=exc.exec_count,
-                                 error=f"{exc.ename}: {exc.evalue}", source_line=first,
-                                 executed=executed) from None
-        except RuntimeError as exc:  # kernel failed to start (port clash, slow start): retry
-            if attempt == retries or "kernel" not in str(exc).lower():
-                raise
-            log.warning("kernel start failed for %s (%s); retrying", notebook, exc)
-            time.sleep(1 + attempt)
+    with _quiet(log_file, verbose):
+        for attempt in range(retries + 1):
+            try:
+                pm.execute_notebook(str(source), executed, parameters=params,
+                                    kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+                                    log_output=verbose, request_save_on_cell_execute=False)
+                return time.perf_counter() - t0
+            except PapermillExecutionError as exc:
+                first = next((ln for ln in (exc.source or "").splitlines() if ln.strip()), "")
+                raise NotebookFailed(notebook, year, _source_cell_number(executed, exc.cell_index),
+                                     exec_count=exc.exec_count,
+                                     error=f"{exc.ename}: {exc.evalue}", source_line=first,
+                                     executed=executed) from None
+            except RuntimeError as exc:  # kernel failed to start (port clash, slow start): retry
+                if attempt == retries or "kernel" not in str(exc).lower():
+                    raise
+                log.warning("kernel start failed for %s (%s); retrying", notebook, exc)
+                time.sleep(1 + attempt)
     raise AssertionError("unreachable")
+
+
+def render_report(plan: Plan, year: int, lang: str, processed_root: str, engine: str,
+                  out_dir: str | None, log_file: str | None = None, verbose: bool = False) -> dict[str, Path]:
+    """The report task: render one language (in a worker process); returns the files by format."""
+    from .render import render
+
+    with _quiet(log_file, verbose):
+        # check=False: the runner has just made every result it reads current, task by task
+        return render(plan, year, lang=lang, processed_root=Path(processed_root), engine=engine,
+                      out_dir=Path(out_dir) if out_dir else None, check=False)
 
 
 def _source_cell_number(executed: str, index: int) -> int:
@@ -180,68 +560,186 @@ def _source_cell_number(executed: str, index: int) -> int:
     return index - injected + 1
 
 
+def _raw_read(manifest: Path, raw_dir: Path) -> list[str]:
+    """Raw files a stage's manifest says it read (to add them to the task's key next time)."""
+    try:
+        inputs = json.loads(manifest.read_text(encoding="utf-8")).get("inputs", {})
+    except (OSError, ValueError):
+        return []
+    raw = Path(raw_dir).resolve()
+    out = []
+    for name in inputs:
+        path = Path(name) if Path(name).is_absolute() else ROOT / name
+        try:
+            path.resolve().relative_to(raw)
+        except ValueError:
+            continue
+        out.append(name)
+    return out
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+class Progress:
+    """What the runner reports: plain lines through `echo`; a progress bar subclass replaces them."""
+
+    def __init__(self, echo: Callable[[str], None], announce_all_current: bool = True):
+        self.echo = echo
+        self.announce_all_current = announce_all_current
+
+    def begin(self, total: int, up_to_date: int) -> None:
+        if up_to_date and (up_to_date < total or self.announce_all_current):
+            self.echo(f"{up_to_date} of {total} notebook runs are up to date (same code, parameters and inputs)")
+
+    def start(self, position: int, total: int, task: Task) -> None:
+        self.echo(f"[{position:>2}/{total}] start  {task.stage} {task.year}")
+
+    def finish(self, position: int, total: int, task: Task, seconds: float) -> None:
+        self.echo(f"[{position:>2}/{total}] done   {task.stage} {task.year} ({seconds:.1f} s)")
+
+    def skip(self, position: int, total: int, task: Task) -> None:
+        self.echo(f"[{position:>2}/{total}] skip   {task.stage} {task.year} (its inputs came out unchanged)")
+
+    def close(self) -> None:
+        pass
+
+
 def run_pipeline(plan: Plan, year: int, executor: Executor | None = None,
                  processed_root: Path | None = None, force: bool = False,
                  only: set[str] | None = None, echo: Callable[[str], None] | None = None,
-                 executed_root: Path | None = None) -> list[Task]:
-    """Run the notebooks for a report year in dependency order; returns the tasks that ran."""
-    executor = executor or SerialExecutor()
+                 executed_root: Path | None = None, langs: Iterable[str] = (), engine: str = "auto",
+                 report_out_dir: Path | None = None, progress: Progress | None = None,
+                 verbose: bool = False, run_plan: RunPlan | None = None) -> list[Task]:
+    """Run the tasks for a report year in dependency order; returns the tasks that ran.
+
+    With langs, the report's render in each language is a task after every notebook.
+    """
     processed_root = Path(processed_root or PROCESSED)
     echo = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    tasks, deps = plan_tasks(plan, year, only=only)
-    executed_root = Path(executed_root or REPORTS / "executed") / plan.city / str(year)
-    params_of = {t: {"city": plan.city, "year": t.year, "raw_dir": str(plan.raw_dir),
-                     "processed_root": str(processed_root)} for t in tasks}
-    keys = {t: task_key(plan, t, params_of[t]) for t in tasks}
-    done: set[Task] = set()
+    progress = progress or Progress(echo)
+    rp = run_plan or RunPlan(plan, year, processed_root, only=only, langs=langs, engine=engine,
+                             force=force, report_out_dir=report_out_dir)
+    executed_root = Path(executed_root or Path(REPORTS) / "executed") / plan.city / str(year)
+    staging.clear_stale(processed_root, plan.city)
+    total = len(rp.tasks)
+    done = {t for t in rp.tasks if rp.states[t].up_to_date}
+    progress.begin(total, len(done))
+    pending = [t for t in rp.tasks if t not in done]
+    if not pending:
+        progress.close()
+        return []
+    executor = executor or SerialExecutor()
+    slots = max(1, int(getattr(executor, "_max_workers", 1)))  # start a task only when a worker is free
     ran: list[Task] = []
-    for t in tasks:
-        stamp = _stamp_path(plan, t, processed_root)
-        manifest = stamp.parent / f"manifest-{t.stage}.json"
-        if (not force and stamp.exists() and manifest.exists()
-                and json.loads(stamp.read_text())["key"] == keys[t]):
-            done.add(t)
-    total = len(tasks)
-    if done:
-        echo(f"{len(done)} of {total} notebook runs are up to date (same code, parameters and inputs)")
-    pending = [t for t in tasks if t not in done]
-    # a task whose prerequisite reruns must rerun too
-    changed = True
-    while changed:
-        changed = False
-        for t in list(done):
-            if deps[t] - done:
-                done.discard(t)
-                pending.append(t)
-                changed = True
-    pending.sort(key=tasks.index)
-    running: dict[Future, Task] = {}
+    running: dict[Future, _Running] = {}
     counter = len(done)
     try:
         while pending or running:
-            for t in [t for t in pending if deps[t] <= done]:
-                executed = str(executed_root / f"{t.stage}-{t.year}.ipynb")
-                echo(f"[{counter + len(running) + 1:>2}/{total}] start  {t.stage} {t.year}")
-                running[executor.submit(execute_notebook, t.stage, t.year, params_of[t], executed)] = t
+            for t in [t for t in pending if rp.deps[t] <= done]:
+                if len(running) >= slots:
+                    break
                 pending.remove(t)
+                state = rp.assess(t) if rp.states[t].after else rp.states[t]
+                if not state.reasons:  # its upstream reran and came out the same
+                    done.add(t)
+                    counter += 1
+                    progress.skip(counter, total, t)
+                    continue
+                progress.start(counter + len(running) + 1, total, t)
+                job = _submit(executor, rp, t, state, executed_root, verbose)
+                running[job.future] = job
             if not running:
-                blocked = ", ".join(t.id for t in pending)
-                raise PipelineError(f"cannot schedule {blocked}: prerequisites missing")
+                if pending:
+                    raise PipelineError(f"cannot schedule {', '.join(t.id for t in pending)}: prerequisites missing")
+                break
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in finished:
-                t = running.pop(fut)
-                seconds = fut.result()  # raises NotebookFailed, stopping the run
+                job = running.pop(fut)
+                outputs, read = job.finish(executed_root)  # raises NotebookFailed, stopping the run
+                seconds = time.perf_counter() - job.started
+                rp.record(job.task, job.state, outputs, seconds, read)
                 counter += 1
-                done.add(t)
-                ran.append(t)
-                stamp = _stamp_path(plan, t, processed_root)
-                stamp.parent.mkdir(parents=True, exist_ok=True)
-                stamp.write_text(json.dumps({"key": keys[t], "seconds": round(seconds, 2)}))
-                echo(f"[{counter:>2}/{total}] done   {t.stage} {t.year} ({seconds:.1f} s)")
+                done.add(job.task)
+                ran.append(job.task)
+                progress.finish(counter, total, job.task, seconds)
     except BaseException:
         for fut in running:
             fut.cancel()
         executor.shutdown(wait=False, cancel_futures=True)
+        for job in running.values():
+            job.discard()
+        staging.clear_stale(processed_root, plan.city)
+        progress.close()
         raise
     executor.shutdown()
+    staging.clear_stale(processed_root, plan.city)
+    progress.close()
     return ran
+
+
+@dataclass
+class _Running:
+    """A submitted task: its future, and for a notebook the staging folder its outputs wait in."""
+
+    task: Task
+    state: TaskState
+    future: Future
+    started: float
+    stage_dir: staging.Staging | None = None
+    executed: Path | None = None
+    plan: RunPlan | None = None
+
+    def discard(self) -> None:
+        if self.stage_dir is not None:
+            staging.discard(self.stage_dir)
+
+    def finish(self, executed_root: Path) -> tuple[dict[str, Path], list[str]]:
+        """Move the outputs into place; returns them and the raw files the task says it read."""
+        rp = self.plan
+        assert rp is not None
+        if self.stage_dir is None:  # the report: render() wrote its files in place
+            return {kind: Path(p) for kind, p in self.future.result().items()}, []
+        target = executed_root / self.executed.name
+        try:
+            self.future.result()
+        except NotebookFailed as exc:
+            failed = target.with_name(f"{target.stem}-failed.ipynb")
+            if self.executed.is_file():
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.executed, failed)
+            self.discard()
+            raise NotebookFailed(exc.notebook, exc.year, exc.cell, *exc.args[3:6], str(failed)) from None
+        except BaseException:
+            self.discard()
+            raise
+        st = self.stage_dir
+        if self.executed.is_file():  # the executed copy is a log, not an output: it goes to reports/executed
+            staging.unstage_text(self.executed, st)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.executed, target)
+        names = staging.commit(st)
+        target.with_name(f"{target.stem}-failed.ipynb").unlink(missing_ok=True)
+        outputs = {name: st.real_own / name for name in names}
+        manifest = st.real_own / f"manifest-{self.task.stage}.json"
+        read = _raw_read(manifest, rp.plan.raw_dir) if manifest.is_file() else []
+        return outputs, read
+
+
+def _submit(executor: Executor, rp: RunPlan, task: Task, state: TaskState, executed_root: Path,
+            verbose: bool) -> _Running:
+    log_file = executed_root / f"{task.stage}-{task.year}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.unlink(missing_ok=True)
+    started = time.perf_counter()
+    if is_report(task):
+        params = rp.params(task)
+        fut = executor.submit(render_report, rp.plan, task.year, params["lang"], str(rp.processed_root),
+                              params["engine"], str(rp.report_out_dir), str(log_file), verbose)
+        return _Running(task, state, fut, started, plan=rp)
+    st = staging.prepare(rp.processed_root, rp.plan.city, Path(rp.plan.city) / str(task.year),
+                         f"{task.stage}-{task.year}")
+    params = dict(rp.params(task), processed_root=str(st.root))
+    executed = st.root / f"{task.stage}-{task.year}.ipynb"
+    fut = executor.submit(execute_notebook, str(Path(NOTEBOOKS) / f"{task.stage}.ipynb"), task.year, params,
+                          str(executed), 2, str(log_file), verbose)
+    return _Running(task, state, fut, started, st, executed, rp)

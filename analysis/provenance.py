@@ -1,11 +1,13 @@
-"""Manifests: what went into a stage's outputs (inputs with hashes, parameters, versions)."""
+"""Manifests: what went into a stage's outputs (inputs with hashes, parameters, versions, the lock file)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import platform
+import re
 import subprocess
+import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from importlib import metadata
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import ROOT
+
+LOCK_FILE = ROOT / "requirements.lock"
 
 TRACKED_PACKAGES = (
     "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "geopandas", "mapclassify",
@@ -50,6 +54,77 @@ def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str
     return versions
 
 
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_versions(lock: Path = LOCK_FILE, environment: dict[str, str] | None = None) -> dict[str, str]:
+    """Package -> version the lock file pins for this interpreter and platform (markers evaluated),
+    or for the marker `environment` given (e.g. {"python_full_version": "3.11.9", "sys_platform": "linux"})."""
+    from packaging.markers import Marker
+
+    pins: dict[str, str] = {}
+    applies: dict[str, bool] = {}
+    for m in LOCK_LINE.finditer(Path(lock).read_text(encoding="utf-8")):
+        marker = m["marker"]
+        if marker and marker not in applies:
+            applies[marker] = Marker(marker).evaluate(environment)
+        if not marker or applies[marker]:
+            pins[_normalise(m["name"])] = m["version"]
+    return pins
+
+
+LOCK_LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)==(?P<version>[^\s;\\]+)[ \t]*"
+                       r"(?:;[ \t]*(?P<marker>[^\\\n]+?))?[ \t]*\\?$", re.MULTILINE)
+
+
+def environment_differences(lock: Path = LOCK_FILE) -> list[tuple[str, str, str | None]]:
+    """(package, locked version, installed version or None) for every package not as the lock pins it."""
+    installed = installed_versions()
+    return [(name, version, installed.get(name)) for name, version in sorted(locked_versions(lock).items())
+            if installed.get(name) != version]
+
+
+def describe_differences(diffs: list[tuple[str, str, str | None]], limit: int = 8) -> str:
+    """'pandas 3.0.0 (lock 3.1.1), pyarrow missing (lock 26.0.1)' with the rest counted."""
+    parts = [f"{n} {i or 'missing'} (lock {v})" for n, v, i in diffs[:limit]]
+    if len(diffs) > limit:
+        parts.append(f"and {len(diffs) - limit} more")
+    return ", ".join(parts)
+
+
+def installed_versions() -> dict[str, str]:
+    """Package -> installed version, read from the names of the *.dist-info folders on sys.path.
+
+    Much faster than importlib.metadata.distributions() (no METADATA file is opened), which
+    matters because every run checks the environment against the lock.
+    """
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        folder = Path(entry or ".")
+        if not folder.is_dir():
+            continue
+        for info in folder.glob("*.dist-info"):
+            name, _, version = info.name[: -len(".dist-info")].partition("-")
+            found.setdefault(_normalise(name), version)
+    return found
+
+
+def lock_digest(lock: Path = LOCK_FILE) -> str | None:
+    """SHA-256 of the lock file, None when the project has none (an installed wheel)."""
+    return sha256(lock) if Path(lock).is_file() else None
+
+
+def lock_record(lock: Path = LOCK_FILE) -> dict[str, Any]:
+    """What a manifest says about the environment: the lock's hash and the packages that differ from it."""
+    digest = lock_digest(lock)
+    if digest is None:
+        return {"file": Path(lock).name, "sha256": None, "differences": None}
+    diffs = environment_differences(lock)
+    return {"file": Path(lock).name, "sha256": digest,
+            "differences": {n: {"lock": v, "installed": i} for n, v, i in diffs}}
+
+
 def _rel(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(ROOT))
@@ -73,7 +148,15 @@ def write_manifest(
                        for k, v in params.items()},
         "code_version": code_version(),
         "packages": package_versions(),
+        "lock": lock_record(),
     }
+    # the lock's hash also goes with the package versions, which the report's provenance section lists
+    lock = manifest["lock"]
+    if lock["sha256"]:
+        note = f"sha256 {lock['sha256'][:12]}"
+        if lock["differences"]:
+            note += f", environment differs in {len(lock['differences'])} packages"
+        manifest["packages"][lock["file"]] = note
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     tmp.replace(path)
