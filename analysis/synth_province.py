@@ -229,7 +229,7 @@ def city_paths(cities: pd.DataFrame, province: dict[int, float], fixed: dict[str
         fixed_pop = sum(n for n, _ in fixed.values())
         fixed_sum = sum(n * rates[year] / 100 for n, rates in fixed.values() if year in rates)
 
-        def gap(a: float, eta=eta, p=p) -> float:
+        def gap(a: float, eta=eta, p=p, fixed_sum=fixed_sum, fixed_pop=fixed_pop) -> float:
             return (fixed_sum + (pop * expit(logit(p / 100) + a + eta)).sum()) / (fixed_pop + pop.sum()) - p / 100
 
         a = brentq(gap, -5, 5, xtol=1e-12)
