@@ -66,6 +66,7 @@ class CityTask:
     force: bool
     report_out_dir: str
     verbose: bool = False
+    only: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -95,8 +96,8 @@ def run_city_task(spec: CityTask, *upstream: dict[str, Any]) -> dict[str, Any]:
         return _result(spec.id, "blocked", by=by)
     t0 = time.perf_counter()
     plan = load_plan(spec.city, Path(spec.raw_dir))
-    rp = RunPlan(plan, spec.report_year, Path(spec.processed_root), langs=spec.langs, engine=spec.engine,
-                 force=spec.force, report_out_dir=Path(spec.report_out_dir))
+    rp = RunPlan(plan, spec.report_year, Path(spec.processed_root), only=set(spec.only) or None, langs=spec.langs,
+                 engine=spec.engine, force=spec.force, report_out_dir=Path(spec.report_out_dir))
     task = Task(spec.stage, spec.year)
     state = rp.assess(task)
     if not state.reasons:
@@ -274,8 +275,11 @@ class BatchPlan:
 def plan_batch(plans: list[Plan], year: int, processed_root: Path | None = None, raw_dir: Path | None = None,
                langs: Iterable[str] = ("zh",), engine: str = "auto", force: bool = False,
                executed_root: Path | None = None, report_out_dir: Path | None = None,
-               province_code: str | None = None, verbose: bool = False) -> BatchPlan:
-    """Every city's pending tasks as graph nodes, then (with a province) the provincial stage and report."""
+               province_code: str | None = None, verbose: bool = False,
+               only: set[str] | None = None) -> BatchPlan:
+    """Every city's pending tasks as graph nodes, then (with a province) the provincial stage and report.
+
+    only: stages to run (as `run --only`); the provincial stage needs them all and is left out."""
     from . import staging
     from .pipeline import RunPlan, resolved_engine
 
@@ -292,7 +296,7 @@ def plan_batch(plans: list[Plan], year: int, processed_root: Path | None = None,
     city_nodes: dict[str, list[str]] = {}
     for plan in plans:
         staging.clear_stale(processed_root, plan.city)
-        rp = RunPlan(plan, year, processed_root, langs=langs, engine=engine, force=force,
+        rp = RunPlan(plan, year, processed_root, only=only, langs=langs, engine=engine, force=force,
                      report_out_dir=report_out_dir)
         total += len(rp.tasks)
         pending = set(rp.pending)
@@ -303,13 +307,13 @@ def plan_batch(plans: list[Plan], year: int, processed_root: Path | None = None,
                 continue
             spec = CityTask(plan.city, str(Path(plan.raw_dir).resolve()), int(year), t.stage, t.year,
                             str(processed_root), str(executed_root), langs, engine, force, str(report_out_dir),
-                            verbose)
+                            verbose, tuple(sorted(only or ())))
             deps = tuple(f"{plan.city}/{d.id}" for d in sorted(rp.deps[t], key=rp.tasks.index) if d in pending)
             nodes.append(Node(spec.id, plan.city, run_city_task, (spec,), deps))
             ids.append(spec.id)
         city_nodes[plan.city] = ids
     bp = BatchPlan(nodes, plans, total, current)
-    if province_code:
+    if province_code and not only:
         from .synth_province import prefectures, scope_of
 
         province_zh, _ = prefectures(province_code)
@@ -425,7 +429,7 @@ def run_batch(plans: list[Plan], year: int, executor: str = "serial", workers: i
               langs: Iterable[str] = ("zh",), engine: str = "auto", force: bool = False,
               province_code: str | None = None, executed_root: Path | None = None,
               report_out_dir: Path | None = None, echo: Echo | None = None, verbose: bool = False,
-              wait_lock: float = 0.0) -> BatchSummary:
+              wait_lock: float = 0.0, only: set[str] | None = None) -> BatchSummary:
     """Plan and run the batch on an engine (serial, local or dask); returns the summary."""
     from .runlock import run_lock
 
@@ -435,15 +439,17 @@ def run_batch(plans: list[Plan], year: int, executor: str = "serial", workers: i
     with ExitStack() as locks:
         for plan in plans:  # one run at a time on each city's folder, as `run` does
             locks.enter_context(run_lock(processed_root, plan.city, wait=wait_lock, on_wait=echo))
-        if province_code:
+        if province_code and not only:
             from .province_stage import province_id
 
             locks.enter_context(run_lock(processed_root, province_id(province_code), wait=wait_lock, on_wait=echo))
         bp = plan_batch(plans, year, processed_root, raw_dir, langs, engine, force, executed_root,
-                        report_out_dir, province_code, verbose)
+                        report_out_dir, province_code, verbose, only)
         echo(f"{len(plans)} cities, {bp.total_tasks} tasks: {bp.up_to_date} up to date, "
              f"{len(bp.nodes)} to run or check on the {executor} executor")
-        if executor == "serial":
+        if not bp.nodes:
+            results = {}
+        elif executor == "serial":
             results = run_graph_serial(bp.nodes, echo)
         elif executor == "local":
             from .executors import LocalExecutor

@@ -94,7 +94,7 @@ def prefectures(province_code: str) -> tuple[str, list[Prefecture]]:
             continue
         dcode = Path(path).stem
         parent = next((c for c in cities.values() if c.name_zh == city), None)
-        if parent is None:
+        if parent is None or dcode == parent.code:  # a city without counties is listed as its own 区县
             continue
         cities[parent.code] = Prefecture(parent.code, parent.name_zh,
                                          parent.divisions + ((dcode, district),))
@@ -343,6 +343,8 @@ def build_province_demo(province_code: str, raw_dir: Path = RAW, seed: int = 202
         rng = np.random.default_rng(np.random.SeedSequence([seed, int(pref.code), 7]))
         target = _target(paths[pref.code][2020], p_target, rng)
         data = synthetic_plan(template, pref, province_zh, paths[pref.code], target)
+        if years is not None:  # the plan lists the survey years that have a file
+            data["survey"]["years"] = sorted(int(y) for y in years)
         names = [(template.name_zh, pref.name_zh), (_short(template.name_zh), _short(pref.name_zh))]
         (city_raw / "plan").mkdir(parents=True, exist_ok=True)
         header = ("# SYNTHETIC demo plan (python -m analysis demo --province): real name, code and divisions "
