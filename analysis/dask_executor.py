@@ -146,17 +146,20 @@ class DaskExecutor:
         self._ctx = connect(address, workers, processed_root, echo=lambda msg: None)
         self.client = self._ctx.__enter__()
         self._max_workers = sum(self.client.nthreads().values()) or 1
+        self._submitted: list[Any] = []
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         dfut = self.client.submit(fn, *args, retries=RETRIES, pure=False, **kwargs)
+        self._submitted.append(dfut)
         fut: Future = Future()
 
         def done(d: Any) -> None:
+            if fut.cancelled():  # the run stopped waiting for it
+                return
             if d.status == "error":
                 fut.set_exception(d.exception())
             elif d.status == "cancelled":
                 fut.cancel()
-                fut.set_running_or_notify_cancel()
             else:
                 fut.set_result(d.result())
 
@@ -165,6 +168,8 @@ class DaskExecutor:
         return fut
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures and self._ctx is not None:
+            self.client.cancel([f for f in self._submitted if not f.done()])
         if self._ctx is not None:
             ctx, self._ctx = self._ctx, None
             ctx.__exit__(None, None, None)
