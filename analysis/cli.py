@@ -48,8 +48,6 @@ def check_environment(strict: bool) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from . import synth, synth_progress
-
     if args.province:  # the synthetic cities of a province (analysis/batch.py)
         from .batch import demo_province
 
@@ -63,6 +61,8 @@ def _demo(args: argparse.Namespace) -> int:
     if args.if_absent and inputs_present:
         print(f"demo inputs present under {plan.raw_dir} (synthetic); not rebuilt")
         return 0
+    from . import synth, synth_progress  # imported only when building: keeps `make report` quick
+
     t0 = time.perf_counter()
     written = synth.build_demo(plan, seed=args.seed, n_per_year=args.n)
     returns = synth_progress.build_demo_returns(plan, seed=args.seed)

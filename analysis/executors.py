@@ -96,6 +96,13 @@ def LocalExecutor(max_workers: int = 2) -> ProcessPoolExecutor:  # noqa: N802 - 
                                initializer=worker_init, initargs=(os.getpid(),))
 
 
+def terminate(executor: Executor) -> None:
+    """Stop a local pool's workers now (each ends its kernels first); other executors are left alone."""
+    for proc in list((getattr(executor, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+
+
 def DaskExecutor(workers: int = 2) -> Executor:  # noqa: N802 - reads as a class
     """dask.distributed: $DASK_SCHEDULER_ADDRESS, else a local cluster (analysis/dask_executor.py)."""
     from .dask_executor import DaskExecutor as _Dask

@@ -38,7 +38,7 @@ from typing import Any
 from . import staging
 from .config import NOTEBOOKS, PROCESSED, REPORTS, ROOT, Plan, processed_dir
 from .errors import UserError
-from .executors import Executor, SerialExecutor
+from .executors import Executor, SerialExecutor, terminate
 from .imports import ImportGraph
 
 log = logging.getLogger(__name__)
@@ -424,7 +424,7 @@ class RunPlan:
         if stamp is not None:
             missing = _missing_outputs(stamp, self.processed_root)
             if missing:
-                state.reasons.append(f"output {missing[0]} missing" + (f" (and {len(missing) - 1} more)"
+                state.reasons.append(f"output {missing[0]} missing or changed" + (f" (and {len(missing) - 1} more)"
                                                                        if len(missing) > 1 else ""))
         return state
 
@@ -665,6 +665,8 @@ def run_pipeline(plan: Plan, year: int, executor: Executor | None = None,
     except BaseException:
         for fut in running:
             fut.cancel()
+        if running:  # a failure or Ctrl-C: the notebooks still running would be thrown away anyway
+            terminate(executor)
         executor.shutdown(wait=False, cancel_futures=True)
         for job in running.values():
             job.discard()

@@ -260,3 +260,20 @@ def test_make_executor_names():
     pool.shutdown()
     with pytest.raises(ValueError, match="unknown executor"):
         make_executor("dask-someday")
+
+
+def test_progress_bar_names_the_running_task_and_counts_tasks():
+    import io
+
+    from analysis.progress_bar import TaskBar
+
+    assert TaskBar.for_terminal(io.StringIO()) is None  # no terminal: plain lines instead
+    out = io.StringIO()
+    bar = TaskBar(out)
+    bar.begin(3, 1)
+    bar.start(2, 3, Task("02_weight_estimate", 2020))
+    assert "running 02_weight_estimate 2020" in out.getvalue()
+    bar.finish(2, 3, Task("02_weight_estimate", 2020), 1.0)
+    bar.skip(3, 3, Task("03_trajectory", 2020))
+    bar.close()
+    assert "3/3 tasks" in out.getvalue()
