@@ -221,3 +221,23 @@ def test_plan_batch_chains_a_city_and_the_province(tmp_path):
     assert f"{city}/report-zh[2025]" not in ids["province-440000/06_province[2025]"].deps
     assert ids["province-440000/report-zh[2025]"].deps == ("province-440000/06_province[2025]",)
     assert bp.total_tasks == 2 * (7 + 1) + 2 and bp.up_to_date == 0
+
+
+def test_dask_executor_gives_the_runner_concurrent_futures(tmp_path, monkeypatch):
+    """`run --executor dask`: the runner's submit/wait protocol on a local Dask cluster."""
+    from concurrent.futures import wait
+
+    from analysis.executors import make_executor
+
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    ex = make_executor("dask", 1)
+    try:
+        assert ex._max_workers == 1
+        ok, bad = ex.submit(pow, 2, 10), ex.submit(int, "not a number")
+        wait([ok, bad])
+        assert ok.result() == 1024
+        with pytest.raises(ValueError):
+            bad.result()
+    finally:
+        ex.shutdown()
