@@ -492,15 +492,22 @@ def demo_province(args: Any) -> int:
     return 0
 
 
+def common_province(plans: list[Plan]) -> str | None:
+    """The province of every plan when they share one and are two or more (then it is compared too)."""
+    provinces = {p.code[:2] + "0000" for p in plans}
+    return provinces.pop() if len(plans) >= 2 and len(provinces) == 1 else None
+
+
 def _batch(args: Any) -> int:
     from .cli import check_environment
 
     check_environment(args.strict)
     plans = find_plans(args.plans, args.province, args.raw_dir)
     langs = [] if args.no_report else [lang for lang in args.lang.split(",") if lang]
+    province = args.province or common_province(plans)
     summary = run_batch(plans, args.year, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
                         processed_root=args.processed_root, raw_dir=args.raw_dir, langs=langs, engine=args.engine,
-                        force=args.force, province_code=args.province, verbose=args.verbose, wait_lock=args.wait)
+                        force=args.force, province_code=province, verbose=args.verbose, wait_lock=args.wait)
     for line in summary.lines():
         print(line)
     return 1 if summary.failures else 0

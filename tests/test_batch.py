@@ -241,3 +241,16 @@ def test_dask_executor_gives_the_runner_concurrent_futures(tmp_path, monkeypatch
             bad.result()
     finally:
         ex.shutdown()
+
+
+def test_cities_of_one_province_get_the_provincial_stage():
+    from types import SimpleNamespace
+
+    from analysis.batch import common_province
+
+    def plans(*codes):
+        return [SimpleNamespace(code=c) for c in codes]
+
+    assert common_province(plans("440100", "440800")) == "440000"
+    assert common_province(plans("440800")) is None                     # one city: nothing to compare
+    assert common_province(plans("440100", "110100")) is None           # two provinces
