@@ -322,8 +322,9 @@ def plan_batch(plans: list[Plan], year: int, processed_root: Path | None = None,
                             str(raw_dir), str(processed_root), str(executed_root), langs, engine, force,
                             str(report_out_dir), verbose)
         stage_id = f"{spec.province}/{PROVINCE_STAGE}[{year}]"
-        # the stage runs after every city's notebooks (not its reports): it reads stages 02, 03 and 05
-        deps = tuple(i for ids in city_nodes.values() for i in ids if "/report-" not in i)
+        # after what it reads (stages 02, 03, 05 and so 01): a city whose maps (04) or report failed is kept
+        read = ("/01_clean[", "/02_weight_estimate[", "/03_trajectory[", "/05_plan_progress[")
+        deps = tuple(i for ids in city_nodes.values() for i in ids if any(r in i for r in read))
         nodes.append(Node(stage_id, spec.province, run_province_task, (spec,), deps))
         for lang in langs:
             nodes.append(Node(f"{spec.province}/report-{lang}[{year}]", spec.province, run_province_report,

@@ -218,7 +218,9 @@ def test_plan_batch_chains_a_city_and_the_province(tmp_path):
     city = "chaozhou-synthetic"                     # plans come sorted by path
     assert ids[f"{city}/02_weight_estimate[2025]"].deps == (f"{city}/01_clean[2025]",)
     assert set(ids[f"{city}/03_trajectory[2025]"].deps) == {f"{city}/02_weight_estimate[{y}]" for y in YEARS}
-    assert f"{city}/report-zh[2025]" not in ids["province-440000/06_province[2025]"].deps
+    province_deps = ids["province-440000/06_province[2025]"].deps
+    assert f"{city}/report-zh[2025]" not in province_deps and f"{city}/04_county_gaps[2025]" not in province_deps
+    assert f"{city}/05_plan_progress[2025]" in province_deps
     assert ids["province-440000/report-zh[2025]"].deps == ("province-440000/06_province[2025]",)
     assert bp.total_tasks == 2 * (7 + 1) + 2 and bp.up_to_date == 0
 
