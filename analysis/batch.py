@@ -148,8 +148,11 @@ def _stamp(path: Path) -> dict[str, Any] | None:
 def province_key(spec: ProvinceTask, plans: list[Plan], what: str) -> str:
     """Content key of the provincial stage ('stage') or report ('report-<lang>')."""
     from .imports import ImportGraph
-    from .pipeline import CODE_DIR, _digest, _file_digest, environment_digest
+    from .pipeline import CODE_DIR
     from .province_stage import CITIES_FILE
+    from .task_inputs import digest as _digest
+    from .task_inputs import environment_digest
+    from .task_inputs import file_digest as _file_digest
 
     root = Path(spec.processed_root)
     graph = ImportGraph(Path(CODE_DIR), None)
@@ -181,7 +184,7 @@ def province_key(spec: ProvinceTask, plans: list[Plan], what: str) -> str:
 
 
 def _outputs_of(folder: Path, root: Path) -> dict[str, list]:
-    from .pipeline import _file_digest
+    from .task_inputs import file_digest as _file_digest
 
     return {str(p.relative_to(root)): [_file_digest(p), p.stat().st_size]
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".done-")}
@@ -198,8 +201,9 @@ def run_province_task(spec: ProvinceTask, *upstream: dict[str, Any]) -> dict[str
     """The provincial stage (notebook 06) over the cities whose tasks did not fail."""
     from datetime import UTC, datetime
 
-    from .pipeline import NotebookFailed, _write_stamp, execute_notebook
+    from .pipeline import NotebookFailed, execute_notebook
     from .province_stage import write_cities
+    from .task_inputs import write_stamp as _write_stamp
 
     node_id = f"{spec.province}/{PROVINCE_STAGE}[{spec.year}]"
     t0 = time.perf_counter()
@@ -231,9 +235,9 @@ def run_province_task(spec: ProvinceTask, *upstream: dict[str, Any]) -> dict[str
 def run_province_report(spec: ProvinceTask, lang: str, *upstream: dict[str, Any]) -> dict[str, Any]:
     from datetime import UTC, datetime
 
-    from .pipeline import _write_stamp
     from .province_report import render_province
     from .render import RenderError
+    from .task_inputs import write_stamp as _write_stamp
 
     node_id = f"{spec.province}/report-{lang}[{spec.year}]"
     by = _blocked_by(upstream)

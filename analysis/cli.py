@@ -82,9 +82,7 @@ def _pdfs(rp) -> list[str]:  # noqa: ANN001 - a pipeline.RunPlan
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .executors import make_executor
-    from .pipeline import Progress, RunPlan, run_pipeline
-    from .progress_bar import TaskBar
+    from .pipeline import Progress, RunPlan, is_report, run_pipeline
     from .runlock import run_lock
 
     t0 = time.perf_counter()
@@ -93,19 +91,35 @@ def _run(args: argparse.Namespace) -> int:
     only = set(args.only.split(",")) if args.only else None
     langs = [] if args.no_report else [lang for lang in args.lang.split(",") if lang]
 
-    def plan_run() -> RunPlan:
-        return RunPlan(plan, args.year, args.processed_root, only=only, langs=langs, engine=args.engine,
+    def plan_run(stages: set[str] | None, report_langs: list[str]) -> RunPlan:
+        return RunPlan(plan, args.year, args.processed_root, only=stages, langs=report_langs, engine=args.engine,
                        force=args.force)
 
+    def execute(rp: RunPlan) -> list:
+        if not rp.pending:
+            return []
+        from .executors import make_executor
+        from .progress_bar import TaskBar
+
+        bar = (None if args.verbose else TaskBar.for_terminal(sys.stderr)) or Progress(_say, False)
+        return run_pipeline(plan, args.year, executor=make_executor(args.executor, args.workers),
+                            processed_root=args.processed_root, run_plan=rp, progress=bar, verbose=args.verbose)
+
     if args.dry_run:
-        print("\n".join(plan_run().describe()))
+        print("\n".join(plan_run(only, [] if only else langs).describe()))
         return 0
     with run_lock(args.processed_root, plan.city, wait=args.wait, on_wait=_say):
-        rp = plan_run()  # planned under the lock: another run may just have finished
-        bar = (None if args.verbose else TaskBar.for_terminal(sys.stderr)) or Progress(_say, False)
-        ran = run_pipeline(plan, args.year, executor=make_executor(args.executor, args.workers),
-                           processed_root=args.processed_root, run_plan=rp, progress=bar,
-                           verbose=args.verbose)
+        rp = plan_run(only, [] if only else langs)  # planned under the lock: another run may just have finished
+        ran = execute(rp)
+        if only and langs:  # the report reads every stage: render it only when all of them are current
+            full = plan_run(None, langs)
+            stale = [t for t in full.pending if not is_report(t)]
+            if stale:
+                _say(f"the report was not rendered: {len(stale)} task(s) outside --only are not current "
+                     f"(first {stale[0].stage} {stale[0].year}); run without --only to bring them up to date")
+            else:
+                ran += execute(full)
+                rp = full
     if not ran:
         _say(f"nothing changed: all {len(rp.tasks)} tasks are up to date")
     wall = time.perf_counter() - t0
@@ -219,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into a pager or `head` that stopped reading
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -23,6 +23,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol
 
+from .errors import UserError
+
+
+class UnknownExecutor(UserError, ValueError):
+    """--executor names no executor."""
+
 
 class Executor(Protocol):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future: ...
@@ -116,5 +122,5 @@ EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "serial
 
 def make_executor(name: str, workers: int = 2) -> Executor:
     if name not in EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
+        raise UnknownExecutor(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
     return EXECUTORS[name](workers) if name in ("local", "dask") else EXECUTORS[name]()

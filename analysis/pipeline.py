@@ -9,8 +9,8 @@ last successful run and its outputs exist. The key covers what the task reads:
 - the analysis/ modules it imports, directly or through other modules (static
   import analysis, analysis/imports.py), and the data files they name;
 - its parameters and the installed versions of the locked packages;
-- the parts of the plan file it reads (PLAN_KEYS_READ_ONLY_BY below);
-- the raw files it reads (raw_inputs below, plus those its last manifest listed);
+- the parts of the plan file it reads (task_inputs.PLAN_KEYS_READ_ONLY_BY);
+- the raw files it reads (task_inputs.raw_inputs, plus those its last manifest listed);
 - the outputs of the tasks upstream of it, by their hashes: a task rerun whose
   outputs come out byte-identical does not rerun what is downstream of it.
 
@@ -20,8 +20,6 @@ into place only when the whole notebook succeeded (analysis/staging.py).
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import json
 import logging
 import os
@@ -40,6 +38,22 @@ from .config import NOTEBOOKS, PROCESSED, REPORTS, ROOT, Plan, processed_dir
 from .errors import UserError
 from .executors import Executor, SerialExecutor, terminate
 from .imports import ImportGraph
+from .task_inputs import (
+    REPORT_STAGE,
+    digest,
+    environment_digest,
+    explain,
+    file_digest,
+    is_report_stage,
+    missing_outputs,
+    outputs_digest,
+    plan_parts,
+    raw_inputs,
+    read_stamp,
+    rel_path,
+    report_sources,
+    write_stamp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,154 +147,21 @@ def plan_tasks(plan: Plan, year: int, stages: Iterable[Stage] = STAGES,
     return tasks, deps
 
 
-# --- what each task reads -------------------------------------------------------------------
+# --- what each task reads: analysis/task_inputs.py ------------------------------------------------
 
 CODE_DIR = ROOT / "analysis"
-REPORT_STAGE = "report"
-# Plan-file keys (top level, or top.sub) that only some stages read; every other key counts for
-# every stage. The report reads the whole plan file. Keep this table in step with the stages:
-# a key missing here only costs reruns, a stage missing from a key's set gives stale results.
-PLAN_KEYS_READ_ONLY_BY: dict[str, frozenset[str]] = {
-    "survey.cleaning": frozenset({"01_clean"}),
-    "trajectory": frozenset({"03_trajectory"}),
-    "sae": frozenset({"04_county_gaps"}),
-    "map": frozenset({"04_county_gaps"}),
-    "report": frozenset({"04_county_gaps"}),  # report.p_likely_below
-    "tasks": frozenset({"05_plan_progress"}),
-    "indicators": frozenset({"05_plan_progress"}),
-}
-# Per-year entries: a survey-year task reads only its own year's entry.
-PLAN_KEYS_BY_YEAR = ("scoring.rule_by_year",)
-# Which years exist is the runner's business: a survey-year task does not read this list.
-PLAN_KEYS_NOT_READ_BY_SURVEY_YEAR = ("survey.years",)
 
 
 def is_report(task: Task) -> bool:
-    return task.stage.startswith(REPORT_STAGE + "-")
+    return is_report_stage(task.stage)
 
 
 def report_task(year: int, lang: str) -> Task:
     return Task(f"{REPORT_STAGE}-{lang}", year)
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def plan_parts(plan: Plan, stage: str, year: int, survey_year: bool) -> dict[str, str]:
-    """Digest of each part of the plan file the stage reads: 'top' or 'top.sub' -> SHA-256."""
-    parts: dict[str, str] = {}
-    report = stage.startswith(REPORT_STAGE + "-")
-    for key, value in plan.data.items():
-        items = value.items() if isinstance(value, dict) else [(None, value)]
-        for sub, sub_value in items:
-            name = key if sub is None else f"{key}.{sub}"
-            readers = PLAN_KEYS_READ_ONLY_BY.get(name, PLAN_KEYS_READ_ONLY_BY.get(key))
-            if not report and readers is not None and stage not in readers:
-                continue
-            if survey_year and name in PLAN_KEYS_NOT_READ_BY_SURVEY_YEAR:
-                continue
-            if survey_year and name in PLAN_KEYS_BY_YEAR and isinstance(sub_value, dict):
-                sub_value = {k: v for k, v in sub_value.items() if str(k) == str(year)}
-            parts[name] = _digest(sub_value)
-    return parts
-
-
-def raw_inputs(plan: Plan, task: Task) -> list[Path]:
-    """Raw files a task reads, as far as they are known before it runs (its manifest adds the rest)."""
-    raw = Path(plan.raw_dir)
-
-    def files(folder: Path) -> list[Path]:
-        return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-
-    if task.stage == "01_clean":
-        base = plan.raw_survey_path(task.year)
-        found = sorted(base.parent.glob(glob.escape(base.stem) + ".*"))
-        return found + [plan.questionnaire_path]
-    if task.stage == "02_weight_estimate":
-        return [plan.census_margins_path]
-    if task.stage == "03_trajectory":
-        return files(raw / "benchmarks")
-    if task.stage == "04_county_gaps":
-        return files(raw / "census")
-    if task.stage == "05_plan_progress":
-        returns = raw / str((plan.data.get("tasks") or {}).get("returns_dir", "progress"))
-        return sorted(p for p in (raw / "plan").glob("*.csv")) + files(returns)
-    if is_report(task):
-        return files(raw / "benchmarks") + files(raw / "census")
-    # a stage this table does not know: every raw file counts
-    return [p for p in files(raw) if p != plan.path]
-
-
-def report_sources() -> list[Path]:
-    """The report's own files: the .qmd and its sections, the Typst template, the Quarto project."""
-    reports = Path(REPORTS)
-    found = [p for p in sorted(reports.glob("*.qmd"))]
-    for folder in ("sections", "template"):
-        found += sorted(p for p in (reports / folder).rglob("*") if p.is_file())
-    quarto = reports.parent / "_quarto.yml"
-    return found + ([quarto] if quarto.is_file() else [])
-
-
-def _rel(path: Path, base: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path(base).resolve()))
-    except ValueError:
-        return str(Path(path).resolve())
-
-
-def environment_digest() -> str:
-    """The installed versions of the locked packages (all packages when there is no lock file)."""
-    from .provenance import LOCK_FILE, installed_versions, locked_versions
-
-    installed = installed_versions()
-    names = locked_versions(LOCK_FILE) if LOCK_FILE.is_file() else installed
-    return _digest({"python": sys.version.split()[0], "packages": {n: installed.get(n) for n in sorted(names)}})
-
-
-# --- stamps -----------------------------------------------------------------------------------
-
 def _stamp_path(plan: Plan, task: Task, processed_root: Path) -> Path:
     return processed_dir(plan.city, task.year, processed_root) / f".done-{task.stage}.json"
-
-
-def _read_stamp(path: Path) -> dict[str, Any] | None:
-    try:
-        stamp = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return stamp if isinstance(stamp, dict) and "key" in stamp else None
-
-
-def _write_stamp(path: Path, stamp: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(stamp, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _output_path(name: str, processed_root: Path) -> Path:
-    path = Path(name)
-    return path if path.is_absolute() else Path(processed_root) / path
-
-
-def _missing_outputs(stamp: dict[str, Any], processed_root: Path) -> list[str]:
-    return [name for name, (_, size) in stamp.get("outputs", {}).items()
-            if not (p := _output_path(name, processed_root)).is_file() or p.stat().st_size != size]
-
-
-def _outputs_digest(stamp: dict[str, Any] | None, with_manifests: bool) -> str | None:
-    """What downstream tasks see of an upstream task: its outputs' hashes (manifests aside for notebooks,
-    since they carry the run's time)."""
-    if stamp is None:
-        return None
-    outputs = {n: v[0] for n, v in stamp.get("outputs", {}).items()
-               if with_manifests or not Path(n).name.startswith("manifest-")}
-    return _digest(outputs)
 
 
 # --- the run's plan: which task runs and why ---------------------------------------------------
@@ -291,38 +172,11 @@ class TaskState:
     components: dict[str, Any] = field(default_factory=dict)
     key: str = ""
     reasons: list[str] = field(default_factory=list)     # why it runs (empty: up to date)
-    after: list[str] = field(default_factory=list)       # upstream tasks that rerun first
+    after: list[str] = field(default_factory=list)       # prerequisites that rerun (or may) first
 
     @property
     def up_to_date(self) -> bool:
         return not self.reasons and not self.after
-
-
-def _diff_names(old: dict[str, str], new: dict[str, str]) -> list[str]:
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
-def explain(old: dict[str, Any] | None, new: dict[str, Any], what: str) -> list[str]:
-    """Why new components differ from a stamp's: one phrase per changed input."""
-    if old is None:
-        return ["no earlier run"]
-    reasons = []
-    if old.get("source") != new["source"]:
-        reasons.append(f"{what} changed")
-    for name in _diff_names(old.get("code", {}), new["code"]):
-        reasons.append(f"{name} changed")
-    for name in _diff_names(old.get("plan", {}), new["plan"]):
-        reasons.append(f"plan file: {name} changed")
-    for name in _diff_names(old.get("raw", {}), new["raw"]):
-        state = "added" if name not in old.get("raw", {}) else "removed" if name not in new["raw"] else "changed"
-        reasons.append(f"input {name} {state}")
-    if old.get("parameters") != new["parameters"]:
-        reasons.append("parameters changed")
-    if old.get("environment") != new["environment"]:
-        reasons.append("installed package versions changed")
-    for name in _diff_names(old.get("upstream", {}), new["upstream"]):
-        reasons.append(f"outputs of {name} changed")
-    return reasons
 
 
 class RunPlan:
@@ -332,33 +186,37 @@ class RunPlan:
                  only: set[str] | None = None, langs: Iterable[str] = (), engine: str = "auto",
                  force: bool = False, report_out_dir: Path | None = None):
         self.plan, self.year = plan, int(year)
-        self.processed_root = Path(processed_root or PROCESSED)
+        self.processed_root = Path(processed_root or PROCESSED).absolute()  # kernels run in the project folder
         self.force, self.engine = force, engine
         self.report_out_dir = Path(report_out_dir or Path(REPORTS) / "output")
-        self.tasks, self.deps = plan_tasks(plan, year, only=only)
+        # keys are over the whole graph, whatever --only leaves out of this run
+        every, every_deps = plan_tasks(plan, year)
+        self.tasks, self.deps = plan_tasks(plan, year, only=only) if only else (list(every), dict(every_deps))
         notebook_tasks = list(self.tasks)
         for lang in langs:
             t = report_task(self.year, lang)
             self.tasks.append(t)
             self.deps[t] = set(notebook_tasks)
-        self.upstream = {t: self._transitive(t) for t in self.tasks}
+            every_deps[t] = set(every)
+        self.upstream = {t: self._transitive(t, every_deps) for t in self.tasks}
         self.scope = {s.name: s.scope for s in STAGES}
         self.graph = ImportGraph(Path(CODE_DIR), Path(self.processed_root) / ".cache" / "imports.json")
         self._environment = environment_digest()
-        self.stamps = {t: _read_stamp(_stamp_path(plan, t, self.processed_root)) for t in self.tasks}
+        self.stamps = {t: read_stamp(_stamp_path(plan, t, self.processed_root)) for t in [*every, *self.tasks]}
         self.states: dict[Task, TaskState] = {}
         for t in self.tasks:
             self.states[t] = self.assess(t, planning=True)
         self.graph.save()
 
-    def _transitive(self, task: Task) -> set[Task]:
+    @staticmethod
+    def _transitive(task: Task, deps: dict[Task, set[Task]]) -> set[Task]:
         seen: set[Task] = set()
-        todo = list(self.deps[task])
+        todo = list(deps[task])
         while todo:
             d = todo.pop()
             if d not in seen:
                 seen.add(d)
-                todo += self.deps[d]
+                todo += deps[d]
         return seen
 
     def params(self, task: Task) -> dict[str, Any]:
@@ -373,17 +231,17 @@ class RunPlan:
         """Everything the task's key covers, each part hashed on its own so changes can be named."""
         report = is_report(task)
         if report:
-            sources = report_sources()
-            source = {_rel(p, ROOT): _file_digest(p) for p in sources}
+            sources = report_sources(REPORTS)
+            source = {rel_path(p, ROOT): file_digest(p) for p in sources}
             modules = self.graph.closure([f"{self.graph.package}.render"])
             for p in sources:
                 if p.suffix == ".qmd":
                     modules |= self.graph.closure_of_source(p)
         else:
             nb = Path(NOTEBOOKS) / f"{task.stage}.ipynb"
-            source = _file_digest(nb)
+            source = file_digest(nb)
             modules = self.graph.closure_of_source(nb)
-        raw = set(raw_inputs(self.plan, task))
+        raw = set(raw_inputs(self.plan, task.stage, task.year))
         stamp = self.stamps.get(task)
         for name in (stamp or {}).get("read", []):  # raw files its manifest said it read last time
             path = Path(name) if Path(name).is_absolute() else ROOT / name
@@ -394,25 +252,25 @@ class RunPlan:
             "source": source,
             "code": self.graph.used_files(modules),
             "plan": plan_parts(self.plan, task.stage, task.year, survey_year),
-            "raw": {_rel(p, ROOT): _file_digest(p) for p in sorted(raw) if p.is_file()},
-            "parameters": _digest(self.params(task)),
+            "raw": {rel_path(p, ROOT): file_digest(p) for p in sorted(raw) if p.is_file()},
+            "parameters": digest(self.params(task)),
             "environment": self._environment,
-            "upstream": {u.id: _outputs_digest(self.stamps.get(u), with_manifests=report)
-                         for u in sorted(self.upstream[task], key=self.tasks.index)},
+            "upstream": {u.id: outputs_digest(self.stamps.get(u), with_manifests=report)
+                         for u in sorted(self.upstream[task], key=lambda u: (u.stage, u.year))},
         }
 
     def assess(self, task: Task, planning: bool = False) -> TaskState:
         """The task's key and why it must run. While planning, upstream tasks that will run are named
         in `after` (the task then runs unless their outputs come out the same)."""
         comps = self.components(task)
-        state = TaskState(task, comps, _digest(comps))
+        state = TaskState(task, comps, digest(comps))
         stamp = self.stamps.get(task)
         if planning:
-            state.after = [u.id for u in sorted(self.upstream[task], key=self.tasks.index)
-                           if u in self.states and not self.states[u].up_to_date]
-            compare = dict(comps, upstream={k: v for k, v in comps["upstream"].items() if k not in state.after})
+            rerun = {u.id for u in self.upstream[task] if u in self.states and not self.states[u].up_to_date}
+            state.after = [d.id for d in sorted(self.deps[task], key=self.tasks.index) if d.id in rerun]
+            compare = dict(comps, upstream={k: v for k, v in comps["upstream"].items() if k not in rerun})
             old = None if stamp is None else dict(stamp["components"], upstream={
-                k: v for k, v in stamp["components"].get("upstream", {}).items() if k not in state.after})
+                k: v for k, v in stamp["components"].get("upstream", {}).items() if k not in rerun})
         else:
             compare, old = comps, (stamp or {}).get("components")
         if self.force:
@@ -422,7 +280,7 @@ class RunPlan:
         elif stamp.get("key") != state.key or planning:
             state.reasons += [r for r in explain(old, compare, self._what(task)) if r not in state.reasons]
         if stamp is not None:
-            missing = _missing_outputs(stamp, self.processed_root)
+            missing = missing_outputs(stamp, self.processed_root)
             if missing:
                 state.reasons.append(f"output {missing[0]} missing or changed" + (f" (and {len(missing) - 1} more)"
                                                                        if len(missing) > 1 else ""))
@@ -455,12 +313,12 @@ class RunPlan:
         """Write the stamp of a task that succeeded."""
         stamp = {
             "task": task.id, "key": state.key, "components": state.components,
-            "outputs": {self._output_name(p): [_file_digest(p), p.stat().st_size]
+            "outputs": {self._output_name(p): [file_digest(p), p.stat().st_size]
                         for p in sorted(outputs.values()) if p.is_file()},
             "read": sorted(read), "seconds": round(seconds, 2),
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        _write_stamp(_stamp_path(self.plan, task, self.processed_root), stamp)
+        write_stamp(_stamp_path(self.plan, task, self.processed_root), stamp)
         self.stamps[task] = stamp
 
     def _output_name(self, path: Path) -> str:
@@ -614,7 +472,7 @@ def run_pipeline(plan: Plan, year: int, executor: Executor | None = None,
 
     With langs, the report's render in each language is a task after every notebook.
     """
-    processed_root = Path(processed_root or PROCESSED)
+    processed_root = Path(processed_root or PROCESSED).absolute()
     echo = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
     progress = progress or Progress(echo)
     rp = run_plan or RunPlan(plan, year, processed_root, only=only, langs=langs, engine=engine,
@@ -635,19 +493,23 @@ def run_pipeline(plan: Plan, year: int, executor: Executor | None = None,
     counter = len(done)
     try:
         while pending or running:
-            for t in [t for t in pending if rp.deps[t] <= done]:
-                if len(running) >= slots:
-                    break
-                pending.remove(t)
-                state = rp.assess(t) if rp.states[t].after else rp.states[t]
-                if not state.reasons:  # its upstream reran and came out the same
-                    done.add(t)
-                    counter += 1
-                    progress.skip(counter, total, t)
-                    continue
-                progress.start(counter + len(running) + 1, total, t)
-                job = _submit(executor, rp, t, state, executed_root, verbose)
-                running[job.future] = job
+            skipped = True
+            while skipped:  # a skipped task may make others ready at once
+                skipped = False
+                for t in [t for t in pending if rp.deps[t] <= done]:
+                    if len(running) >= slots:
+                        break
+                    pending.remove(t)
+                    state = rp.assess(t) if rp.states[t].after else rp.states[t]
+                    if not state.reasons:  # its upstream reran and came out the same
+                        done.add(t)
+                        counter += 1
+                        progress.skip(counter, total, t)
+                        skipped = True
+                        continue
+                    progress.start(counter + len(running) + 1, total, t)
+                    job = _submit(executor, rp, t, state, executed_root, verbose)
+                    running[job.future] = job
             if not running:
                 if pending:
                     raise PipelineError(f"cannot schedule {', '.join(t.id for t in pending)}: prerequisites missing")
@@ -707,10 +569,13 @@ class _Running:
         except NotebookFailed as exc:
             failed = target.with_name(f"{target.stem}-failed.ipynb")
             if self.executed.is_file():
+                staging.unstage_text(self.executed, self.stage_dir)
                 failed.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.executed, failed)
             self.discard()
-            raise NotebookFailed(exc.notebook, exc.year, exc.cell, *exc.args[3:6], str(failed)) from None
+            exec_count, error, first_line = exc.args[3:6]
+            error = error.replace(str(self.stage_dir.root), str(self.stage_dir.real_root))  # paths as the user knows them
+            raise NotebookFailed(exc.notebook, exc.year, exc.cell, exec_count, error, first_line, str(failed)) from None
         except BaseException:
             self.discard()
             raise

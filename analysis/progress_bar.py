@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import IO, Any
 
 from .pipeline import Progress, Task
@@ -26,14 +27,15 @@ class TaskBar(Progress):
             return
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, initial=up_to_date, unit="task", file=self.stream, dynamic_ncols=True,
-                        bar_format="{n_fmt}/{total_fmt} tasks |{bar:20}| {elapsed} {postfix}")
+        sized = shutil.get_terminal_size((0, 0)).columns > 0
+        self.bar = tqdm(total=total, initial=up_to_date, unit="task", file=self.stream, dynamic_ncols=sized,
+                        ncols=None if sized else 100, nrows=None if sized else 40, bar_format="{n_fmt}/{total_fmt} tasks |{bar:20}| {elapsed} {desc}")
         if up_to_date:
-            self.bar.set_postfix_str(f"{up_to_date} up to date")
+            self.bar.set_description_str(f"({up_to_date} up to date)")
 
     def _show(self) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(("running " + ", ".join(self.running)) if self.running else "")
+            self.bar.set_description_str(("running " + ", ".join(self.running)) if self.running else "")
 
     def start(self, position: int, total: int, task: Task) -> None:
         self.running.append(f"{task.stage} {task.year}")

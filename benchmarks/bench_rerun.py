@@ -10,6 +10,8 @@ slowest. A first full run is made when the results are not current yet.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,15 +29,17 @@ def commands(year: int) -> list[list[str]]:
             [py, "-m", "analysis", "run", "--year", str(year), "--lang", "zh"]]
 
 
-def timed(cmds: list[list[str]]) -> tuple[float, str]:
-    t0 = time.perf_counter()
+def timed(cmds: list[list[str]]) -> tuple[float, str, float]:
+    """Wall time, output of the last command, and CPU time (user + system) of the commands."""
+    t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = ""
     for cmd in cmds:
         res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if res.returncode != 0:
             raise SystemExit(f"{' '.join(cmd[1:])} failed:\n{res.stderr}")
         out = res.stdout + res.stderr
-    return time.perf_counter() - t0, out
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter() - t0, out, (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
 
 
 def main() -> int:
@@ -47,17 +51,21 @@ def main() -> int:
     dry = subprocess.run([*cmds[1], "--dry-run"], cwd=ROOT, capture_output=True, text=True)
     if dry.returncode != 0 or not dry.stdout.startswith("nothing to run"):
         print("results not current: a first full run (minutes) ...", flush=True)
-        seconds, _ = timed(cmds)
+        seconds, _, _ = timed(cmds)
         print(f"first run: {seconds:.1f} s")
-    times = []
+    times, cpus = [], []
     for _ in range(args.repeat):
-        seconds, out = timed(cmds)
+        seconds, out, cpu = timed(cmds)
         if "nothing changed" not in out:
             raise SystemExit(f"the rerun was expected to find nothing changed:\n{out}")
         times.append(seconds)
+        cpus.append(cpu)
     median = statistics.median(times)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"make report with nothing changed: median {median:.2f} s, slowest {max(times):.2f} s "
           f"over {len(times)} runs (target < {TARGET_S} s) -> {'ok' if median < TARGET_S else 'SLOWER THAN TARGET'}")
+    print(f"CPU time (user + system) median {statistics.median(cpus):.2f} s; load average {load:.1f} on "
+          f"{os.cpu_count()} cores (on a busy machine the wall time exceeds the CPU time)")
     return 0
 
 

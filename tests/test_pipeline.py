@@ -139,12 +139,13 @@ def test_runner_runs_in_order_skips_up_to_date_and_names_failing_cell(toy):
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     _notebook(nbdir / "b_second.ipynb", "(pathlib.Path(processed_root) / city / str(year) / 'half.json')"
               ".write_text('{}')\n(pathlib.Path(processed_root) / city / str(year) / 'manifest-b_second.json')"
-              ".write_text('{\"new\": 1}')\nraise ValueError('county 440899 has no boundary')")
+              ".write_text('{\"new\": 1}')\nraise ValueError(f'county 440899 has no boundary in {processed_root}')")
     with pytest.raises(NotebookFailed) as info:
         run_pipeline(plan, 2020, executor=SerialExecutor(), processed_root=processed, echo=lines.append)
     msg = str(info.value)
     assert "b_second.ipynb" in msg and "cell 3 " in msg and "440899" in msg
     assert "raise ValueError" in msg or "write_text" in msg
+    assert f"has no boundary in {processed}\n" in msg  # the staging folder is not shown
     assert "b_second-2020-failed.ipynb" in msg and Path(msg.rsplit(": ", 1)[-1].strip()).is_file()
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert not (out / "half.json").exists()
@@ -277,3 +278,61 @@ def test_progress_bar_names_the_running_task_and_counts_tasks():
     bar.skip(3, 3, Task("03_trajectory", 2020))
     bar.close()
     assert "3/3 tasks" in out.getvalue()
+
+
+def _fake_notebook(source, year, params, executed, retries=2, log_file=None, verbose=False):
+    """Stands in for papermill: each toy stage writes fixed files into the (staging) folder it is given."""
+    stage = Path(source).stem
+    out = Path(params["processed_root"]) / params["city"] / str(year)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stage}.json").write_text(json.dumps({"year": year}))
+    (out / f"manifest-{stage}.json").write_text("{}")
+    return 0.01
+
+
+def test_a_task_skipped_after_an_unchanged_upstream_lets_the_tasks_after_it_run(toy, monkeypatch):
+    plan, nbdir, _, processed = toy
+    three = (*TWO_STAGES, Stage("c_third", "report_year", ("b_second",)))
+    _notebook(nbdir / "c_third.ipynb", "pass")
+    monkeypatch.setattr(pipeline, "STAGES", three)
+    monkeypatch.setattr(pipeline, "plan_tasks", lambda plan, year, only=None: plan_tasks(plan, year, three, only))
+    monkeypatch.setattr(pipeline, "execute_notebook", _fake_notebook)
+    lines: list[str] = []
+    assert len(run_pipeline(plan, 2020, processed_root=processed, echo=lines.append)) == 4
+    (processed / "zhanjiang" / "2016" / "a_first.json").unlink()
+    lines.clear()
+    assert _ids(run_pipeline(plan, 2020, processed_root=processed, echo=lines.append)) == ["a_first[2016]"]
+    assert [ln.split("skip", 1)[1].split()[0] for ln in lines if " skip " in ln] == ["b_second", "c_third"]
+    _notebook(nbdir / "b_second.ipynb", "# changed")  # b reruns, writes the same: c is skipped
+    assert _ids(run_pipeline(plan, 2020, processed_root=processed, echo=lines.append)) == ["b_second[2020]"]
+
+
+def test_plan_keys_read_by_some_stages_only_are_read_by_no_other_stage():
+    """A module reading a plan key listed in PLAN_KEYS_READ_ONLY_BY is imported only by the listed stages."""
+    import re
+
+    from analysis.imports import ImportGraph
+    from analysis.task_inputs import PLAN_KEYS_READ_ONLY_BY
+
+    graph = ImportGraph(pipeline.CODE_DIR)
+    closures = {s.name: graph.closure_of_source(pipeline.NOTEBOOKS / f"{s.name}.ipynb") for s in pipeline.STAGES}
+    checked = 0
+    for key, readers in PLAN_KEYS_READ_ONLY_BY.items():
+        pattern = re.compile(r"""(plan\.get\(\s*f?["']|plan\.data\[["'])""" + re.escape(key) + r"""[."'\]]""")
+        modules = {m for m, path in graph.files.items() if pattern.search(path.read_text(encoding="utf-8"))}
+        checked += len(modules)
+        for stage, closure in closures.items():
+            if stage not in readers:
+                assert not modules & closure, f"{stage} imports {sorted(modules & closure)}, which read plan key {key}"
+    assert checked >= 5  # the check found the readers it guards
+
+
+def test_only_runs_the_named_stages_with_the_same_keys_as_a_full_run(toy, monkeypatch):
+    plan, nbdir, _, processed = toy
+    monkeypatch.setattr(pipeline, "execute_notebook", _fake_notebook)
+    assert len(run_pipeline(plan, 2020, processed_root=processed, echo=print)) == 3
+    assert run_pipeline(plan, 2020, processed_root=processed, only={"b_second"}, echo=print) == []
+    _notebook(nbdir / "a_first.ipynb", "# changed")
+    assert _ids(run_pipeline(plan, 2020, processed_root=processed, only={"a_first"}, echo=print)) == [
+        "a_first[2016]", "a_first[2020]"]
+    assert pipeline.RunPlan(plan, 2020, processed).pending == []  # b_second reads outputs that came out the same
