@@ -151,7 +151,7 @@ def province_key(spec: ProvinceTask, plans: list[Plan], what: str) -> str:
     from .pipeline import CODE_DIR
     from .province_stage import CITIES_FILE
     from .task_inputs import digest as _digest
-    from .task_inputs import environment_digest
+    from .task_inputs import environment_digest, outputs_digest
     from .task_inputs import file_digest as _file_digest
 
     root = Path(spec.processed_root)
@@ -163,9 +163,8 @@ def province_key(spec: ProvinceTask, plans: list[Plan], what: str) -> str:
         upstream = {}
         for plan in plans:
             for stamp_path in sorted(processed_dir(plan.city, None, root).glob("*/.done-0[235]_*.json")):
-                stamp = _stamp(stamp_path) or {}
-                upstream[f"{plan.city}/{stamp_path.parent.name}/{stamp_path.name}"] = _digest(
-                    {n: v[0] for n, v in stamp.get("outputs", {}).items() if "manifest-" not in n})
+                upstream[f"{plan.city}/{stamp_path.parent.name}/{stamp_path.name}"] = outputs_digest(
+                    _stamp(stamp_path) or {}, with_manifests=False)
             upstream[f"{plan.city}/margins"] = _file_digest(plan.census_margins_path)
         cities = processed_dir(spec.province, None, root) / CITIES_FILE
         upstream["cities"] = _file_digest(cities)
@@ -177,7 +176,7 @@ def province_key(spec: ProvinceTask, plans: list[Plan], what: str) -> str:
         code = graph.used_files(graph.closure([f"{graph.package}.province_report"])
                                 | graph.closure_of_source(PROVINCE_QMD))
         stamp = _stamp(processed_dir(spec.province, spec.year, root) / f".done-{PROVINCE_STAGE}.json") or {}
-        upstream = {"stage": _digest(stamp.get("outputs", {}))}
+        upstream = {"stage": outputs_digest(stamp, with_manifests=True)}
     return _digest({"what": what, "source": source, "code": code, "upstream": upstream,
                     "environment": environment_digest(),
                     "parameters": [spec.province, spec.year, spec.raw_dir, spec.processed_root]})
@@ -191,10 +190,12 @@ def _outputs_of(folder: Path, root: Path) -> dict[str, list]:
 
 
 def _current(stamp_path: Path, key: str, root: Path, force: bool) -> bool:
+    from .task_inputs import missing_outputs
+
     stamp = _stamp(stamp_path)
     if force or stamp is None or stamp.get("key") != key:
         return False
-    return all((root / n).is_file() and (root / n).stat().st_size == v[1] for n, v in stamp["outputs"].items())
+    return not missing_outputs(stamp, root)
 
 
 def run_province_task(spec: ProvinceTask, *upstream: dict[str, Any]) -> dict[str, Any]:

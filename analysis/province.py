@@ -18,7 +18,6 @@ probability of each rank and the 2.5-97.5% interval of a city's rank.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import Plan, processed_dir
+from . import catalog
+from .config import Plan
 from .errors import UserError
 
 INDICATOR = "literate"
@@ -49,22 +49,16 @@ def adult_population(plan: Plan) -> float:
     return float(du["population"].sum())
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ProvinceDataError(f"{path} not found: run the city's pipeline first")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def city_estimates(plan: Plan, year: int, processed_root: Path) -> pd.DataFrame:
     """The city's literacy estimate in every survey year up to `year` that has one."""
     rows = []
     for y in plan.survey_years:
         if y > year:
             continue
-        path = processed_dir(plan.city, y, processed_root) / "estimates.parquet"
+        path = catalog.output_path(plan, "estimates.parquet", y, processed_root)
         if not path.exists():
             continue
-        e = pd.read_parquet(path)
+        e = catalog.read_table(plan, "estimates.parquet", y, processed_root)
         e = e[(e["indicator"] == INDICATOR) & (e["domain"] == DOMAIN) & (e["year"] == y)]
         if len(e) != 1:
             raise ProvinceDataError(f"{path}: expected one {INDICATOR}/{DOMAIN} row, found {len(e)}")
@@ -78,13 +72,12 @@ def city_estimates(plan: Plan, year: int, processed_root: Path) -> pd.DataFrame:
 
 def city_row(plan: Plan, year: int, processed_root: Path) -> dict[str, Any]:
     """One league-table row: latest rate with interval, change since baseline, P(target), task completion."""
-    out = processed_dir(plan.city, year, processed_root)
-    traj = _read_json(out / "trajectory.json")
-    prog = _read_json(out / "progress.json")
+    traj = catalog.read_json(plan, "trajectory.json", year, processed_root)
+    prog = catalog.read_json(plan, "progress.json", year, processed_root)
     return {
         "city": plan.city, "code": plan.code, "name_zh": plan.name_zh,
-        "name_en": plan.data["city"].get("name_en", plan.city),
-        "synthetic": bool(plan.data["city"].get("synthetic", False)),
+        "name_en": plan.settings.city.name_en or plan.city,
+        "synthetic": plan.settings.city.synthetic,
         "population": adult_population(plan),
         "latest_year": int(traj["latest_year"]), "latest_estimate": float(traj["latest_estimate"]),
         "latest_se": float(traj["latest_se"]),
@@ -92,7 +85,7 @@ def city_row(plan: Plan, year: int, processed_root: Path) -> dict[str, Any]:
         "baseline_year": int(traj["baseline_year"]), "baseline": float(traj["baseline"]),
         "change_since_baseline_pp": float(traj["change_since_baseline_pp"]),
         "target": float(traj["target"]), "target_year": int(traj["target_year"]),
-        "p_exceeds_target": float(traj["p_exceeds_target"]),
+        "p_exceeds_target": float(traj["headline"]["p_exceeds_target"]),
         "measures_completed_share": float(prog["completed_share"]),
         "mean_completion": float(prog["mean_completion"]),
         "measures_overdue": int(prog["overdue_count"]),

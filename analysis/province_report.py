@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,24 +76,40 @@ class ProvinceData:
                 "surveys and returns of the synthetic cities are generated, not real; do not cite them.")
 
 
+def report_date(d: ProvinceData) -> datetime:
+    """The report's fixed date: SOURCE_DATE_EPOCH, else the latest of the cities' report dates (reruns match)."""
+    from .config import load_plan
+    from .render import source_date
+
+    cities = json.loads((processed_dir(d.province, None, d.root) / "cities.json").read_text(encoding="utf-8"))
+    dates = []
+    for c in cities["cities"]:
+        raw = Path(c["raw_dir"])
+        dates.append(source_date(load_plan(c["city"], raw if raw.is_absolute() else ROOT / raw), d.year, d.root))
+    return max(dates) if dates else datetime(d.year, 12, 31, tzinfo=UTC)
+
+
 def province_metadata(d: ProvinceData, lang: str) -> dict[str, Any]:
     s = d.summary
+    when = report_date(d)
     if lang == "zh":
-        title = f"{s['province_zh']}全民科学素质行动实施情况：各市比较（{d.year}年）"
+        title = f"{s['name_zh']}全民科学素质行动实施情况：各市比较（{d.year}年）"
         subtitle = f"{s['n_cities']}个城市的排行、全省估计与排名的不确定性"
-        when = f"{date.today().year}年{date.today().month}月"
+        shown = f"{when.year}年{when.month}月"
     else:
         title = f"Civic Scientific Literacy in the Cities of the Province, {d.year}"
         subtitle = f"{s['n_cities']} cities: league table, provincial estimate, rank uncertainty"
-        when = date.today().isoformat()
-    return {"title": title, "subtitle": subtitle, "issuer": None, "date": when, "notice": d.notice(lang),
-            "lang": lang, "synthetic": d.synthetic()}
+        shown = when.date().isoformat()
+    return {"title": title, "subtitle": subtitle, "issuer": None, "date": shown, "notice": d.notice(lang),
+            "lang": lang, "synthetic": d.synthetic(), "timestamp": when}
 
 
 def render_province(province: str, year: int, lang: str = "zh", processed_root: Path | None = None,
                     raw_dir: Path | None = None, out_dir: Path | None = None, engine: str = "auto",
                     work_dir: Path | None = None) -> dict[str, Path]:
-    """Render reports/province.qmd for (province, year, lang) to PDF and HTML (and its workbook)."""
+    """Render reports/province.qmd for (province, year, lang) to PDF and HTML (and its workbook).
+
+    Made in a work folder and published together (render.publish), like the city report."""
     from . import render as r
 
     processed_root = Path(processed_root or PROCESSED)
@@ -101,13 +117,21 @@ def render_province(province: str, year: int, lang: str = "zh", processed_root: 
     d = ProvinceData(province, year, processed_root)
     meta = province_metadata(d, lang)
     stem = f"{province}-{year}-comparison{'' if lang == 'zh' else '-' + lang}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    params = {"city": province, "year": int(year), "lang": lang, "processed_root": str(processed_root),
-              "raw_dir": str(raw_dir or ROOT / "data" / "raw"), "workbook": str(out_dir / f"{stem}-tables.xlsx")}
-    Path(params["workbook"]).unlink(missing_ok=True)
-    work = Path(work_dir) if work_dir else ROOT / "build"
-    executed = Path(work_dir) / "executed" if work_dir else REPORTS / "executed"
     use_quarto = engine == "quarto" or (engine == "auto" and shutil.which("quarto"))
-    if use_quarto:
-        return r._render_quarto(PROVINCE_QMD, params, meta, out_dir, stem, work)
-    return r._render_offline(PROVINCE_QMD, params, meta, out_dir, stem, work, executed)
+    work = Path(work_dir) if work_dir else ROOT / "build"
+    staging = work / ("quarto" if use_quarto else "offline") / stem
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    params = {"city": province, "year": int(year), "lang": lang, "processed_root": str(processed_root),
+              "raw_dir": str(raw_dir or ROOT / "data" / "raw"), "workbook": str(staging / f"{stem}-tables.xlsx")}
+    executed = Path(work_dir) / "executed" if work_dir else REPORTS / "executed"
+    with r.report_environment(meta["timestamp"]):
+        if use_quarto:
+            made = r._render_quarto(PROVINCE_QMD, params, meta, staging, stem)
+        else:
+            made = r._render_offline(PROVINCE_QMD, params, meta, staging, stem, executed)
+    workbook = Path(params["workbook"])
+    if workbook.exists():
+        made["xlsx"] = workbook
+    return r.publish(made, out_dir, stale=[out_dir / workbook.name])

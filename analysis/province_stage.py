@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import catalog
 from .config import PROCESSED, RAW, ROOT, load_plan, processed_dir
 from .errors import UserError
 from .jsonio import write_json
@@ -53,7 +54,7 @@ def write_cities(processed_root: Path, province_code: str, plans: list[Any], pro
         p = Path(p).resolve()
         return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
-    data = {"province_code": str(province_code), "province_zh": province_zh, "benchmark_scope": benchmark_scope,
+    data = {"province_code": str(province_code), "name_zh": province_zh, "benchmark_scope": benchmark_scope,
             "cities": [{"city": p.city, "code": p.code, "raw_dir": rel(p.raw_dir)}
                        for p in sorted(plans, key=lambda p: p.code)],
             "left_out": sorted(left_out)}
@@ -143,40 +144,38 @@ def rank_figure(league: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def run_province(city: str, year: int, raw_dir: Path | str | None = None,
-                 processed_root: Path | str | None = None) -> dict[str, Any]:
-    """Stage 06 for one province (``city`` is the province id, province-<code>) and report year."""
+def load_inputs(city: str, year: int, raw_dir: Path, processed_root: Path) -> dict[str, Any]:
+    """The province's city list, every city's results and the published figures (read via the catalog)."""
     from .benchmarks import default_path, load_benchmarks
 
-    raw_dir = Path(raw_dir) if raw_dir else RAW
-    processed_root = Path(processed_root) if processed_root else PROCESSED
-    out = processed_dir(city, year, processed_root)
-
-    # Load inputs
     spec, plans = read_cities(city, processed_root)
-    rows = [city_row(p, year, processed_root) for p in plans]
-    est = pd.concat([city_estimates(p, year, processed_root) for p in plans], ignore_index=True)
-    bench = load_benchmarks(raw_dir=raw_dir)
-    scope = spec["benchmark_scope"]
-    targets = bench[(bench["scope"] == scope) & (bench["kind"] == "target")]
-    target = float(targets["value"].iloc[0]) if len(targets) else None
     inputs = [processed_dir(city, None, processed_root) / CITIES_FILE, default_path(raw_dir)]
     for p in plans:
         inputs += [p.path, p.census_margins_path]
         inputs += sorted(processed_dir(p.city, None, processed_root).glob("*/estimates.parquet"))
-        inputs += [processed_dir(p.city, year, processed_root) / f for f in ("trajectory.json", "progress.json")]
+        inputs += [catalog.output_path(p, f, year, processed_root) for f in ("trajectory.json", "progress.json")]
+    return {"spec": spec, "plans": plans, "inputs": inputs,
+            "rows": [city_row(p, year, processed_root) for p in plans],
+            "est": pd.concat([city_estimates(p, year, processed_root) for p in plans], ignore_index=True),
+            "bench": load_benchmarks(raw_dir=raw_dir)}
 
-    # Process data
-    league = league_table(rows)
+
+def compute(city: str, year: int, data: dict[str, Any]) -> dict[str, Any]:
+    """League table with rank intervals, the provincial estimate by year, and the summary."""
+    spec, bench = data["spec"], data["bench"]
+    scope = spec["benchmark_scope"]
+    targets = bench[(bench["scope"] == scope) & (bench["kind"] == "target")]
+    target = float(targets["value"].iloc[0]) if len(targets) else None
+    league = league_table(data["rows"])
     ranks, probs = rank_uncertainty(league)
     league = league.merge(ranks.drop(columns="rank"), on="city", how="left")
     population = dict(zip(league["city"], league["population"], strict=True))
-    prov = provincial_estimate(est, population)
+    prov = provincial_estimate(data["est"], population)
     compared = against_published(prov, bench, scope)
     latest = prov.iloc[-1]
     summary = {
-        "province": city, "province_code": spec["province_code"], "province_zh": spec["province_zh"],
-        "report_year": int(year), "n_cities": len(plans),
+        "province": city, "province_code": spec["province_code"], "name_zh": spec["name_zh"],
+        "report_year": int(year), "n_cities": len(data["plans"]),
         "n_synthetic": int(league["synthetic"].sum()),
         "latest_year": int(latest["year"]), "latest_estimate": float(latest["estimate"]),
         "latest_se": float(latest["se"]), "latest_ci": [float(latest["ci_low"]), float(latest["ci_high"])],
@@ -188,20 +187,40 @@ def run_province(city: str, year: int, raw_dir: Path | str | None = None,
         "top_city": league.iloc[0]["city"], "bottom_city": league.iloc[-1]["city"],
         "rank_interval_widths": (league["rank_high"] - league["rank_low"]).tolist(),
     }
+    return {"summary": summary, "league": league, "compared": compared, "est": data["est"], "probs": probs,
+            "target": target}
 
-    # Save outputs
-    out.mkdir(parents=True, exist_ok=True)
+
+def save_outputs(city: str, year: int, data: dict[str, Any], result: dict[str, Any], raw_dir: Path,
+                 processed_root: Path) -> list[Path]:
+    """Tables, figures, province.json and the manifest under data/processed/province-<code>/<year>/."""
+    out = processed_dir(city, year, processed_root)
     fig_dir = out / "figures"
-    fig_dir.mkdir(exist_ok=True)
+    fig_dir.mkdir(parents=True, exist_ok=True)
     outputs = []
-    for name, df in (("league.parquet", league), ("province_estimates.parquet", compared),
-                     ("city_estimates.parquet", est), ("rank_probabilities.parquet", probs)):
+    for name, df in (("league.parquet", result["league"]), ("province_estimates.parquet", result["compared"]),
+                     ("city_estimates.parquet", result["est"]), ("rank_probabilities.parquet", result["probs"])):
         df.to_parquet(out / name, index=False)
         outputs.append(out / name)
-    outputs.append(province_map(league, spec["province_code"], year, fig_dir / "province_map.png"))
-    outputs.append(published_figure(compared, target, fig_dir / "province_vs_published.png"))
-    outputs.append(rank_figure(league, fig_dir / "rank_intervals.png"))
-    outputs.append(write_json(out / "province.json", summary, ndigits=6))
-    write_manifest(out, STAGE, inputs, outputs, {"city": city, "year": year, "raw_dir": str(raw_dir),
-                                                  "processed_root": str(processed_root)})
-    return summary
+    code = data["spec"]["province_code"]
+    outputs.append(province_map(result["league"], code, year, fig_dir / "province_map.png"))
+    outputs.append(published_figure(result["compared"], result["target"], fig_dir / "province_vs_published.png"))
+    outputs.append(rank_figure(result["league"], fig_dir / "rank_intervals.png"))
+    outputs.append(write_json(out / "province.json", result["summary"], ndigits=6))
+    write_manifest(out, STAGE, data["inputs"], outputs, {"city": city, "year": year, "raw_dir": str(raw_dir),
+                                                         "processed_root": str(processed_root)})
+    return outputs
+
+
+def run_province(city: str, year: int, raw_dir: Path | str | None = None,
+                 processed_root: Path | str | None = None) -> dict[str, Any]:
+    """Stage 06 for one province (``city`` is the province id, province-<code>) and report year."""
+    raw_dir = Path(raw_dir) if raw_dir else RAW
+    processed_root = Path(processed_root) if processed_root else PROCESSED
+    # Load inputs
+    data = load_inputs(city, year, raw_dir, processed_root)
+    # Process data
+    result = compute(city, year, data)
+    # Save outputs
+    save_outputs(city, year, data, result, raw_dir, processed_root)
+    return result["summary"]

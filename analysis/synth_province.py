@@ -332,8 +332,8 @@ def build_province_demo(province_code: str, raw_dir: Path = RAW, seed: int = 202
     p_target = province_target(province_code, raw_dir)
     root = province_root(province_code, raw_dir)
     written = []
-    template_tasks = template.raw_dir / template.get("tasks.file", "plan/{city}-tasks.csv").format(city=template.city)
-    template_units = template.raw_dir / template.get("tasks.units_file", "plan/units.csv").format(city=template.city)
+    template_tasks = template.raw_dir / template.settings.tasks.file.format(city=template.city)
+    template_units = template.raw_dir / template.settings.tasks.units_file.format(city=template.city)
     bench = raw_dir / "benchmarks" / "published.csv"
     for pref in synth_prefs:
         if only and pref.code not in only:
