@@ -237,7 +237,6 @@ def clean(df: pd.DataFrame, config: CleaningConfig, core_items: list[str] | None
             taken[new] = True
 
     fire("missing_id", key.isna().to_numpy(), lambda m: "resp_id empty")
-
     first_row = (pd.Series(df["row"].to_numpy(), index=df.index)
                  .groupby(key.to_numpy(), sort=False, dropna=True).transform("first")
                  .fillna(-1).astype("int64"))

@@ -48,6 +48,11 @@ def check_environment(strict: bool) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.province:  # the synthetic cities of a province (analysis/batch.py)
+        from .batch import demo_province
+
+        return demo_province(args)
+
     plan = load_plan(args.city, args.raw_dir)
     survey_present = all(plan.raw_survey_path(y).exists() for y in plan.survey_years)
     progress_present = any((plan.raw_dir / "progress").glob(f"{plan.city}-*-synthetic.xlsx"))
@@ -176,13 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=20210601)
     d.add_argument("--n", type=int, default=3000, help="respondents per survey year")
     d.add_argument("--if-absent", action="store_true", help="do nothing when the demo files exist")
+    d.add_argument("--province", metavar="CODE", help="build the synthetic cities of a province, e.g. 440000")
+    d.add_argument("--years", help="survey years to generate with --province, e.g. 2020,2025 (default: all)")
     d.set_defaults(func=_demo)
 
     r = sub.add_parser("run", help="run the notebooks for a report year, then render the report")
     common(r)
     locked(r)
     r.add_argument("--year", type=int, default=2025)
-    r.add_argument("--executor", default="local", help="local (process pool) or serial")
+    r.add_argument("--executor", default="local",
+                   help="local (process pool), serial or dask ($DASK_SCHEDULER_ADDRESS, else a local cluster)")
     r.add_argument("--workers", type=int, default=2, help="parallel notebooks (local executor)")
     r.add_argument("--force", action="store_true", help="rerun tasks that are up to date")
     r.add_argument("--dry-run", action="store_true", help="list the tasks that would run and why; run nothing")
@@ -199,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--lang", default="zh")
     rd.add_argument("--engine", default="auto")
     rd.set_defaults(func=_render)
+
+    from .batch import add_batch_parser
+
+    add_batch_parser(sub, common, locked)
     return p
 
 

@@ -172,7 +172,8 @@ def _calibration_adjust(design: Design, z: np.ndarray, e: np.ndarray, mask: np.n
         means = np.nan_to_num(means)
         return z - design._psu_by_category(0) @ means
     counts = [np.bincount(c, minlength=g).astype(float) for c, g in zip(cal.codes, sizes, strict=True)]
-    sums = [np.bincount(c[mask] * d + idx, weights=e, minlength=g * d).reshape(g, d)
+    # astype: bincount of no rows (an empty domain) returns integers, which the sweeps cannot update
+    sums = [np.bincount(c[mask] * d + idx, weights=e, minlength=g * d).reshape(g, d).astype(float)
             for c, g in zip(cal.codes, sizes, strict=True)]
     coef = [np.zeros((g, d)) for g in sizes]
     for _ in range(RAKING_SWEEPS):

@@ -109,10 +109,18 @@ def terminate(executor: Executor) -> None:
             proc.terminate()
 
 
-EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "serial": SerialExecutor}
+def DaskExecutor(workers: int = 2) -> Executor:  # noqa: N802 - reads as a class
+    """dask.distributed: $DASK_SCHEDULER_ADDRESS, else a local cluster (analysis/dask_executor.py)."""
+    from .dask_executor import DaskExecutor as _Dask
+
+    return _Dask(workers)
+
+
+EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "serial": SerialExecutor,
+                                                 "dask": DaskExecutor}
 
 
 def make_executor(name: str, workers: int = 2) -> Executor:
     if name not in EXECUTORS:
         raise UnknownExecutor(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
-    return EXECUTORS[name](workers) if name == "local" else EXECUTORS[name]()
+    return EXECUTORS[name](workers) if name in ("local", "dask") else EXECUTORS[name]()

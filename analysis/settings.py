@@ -78,6 +78,7 @@ class CitySettings:
     lead_agency_en: str = _f("")
     report_title_zh: str = _f("")
     report_title_en: str = _f("")
+    synthetic: bool = _f(False)  # a demo city made by analysis.synth_province (said on every page)
 
 
 @dataclass(frozen=True)

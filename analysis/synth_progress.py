@@ -106,10 +106,13 @@ def _add_mistakes(path: Path, kind: str) -> None:
         rows = range(FIRST_ROW, wi.max_row + 1)
         years = sorted({_cell(wi, INDICATOR_COLUMNS, "year", r).value for r in rows})
         mid = years[len(years) // 2]
-        value = next(c for r in rows if _cell(wi, INDICATOR_COLUMNS, "year", r).value == mid
-                     and isinstance((c := _cell(wi, INDICATOR_COLUMNS, "value", r)).value, int)
-                     and c.value > 0)
-        value.value = f"约{value.value}"
+        cells = [c for r in rows if isinstance((c := _cell(wi, INDICATOR_COLUMNS, "value", r)).value, int)
+                 and c.value > 0]
+        # a mid-period cell when there is one (a city with few divisions may have none that year)
+        value = next((c for c in cells if _cell(wi, INDICATOR_COLUMNS, "year", c.row).value == mid),
+                     cells[0] if cells else None)
+        if value is not None:
+            value.value = f"约{value.value}"
     wb.save(path)
     freeze_xlsx(path)
 

@@ -208,6 +208,15 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
         "measure_id": _t("措施编号", "Measure"), "task": _t("主要工作任务", "Task"), "deadline": _t("完成时限", "Deadline"),
         "status_now": _t("截至报告年状态", "Status in the report year"),
         "years_done": _t("已完成年数/应完成年数", "Years done / due"),
+        # the provincial comparison (reports/sections/province)
+        "rank": _t("名次", "Rank"), "city": _t("城市", "City"), "survey_year": _t("调查年份", "Survey year"),
+        "share_pct": _t("比例（%）", "Share (%)"), "ci95": _t("95%置信区间", "95% CI"),
+        "target_pct": _t("目标（%）", "Target (%)"), "p_target": _t("达标概率", "P(target)"),
+        "tasks_completed_pct": _t("任务完成率（%）", "Tasks completed (%)"),
+        "province_estimate_pct": _t("全省估计（%）", "Estimate (%)"), "n_cities": _t("城市数", "Cities"),
+        "difference_pp": _t("差（百分点）", "Difference (points)"),
+        "rank_interval95": _t("名次95%区间", "95% rank interval"), "p_top3": _t("居前三概率", "P(top 3)"),
+        "p_bottom3": _t("居后三概率", "P(bottom 3)"), "p_rank_as_point": _t("名次与点估计相同的概率", "P(rank as estimated)"),
     },
     "word": {  # short words used in tables and figures
         "year": _t("年份", "Year"), "all_city": _t("全市", "City"), "observed": _t("调查估计", "survey estimate"),

