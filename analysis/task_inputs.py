@@ -87,7 +87,7 @@ def raw_inputs(plan: Plan, stage: str, year: int) -> list[Path]:
     if stage == "04_county_gaps":
         return files(raw / "census")
     if stage == "05_plan_progress":
-        returns = raw / str((plan.data.get("tasks") or {}).get("returns_dir", "progress"))
+        returns = raw / plan.settings.tasks.returns_dir
         return sorted(p for p in (raw / "plan").glob("*.csv")) + files(returns)
     if is_report_stage(stage):
         return files(raw / "benchmarks") + files(raw / "census")
