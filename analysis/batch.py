@@ -90,6 +90,7 @@ def run_city_task(spec: CityTask, *upstream: dict[str, Any]) -> dict[str, Any]:
     """Run one task of one city (on a worker): skipped when up to date, blocked after a failure."""
     from .executors import SerialExecutor
     from .pipeline import NotebookFailed, RunPlan, Task, _submit
+    from .render import RenderError
 
     by = _blocked_by(upstream)
     if by is not None:
@@ -106,7 +107,7 @@ def run_city_task(spec: CityTask, *upstream: dict[str, Any]) -> dict[str, Any]:
     job = _submit(SerialExecutor(), rp, task, state, executed_root, spec.verbose)
     try:
         outputs, read = job.finish(executed_root)
-    except (NotebookFailed, UserError) as exc:  # the task's own failure: no retry would change it
+    except (NotebookFailed, RenderError, UserError) as exc:  # the task's own failure: no retry would change it
         return _result(spec.id, "failed", error=str(exc), seconds=time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     rp.record(task, state, outputs, seconds, read)

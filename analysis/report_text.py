@@ -326,6 +326,8 @@ def division_sentence(county: dict[str, Any], lang: str = "zh", n_largest: int =
 
     Before the target year the sentence says the yardstick is the final target.
     """
+    if county.get("divisions_status", "fitted") != "fitted":  # e.g. a city without county-level divisions
+        return term("divisions_status", county["divisions_status"], lang)
     p_likely_below, likely = likely_below(county)
     below = divisions_below(county)
     ys = yardstick(county, lang)

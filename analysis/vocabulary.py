@@ -152,7 +152,13 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
         "人/年": _t("人/年", "people a year"), "人": _t("人", "people"), "个": _t("个", ""), "座": _t("座", ""),
         "所": _t("所", ""), "场": _t("场", "events"), "次": _t("次", "times"), "percent": _t("%", "%"),
     },
-    "division_type": {"区": _t("区", "District"), "县": _t("县", "County"), "县级市": _t("市", "")},
+    "division_type": {"区": _t("区", "District"), "县": _t("县", "County"), "县级市": _t("市", ""),
+                      "地级市": _t("市", "")},  # 地级市: a city without county-level divisions, its own only unit
+    "divisions_status": {  # county_gaps.json divisions_status when there are no division estimates (a reason code)
+        "no_county_divisions": _t("本市不设县级行政区划（不设区的地级市，下辖镇、街道），因此不作分县（市、区）的估计和地图。",
+                                  "The city has no county-level divisions (a prefecture-level city made up of towns "
+                                  "and streets), so there are no estimates or maps by division."),
+    },
     "recommendation_rule": {
         "target_not_secured": _t("目标达成未确认", "Target not secured"),
         "divisions_behind": _t("县（市、区）落后", "Divisions behind"),

@@ -28,11 +28,11 @@ from analysis import synth, synth_progress  # noqa: E402
 from analysis.batch import run_batch  # noqa: E402
 from analysis.config import RAW  # noqa: E402
 from analysis.synth_province import (  # noqa: E402
-    MIN_DIVISIONS,
     build_province_demo,
     find_plans,
     prefectures,
     real_plans,
+    synthetic_prefectures,
 )
 
 PROVINCE = "440000"
@@ -54,8 +54,7 @@ def build(raw: Path, cities: int, years: list[int] | None, n: int) -> int:
         synth.build_demo(plan, n_per_year=n, years=years)
         synth_progress.build_demo_returns(plan)
     _, prefs = prefectures(PROVINCE)
-    real_codes = {p.code for p in real}
-    codes = [p.code for p in prefs if p.code not in real_codes and len(p.divisions) >= MIN_DIVISIONS]
+    codes = [p.code for p in synthetic_prefectures(prefs, real)]
     codes = codes[: max(0, cities - len(real))]
     build_province_demo(PROVINCE, raw, n_per_year=n, years=years, only=codes, echo=lambda msg: None)
     return len(real) + len(codes)

