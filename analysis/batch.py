@@ -19,7 +19,6 @@ the Dask engine is ``analysis.dask_executor.run_graph_dask``.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -32,7 +31,7 @@ from typing import Any
 from .config import NOTEBOOKS, PROCESSED, RAW, REPORTS, Plan, load_plan, processed_dir
 from .errors import UserError
 
-PROVINCE_STAGE = "06_province"
+PROVINCE_STAGE = "06_province"  # catalog.PROVINCE_STAGE.name, spelled out: the CLI imports this module at start
 
 
 class BatchError(UserError):
@@ -50,15 +49,11 @@ class Node:
     deps: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class CityTask:
-    """Everything a worker needs to run one city task (plain values: it travels to other machines)."""
+@dataclass(frozen=True, kw_only=True)
+class BatchTask:
+    """What every task of the batch needs (plain values: it travels to other machines)."""
 
-    city: str
     raw_dir: str
-    report_year: int
-    stage: str
-    year: int
     processed_root: str
     executed_root: str
     langs: tuple[str, ...]
@@ -66,6 +61,16 @@ class CityTask:
     force: bool
     report_out_dir: str
     verbose: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class CityTask(BatchTask):
+    """One task of one city."""
+
+    city: str
+    report_year: int
+    stage: str
+    year: int
     only: tuple[str, ...] = ()
 
     @property
@@ -116,21 +121,15 @@ def run_city_task(spec: CityTask, *upstream: dict[str, Any]) -> dict[str, Any]:
 
 # --- the provincial stage and report as graph nodes -------------------------------------------
 
-@dataclass(frozen=True)
-class ProvinceTask:
+@dataclass(frozen=True, kw_only=True)
+class ProvinceTask(BatchTask):
+    """The provincial stage or report (raw_dir: the province's, with benchmarks/published.csv)."""
+
     province_code: str
     province_zh: str
     benchmark_scope: str
     cities: tuple[tuple[str, str], ...]        # (city id, raw dir)
     year: int
-    raw_dir: str
-    processed_root: str
-    executed_root: str
-    langs: tuple[str, ...]
-    engine: str
-    force: bool
-    report_out_dir: str
-    verbose: bool = False
 
     @property
     def province(self) -> str:
@@ -139,61 +138,54 @@ class ProvinceTask:
         return province_id(self.province_code)
 
 
-def _stamp(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def province_key(spec: ProvinceTask, plans: list[Plan], what: str) -> str:
-    """Content key of the provincial stage ('stage') or report ('report-<lang>')."""
+def province_components(spec: ProvinceTask, plans: list[Plan], what: str) -> dict[str, Any]:
+    """The provincial stage's ('stage') or report's ('report-<lang>') inputs, part by part, as a city
+    task's (task_inputs): its key is their digest, and `task_inputs.explain` says what changed."""
+    from . import catalog
     from .imports import ImportGraph
     from .pipeline import CODE_DIR
     from .province_stage import CITIES_FILE
-    from .task_inputs import digest as _digest
-    from .task_inputs import environment_digest, outputs_digest
-    from .task_inputs import file_digest as _file_digest
+    from .task_inputs import environment_digest, file_digest, outputs_digest, read_stamp, rel_path
 
     root = Path(spec.processed_root)
     graph = ImportGraph(Path(CODE_DIR), None)
+    raw: dict[str, str] = {}
+    upstream: dict[str, str | None] = {}
     if what == "stage":
         nb = Path(NOTEBOOKS) / f"{PROVINCE_STAGE}.ipynb"
-        source = {"notebook": _file_digest(nb)}
+        source = {"notebook": file_digest(nb)}
         code = graph.used_files(graph.closure_of_source(nb))
-        upstream = {}
         for plan in plans:
             for stamp_path in sorted(processed_dir(plan.city, None, root).glob("*/.done-0[235]_*.json")):
                 upstream[f"{plan.city}/{stamp_path.parent.name}/{stamp_path.name}"] = outputs_digest(
-                    _stamp(stamp_path) or {}, with_manifests=False)
-            upstream[f"{plan.city}/margins"] = _file_digest(plan.census_margins_path)
-        cities = processed_dir(spec.province, None, root) / CITIES_FILE
-        upstream["cities"] = _file_digest(cities)
-        upstream["benchmarks"] = _file_digest(Path(spec.raw_dir) / "benchmarks" / "published.csv")
+                    read_stamp(stamp_path), with_manifests=False)
+            raw[f"{plan.city}/margins"] = file_digest(plan.census_margins_path)
+        raw[CITIES_FILE] = file_digest(catalog.province_output_path(spec.province, CITIES_FILE, None, root))
+        benchmarks = Path(spec.raw_dir) / "benchmarks" / "published.csv"
+        raw[rel_path(benchmarks, spec.raw_dir)] = file_digest(benchmarks)
     else:
         from .province_report import PROVINCE_QMD, province_report_sources
 
-        source = {str(p): _file_digest(p) for p in province_report_sources()}
+        source = {str(p): file_digest(p) for p in province_report_sources()}
         code = graph.used_files(graph.closure([f"{graph.package}.province_report"])
                                 | graph.closure_of_source(PROVINCE_QMD))
-        stamp = _stamp(processed_dir(spec.province, spec.year, root) / f".done-{PROVINCE_STAGE}.json") or {}
-        upstream = {"stage": outputs_digest(stamp, with_manifests=True)}
-    return _digest({"what": what, "source": source, "code": code, "upstream": upstream,
-                    "environment": environment_digest(),
-                    "parameters": [spec.province, spec.year, spec.raw_dir, spec.processed_root]})
+        stamp = read_stamp(processed_dir(spec.province, spec.year, root) / f".done-{PROVINCE_STAGE}.json")
+        upstream = {PROVINCE_STAGE: outputs_digest(stamp, with_manifests=True)}
+    return {"what": what, "source": source, "code": code, "plan": {}, "raw": raw, "upstream": upstream,
+            "environment": environment_digest(),
+            "parameters": [spec.province, spec.year, spec.raw_dir, spec.processed_root]}
 
 
 def _outputs_of(folder: Path, root: Path) -> dict[str, list]:
-    from .task_inputs import file_digest as _file_digest
+    from .task_inputs import file_digest
 
-    return {str(p.relative_to(root)): [_file_digest(p), p.stat().st_size]
+    return {str(p.relative_to(root)): [file_digest(p), p.stat().st_size]
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".done-")}
 
 
-def _current(stamp_path: Path, key: str, root: Path, force: bool) -> bool:
+def _current(stamp: dict[str, Any] | None, key: str, root: Path, force: bool) -> bool:
     from .task_inputs import missing_outputs
 
-    stamp = _stamp(stamp_path)
     if force or stamp is None or stamp.get("key") != key:
         return False
     return not missing_outputs(stamp, root)
@@ -205,7 +197,7 @@ def run_province_task(spec: ProvinceTask, *upstream: dict[str, Any]) -> dict[str
 
     from .pipeline import NotebookFailed, execute_notebook
     from .province_stage import write_cities
-    from .task_inputs import write_stamp as _write_stamp
+    from .task_inputs import digest, read_stamp, write_stamp
 
     node_id = f"{spec.province}/{PROVINCE_STAGE}[{spec.year}]"
     t0 = time.perf_counter()
@@ -216,10 +208,11 @@ def run_province_task(spec: ProvinceTask, *upstream: dict[str, Any]) -> dict[str
     root = Path(spec.processed_root)
     left_out = sorted(failed)
     write_cities(root, spec.province_code, plans, spec.province_zh, spec.benchmark_scope, left_out)
-    key = province_key(spec, plans, "stage")
+    components = province_components(spec, plans, "stage")
+    key = digest(components)
     out = processed_dir(spec.province, spec.year, root)
     stamp_path = out / f".done-{PROVINCE_STAGE}.json"
-    if _current(stamp_path, key, root, spec.force):
+    if _current(read_stamp(stamp_path), key, root, spec.force):
         return _result(node_id, "skipped", left_out=left_out, seconds=time.perf_counter() - t0)
     executed = Path(spec.executed_root) / spec.province / str(spec.year) / f"{PROVINCE_STAGE}-{spec.year}.ipynb"
     log_file = executed.with_suffix(".log")
@@ -229,8 +222,9 @@ def run_province_task(spec: ProvinceTask, *upstream: dict[str, Any]) -> dict[str
                          str(log_file), spec.verbose)
     except NotebookFailed as exc:
         return _result(node_id, "failed", error=str(exc), left_out=left_out)
-    _write_stamp(stamp_path, {"key": key, "outputs": _outputs_of(out, root), "seconds": time.perf_counter() - t0,
-                              "finished": datetime.now(UTC).isoformat(timespec="seconds")})
+    write_stamp(stamp_path, {"key": key, "components": components, "outputs": _outputs_of(out, root),
+                             "seconds": time.perf_counter() - t0,
+                             "finished": datetime.now(UTC).isoformat(timespec="seconds")})
     return _result(node_id, "ran", left_out=left_out, seconds=time.perf_counter() - t0)
 
 
@@ -239,7 +233,7 @@ def run_province_report(spec: ProvinceTask, lang: str, *upstream: dict[str, Any]
 
     from .province_report import render_province
     from .render import RenderError
-    from .task_inputs import write_stamp as _write_stamp
+    from .task_inputs import digest, read_stamp, write_stamp
 
     node_id = f"{spec.province}/report-{lang}[{spec.year}]"
     by = _blocked_by(upstream)
@@ -249,9 +243,10 @@ def run_province_report(spec: ProvinceTask, lang: str, *upstream: dict[str, Any]
     root = Path(spec.processed_root)
     out = processed_dir(spec.province, spec.year, root)
     plans = [load_plan(c, Path(r)) for c, r in spec.cities]
-    key = province_key(spec, plans, f"report-{lang}")
+    components = province_components(spec, plans, f"report-{lang}")
+    key = digest(components)
     stamp_path = out / f".done-report-{lang}.json"
-    stamp = _stamp(stamp_path)
+    stamp = read_stamp(stamp_path)
     if (not spec.force and stamp and stamp.get("key") == key
             and all(Path(p).is_file() for p in stamp.get("files", {}).values())):
         return _result(node_id, "skipped", files=stamp["files"], seconds=time.perf_counter() - t0)
@@ -261,8 +256,8 @@ def run_province_report(spec: ProvinceTask, lang: str, *upstream: dict[str, Any]
     except (RenderError, UserError) as exc:
         return _result(node_id, "failed", error=str(exc))
     files = {k: str(v) for k, v in files.items()}
-    _write_stamp(stamp_path, {"key": key, "files": files,
-                              "finished": datetime.now(UTC).isoformat(timespec="seconds")})
+    write_stamp(stamp_path, {"key": key, "components": components, "files": files,
+                             "finished": datetime.now(UTC).isoformat(timespec="seconds")})
     return _result(node_id, "ran", files=files, seconds=time.perf_counter() - t0)
 
 
@@ -300,6 +295,8 @@ def plan_batch(plans: list[Plan], year: int, processed_root: Path | None = None,
     nodes: list[Node] = []
     total = current = 0
     city_nodes: dict[str, list[str]] = {}
+    common = {"processed_root": str(processed_root), "executed_root": str(executed_root), "langs": langs,
+              "engine": engine, "force": force, "report_out_dir": str(report_out_dir), "verbose": verbose}
     for plan in plans:
         staging.clear_stale(processed_root, plan.city)
         rp = RunPlan(plan, year, processed_root, only=only, langs=langs, engine=engine, force=force,
@@ -311,9 +308,8 @@ def plan_batch(plans: list[Plan], year: int, processed_root: Path | None = None,
         for t in rp.tasks:
             if t not in pending:
                 continue
-            spec = CityTask(plan.city, str(Path(plan.raw_dir).resolve()), int(year), t.stage, t.year,
-                            str(processed_root), str(executed_root), langs, engine, force, str(report_out_dir),
-                            verbose, tuple(sorted(only or ())))
+            spec = CityTask(city=plan.city, raw_dir=str(Path(plan.raw_dir).resolve()), report_year=int(year),
+                            stage=t.stage, year=t.year, only=tuple(sorted(only or ())), **common)
             deps = tuple(f"{plan.city}/{d.id}" for d in sorted(rp.deps[t], key=rp.tasks.index) if d in pending)
             nodes.append(Node(spec.id, plan.city, run_city_task, (spec,), deps))
             ids.append(spec.id)
@@ -323,10 +319,10 @@ def plan_batch(plans: list[Plan], year: int, processed_root: Path | None = None,
         from .synth_province import prefectures, scope_of
 
         province_zh, _ = prefectures(province_code)
-        spec = ProvinceTask(str(province_code), province_zh, scope_of(province_code),
-                            tuple((p.city, str(Path(p.raw_dir).resolve())) for p in plans), int(year),
-                            str(raw_dir), str(processed_root), str(executed_root), langs, engine, force,
-                            str(report_out_dir), verbose)
+        spec = ProvinceTask(province_code=str(province_code), province_zh=province_zh,
+                            benchmark_scope=scope_of(province_code),
+                            cities=tuple((p.city, str(Path(p.raw_dir).resolve())) for p in plans), year=int(year),
+                            raw_dir=str(raw_dir), **common)
         stage_id = f"{spec.province}/{PROVINCE_STAGE}[{year}]"
         # after what it reads (stages 02, 03, 05 and so 01): a city whose maps (04) or report failed is kept
         read = ("/01_clean[", "/02_weight_estimate[", "/03_trajectory[", "/05_plan_progress[")
@@ -506,8 +502,9 @@ def common_province(plans: list[Plan]) -> str | None:
 
 
 def _batch(args: Any) -> int:
-    from .cli import check_environment
+    from .cli import check_environment, check_executor_arguments
 
+    check_executor_arguments(args)
     check_environment(args.strict)
     plans = find_plans(args.plans, args.province, args.raw_dir)
     langs = [] if args.no_report else [lang for lang in args.lang.split(",") if lang]
@@ -520,7 +517,8 @@ def _batch(args: Any) -> int:
     return 1 if summary.failures else 0
 
 
-def add_batch_parser(sub: Any, common: Callable[[Any], None], locked: Callable[[Any], None]) -> None:
+def add_batch_parser(sub: Any, common: Callable[[Any], None], locked: Callable[[Any], None],
+                     executor_arguments: Callable[..., None]) -> None:
     b = sub.add_parser("batch", help="run many cities (and a provincial comparison) as one task graph")
     common(b)
     locked(b)
@@ -530,13 +528,7 @@ def add_batch_parser(sub: Any, common: Callable[[Any], None], locked: Callable[[
                    help="a province's admin code (e.g. 440000): its real plans in data/raw/plan, its synthetic "
                         "demo cities in data/raw/province/CODE, then the provincial stage and report")
     b.add_argument("--year", type=int, default=2025)
-    b.add_argument("--executor", default="serial", choices=("serial", "local", "dask"),
-                   help="serial (this process), local (process pool) or dask (dask.distributed)")
-    b.add_argument("--workers", type=int, default=None,
-                   help="workers of the local pool or of a new local Dask cluster (default: one per core)")
-    b.add_argument("--scheduler", metavar="ADDRESS",
-                   help="an existing Dask scheduler, e.g. tcp://HOST:8786 (default: $DASK_SCHEDULER_ADDRESS, "
-                        "else a local cluster)")
+    executor_arguments(b, default="serial", workers=None)
     b.add_argument("--force", action="store_true", help="rerun tasks that are up to date")
     b.add_argument("--no-report", action="store_true", help="notebooks and the provincial stage only")
     b.add_argument("--lang", default="zh", help="report language(s): zh, en or zh,en")

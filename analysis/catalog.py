@@ -117,6 +117,39 @@ OUTPUTS: tuple[Output, ...] = (
 
 STAGE_NAMES = tuple(s.name for s in STAGES)
 
+# The provincial stage (notebook 06_province, run by `python -m analysis batch --province CODE`): not a city
+# stage, so not in STAGES; it reads the cities' outputs of these stages and writes under
+# data/processed/province-<code>/<year>/ (cities.json, written by the batch, one folder up).
+PROVINCE_STAGE = Stage("06_province", "report_year", ("02_weight_estimate", "03_trajectory", "05_plan_progress"))
+PROVINCE_BATCH = "batch"  # writer of cities.json
+LEAGUE_COLUMNS = ("city", "code", "name_zh", "synthetic", "population", "latest_year", "latest_estimate",
+                  "latest_se", "p_exceeds_target", "rank", "rank_low", "rank_high")
+
+PROVINCE_OUTPUTS: tuple[Output, ...] = (
+    Output("cities.json", PROVINCE_BATCH,
+           "in `province-<code>/` (no year): the province's code, name and benchmark scope, the cities compared "
+           "(`city`, `code`, `raw_dir`) and those `left_out` (their tasks failed); written by the batch"),
+    Output("league.parquet", PROVINCE_STAGE.name,
+           "one row per city, by rank: latest estimate with SE and interval, change since the baseline, "
+           "P(target), task completion, adult population, `rank` with its 95% interval `rank_low`..`rank_high`",
+           LEAGUE_COLUMNS),
+    Output("province_estimates.parquet", PROVINCE_STAGE.name,
+           "per year: the population-weighted provincial estimate (cities as strata) `estimate`, `se`, "
+           "`ci_low`, `ci_high`, `n_cities`, `population_covered`, the `published` rate and the difference",
+           ("year", "estimate", "se", "ci_low", "ci_high", "published")),
+    Output("city_estimates.parquet", PROVINCE_STAGE.name, "per city and survey year: `estimate`, `se` (literate)",
+           ("city", "year", "estimate", "se")),
+    Output("rank_probabilities.parquet", PROVINCE_STAGE.name, "per city: P(rank = k), columns `rank_1`..",
+           ("city",)),
+    Output("province.json", PROVINCE_STAGE.name,
+           "headline: cities (synthetic ones), latest provincial estimate with SE and interval, P(target), "
+           "benchmark scope, top and bottom city, rank interval widths"),
+    Output("figures/province_map.png", PROVINCE_STAGE.name, "choropleth of the latest city rates"),
+    Output("figures/province_vs_published.png", PROVINCE_STAGE.name,
+           "provincial estimate with 95% interval against the published rates"),
+    Output("figures/rank_intervals.png", PROVINCE_STAGE.name, "each city's rank with its 95% interval"),
+)
+
 
 class OutputError(UserError, ValueError):
     """An upstream output is missing or does not follow its contract."""
@@ -137,7 +170,7 @@ def stage(name: str) -> Stage:
 
 def output(name: str) -> Output:
     """The catalog entry of a file name (exact, or matching a family such as figures/map_*.png)."""
-    for o in OUTPUTS:
+    for o in (*OUTPUTS, *PROVINCE_OUTPUTS):
         if name == o.name or ("*" in o.name and fnmatch.fnmatchcase(name, o.name)):
             return o
     raise KeyError(f"{name!r} is not in the catalog of stage outputs (analysis/catalog.py)")
@@ -169,6 +202,54 @@ def require(plan: Plan, name: str, year: int, processed_root: Path | None = None
                             f"{'survey year' if scope == 'survey_year' else 'report year'} {int(year)} "
                             f"(python -m analysis run --year {int(year)})")
     return path
+
+
+# ---------------------------------------------------------------- the provincial stage's files
+
+def _province_output(name: str) -> Output:
+    entry = output(name)
+    if entry not in PROVINCE_OUTPUTS:
+        raise KeyError(f"{name!r} is not an output of the provincial stage (catalog.PROVINCE_OUTPUTS)")
+    return entry
+
+
+def province_output_path(province: str, name: str, year: int | None, processed_root: Path | None = None) -> Path:
+    """Where a provincial output lives (province: the id province-<code>; cities.json has no year)."""
+    entry = _province_output(name)
+    return processed_dir(province, None if entry.stage == PROVINCE_BATCH else int(year), processed_root) / name
+
+
+def require_province(province: str, name: str, year: int | None, processed_root: Path | None = None) -> Path:
+    path = province_output_path(province, name, year, processed_root)
+    if not path.is_file():
+        raise MissingOutput(f"{path} not found: run the provincial stage "
+                            f"(python -m analysis batch --province {province.removeprefix('province-')})")
+    return path
+
+
+def read_province_table(province: str, name: str, year: int, processed_root: Path | None = None,
+                        need: Iterable[str] | None = None) -> pd.DataFrame:
+    """One table of the provincial stage, its contract columns checked."""
+    return read_file_table(require_province(province, name, year, processed_root), need)
+
+
+def read_province_json(province: str, name: str, year: int | None,
+                       processed_root: Path | None = None) -> dict[str, Any]:
+    """province.json of a year, or cities.json (year None)."""
+    path = require_province(province, name, year, processed_root)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise OutputError(f"{path}: not readable JSON ({err}); rerun the provincial stage") from err
+
+
+def write_province_outputs(province: str, year: int, processed_root: Path | None,
+                           files: dict[str, Any]) -> dict[str, Path]:
+    """Write the provincial stage's tables and JSON all at once (as write_outputs)."""
+    for name in files:
+        if _province_output(name).stage != PROVINCE_STAGE.name:
+            raise KeyError(f"{name} is not written by the provincial stage")
+    return _write_all(processed_dir(province, int(year), processed_root), PROVINCE_STAGE.name, files)
 
 
 # ---------------------------------------------------------------- readers
@@ -296,7 +377,11 @@ def write_outputs(plan: Plan, stage_name: str, year: int, processed_root: Path |
     for name in files:
         if writer(name) != stage_name:
             raise KeyError(f"{name} is catalogued as an output of {writer(name)}, not {stage_name}")
-    out_dir = processed_dir(plan.city, int(year), processed_root)
+    return _write_all(processed_dir(plan.city, int(year), processed_root), stage_name, files)
+
+
+def _write_all(out_dir: Path, stage_name: str, files: dict[str, Any]) -> dict[str, Path]:
+    """Write to a temporary folder beside out_dir, then move every file in (nothing on failure)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-{stage_name}-", dir=out_dir.parent))
     try:
@@ -327,9 +412,13 @@ BEGIN, END = "<!-- catalog:outputs (generated by python -m analysis.catalog) -->
 
 def outputs_table() -> str:
     """The markdown table of every output, as docs/contracts.md shows it."""
-    short = {s.name: s.name[:2] for s in STAGES} | {"all": "all"}
+    short = {s.name: s.name[:2] for s in (*STAGES, PROVINCE_STAGE)} | {"all": "all", PROVINCE_BATCH: PROVINCE_BATCH}
     rows = ["| file | stage | content |", "|---|---|---|"]
     rows += [f"| {o.name} | {short[o.stage]} | {o.content} |" for o in OUTPUTS]
+    rows += ["", f"The provincial stage ({PROVINCE_STAGE.name}, `python -m analysis batch --province CODE`) writes "
+             "under `data/processed/province-<code>/<year>/`:", "",
+             "| file | stage | content |", "|---|---|---|"]
+    rows += [f"| {o.name} | {short[o.stage]} | {o.content} |" for o in PROVINCE_OUTPUTS]
     return "\n".join(rows)
 
 

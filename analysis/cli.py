@@ -86,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     from .runlock import run_lock
 
     t0 = time.perf_counter()
+    check_executor_arguments(args)
     plan = load_plan(args.city, args.raw_dir)
     check_environment(args.strict)
     only = set(args.only.split(",")) if args.only else None
@@ -102,7 +103,9 @@ def _run(args: argparse.Namespace) -> int:
         from .progress_bar import TaskBar
 
         bar = (None if args.verbose else TaskBar.for_terminal(sys.stderr)) or Progress(_say, False)
-        return run_pipeline(plan, args.year, executor=make_executor(args.executor, args.workers),
+        executor = make_executor(args.executor, args.workers, scheduler=args.scheduler,
+                                 processed_root=args.processed_root)
+        return run_pipeline(plan, args.year, executor=executor,
                             processed_root=args.processed_root, run_plan=rp, progress=bar, verbose=args.verbose)
 
     if args.dry_run:
@@ -155,6 +158,26 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+EXECUTOR_CHOICES = ("local", "serial", "dask")
+
+
+def executor_arguments(sp: argparse.ArgumentParser, default: str, workers: int | None) -> None:
+    """--executor, --workers and --scheduler, the same for `run` and `batch`."""
+    sp.add_argument("--executor", default=default, choices=EXECUTOR_CHOICES,
+                    help=f"local (process pool), serial (this process) or dask (dask.distributed); default {default}")
+    sp.add_argument("--workers", type=int, default=workers,
+                    help="workers of the local pool or of a new local Dask cluster "
+                         f"(default: {workers or 'one per core'})")
+    sp.add_argument("--scheduler", metavar="ADDRESS",
+                    help="with --executor dask: an existing scheduler, e.g. tcp://HOST:8786 (default: "
+                         "$DASK_SCHEDULER_ADDRESS, else a local cluster)")
+
+
+def check_executor_arguments(args: argparse.Namespace) -> None:
+    if args.scheduler and args.executor != "dask":
+        raise UserError(f"--scheduler is for --executor dask, not {args.executor}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -189,9 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(r)
     locked(r)
     r.add_argument("--year", type=int, default=2025)
-    r.add_argument("--executor", default="local",
-                   help="local (process pool), serial or dask ($DASK_SCHEDULER_ADDRESS, else a local cluster)")
-    r.add_argument("--workers", type=int, default=2, help="parallel notebooks (local executor)")
+    executor_arguments(r, default="local", workers=2)
     r.add_argument("--force", action="store_true", help="rerun tasks that are up to date")
     r.add_argument("--dry-run", action="store_true", help="list the tasks that would run and why; run nothing")
     r.add_argument("--only", help="comma-separated stages, e.g. 01_clean,02_weight_estimate")
@@ -210,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .batch import add_batch_parser
 
-    add_batch_parser(sub, common, locked)
+    add_batch_parser(sub, common, locked, executor_arguments)
     return p
 
 

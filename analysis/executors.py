@@ -109,18 +109,23 @@ def terminate(executor: Executor) -> None:
             proc.terminate()
 
 
-def DaskExecutor(workers: int = 2) -> Executor:  # noqa: N802 - reads as a class
-    """dask.distributed: $DASK_SCHEDULER_ADDRESS, else a local cluster (analysis/dask_executor.py)."""
+def DaskExecutor(workers: int = 2, scheduler: str | None = None, processed_root: Any = None) -> Executor:  # noqa: N802
+    """dask.distributed: the scheduler given, else $DASK_SCHEDULER_ADDRESS, else a local cluster
+    (analysis/dask_executor.py), which checks that the workers see processed_root."""
     from .dask_executor import DaskExecutor as _Dask
 
-    return _Dask(workers)
+    return _Dask(workers, scheduler, processed_root)
 
 
 EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "serial": SerialExecutor,
                                                  "dask": DaskExecutor}
 
 
-def make_executor(name: str, workers: int = 2) -> Executor:
+def make_executor(name: str, workers: int | None = 2, scheduler: str | None = None,
+                  processed_root: Any = None) -> Executor:
+    """The executor `name`; scheduler and processed_root matter to dask only (cli --scheduler)."""
     if name not in EXECUTORS:
         raise UnknownExecutor(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
-    return EXECUTORS[name](workers) if name in ("local", "dask") else EXECUTORS[name]()
+    if name == "dask":
+        return EXECUTORS[name](workers, scheduler, processed_root)
+    return EXECUTORS[name](workers or 2) if name == "local" else EXECUTORS[name]()

@@ -3,14 +3,12 @@ template and machinery (analysis/render.py)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from . import catalog
 from .config import PROCESSED, REPORTS, ROOT, processed_dir
 from .errors import UserError
 from .provenance import uses_synthetic_inputs
@@ -35,15 +33,15 @@ class ProvinceData:
         self.province, self.year = province, int(year)
         self.root = Path(processed_root or PROCESSED)
         self.dir = processed_dir(province, year, self.root)
-        path = self.dir / "province.json"
-        if not path.exists():
-            raise ProvinceReportError(f"{path} not found: run the provincial stage first "
-                                      "(python -m analysis batch --province CODE)")
-        self.summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        self.league = pd.read_parquet(self.dir / "league.parquet")
-        self.estimates = pd.read_parquet(self.dir / "province_estimates.parquet").dropna(subset=["estimate"])
-        cities = json.loads((processed_dir(province, None, self.root) / "cities.json").read_text(encoding="utf-8"))
-        self.left_out = cities.get("left_out", [])
+        try:
+            self.summary: dict[str, Any] = catalog.read_province_json(province, "province.json", year, self.root)
+            self.league = catalog.read_province_table(province, "league.parquet", year, self.root)
+            self.estimates = catalog.read_province_table(province, "province_estimates.parquet", year,
+                                                         self.root).dropna(subset=["estimate"])
+            self.cities = catalog.read_province_json(province, "cities.json", None, self.root)
+        except catalog.MissingOutput as err:
+            raise ProvinceReportError(str(err)) from err
+        self.left_out = self.cities.get("left_out", [])
 
     @property
     def synthetic_cities(self) -> list[str]:
@@ -58,7 +56,7 @@ class ProvinceData:
         return float((self.league["rank_high"] - self.league["rank_low"] + 1).mean())
 
     def figure(self, name: str) -> Path:
-        return self.dir / "figures" / name
+        return catalog.require_province(self.province, f"figures/{name}", self.year, self.root)
 
     def synthetic(self) -> bool:
         """Built on synthetic inputs: a synthetic city plan, or any city's manifests naming synthetic files."""
@@ -81,9 +79,8 @@ def report_date(d: ProvinceData) -> datetime:
     from .config import load_plan
     from .render import source_date
 
-    cities = json.loads((processed_dir(d.province, None, d.root) / "cities.json").read_text(encoding="utf-8"))
     dates = []
-    for c in cities["cities"]:
+    for c in d.cities["cities"]:
         raw = Path(c["raw_dir"])
         dates.append(source_date(load_plan(c["city"], raw if raw.is_absolute() else ROOT / raw), d.year, d.root))
     return max(dates) if dates else datetime(d.year, 12, 31, tzinfo=UTC)

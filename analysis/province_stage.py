@@ -22,7 +22,7 @@ import pandas as pd
 from . import catalog
 from .config import PROCESSED, RAW, ROOT, load_plan, processed_dir
 from .errors import UserError
-from .jsonio import write_json
+from .jsonio import to_jsonable
 from .provenance import write_manifest
 from .province import (
     RANK_DRAWS,
@@ -35,7 +35,7 @@ from .province import (
     rank_uncertainty,
 )
 
-STAGE = "06_province"
+STAGE = catalog.PROVINCE_STAGE.name
 CITIES_FILE = "cities.json"
 
 
@@ -58,7 +58,7 @@ def write_cities(processed_root: Path, province_code: str, plans: list[Any], pro
             "cities": [{"city": p.city, "code": p.code, "raw_dir": rel(p.raw_dir)}
                        for p in sorted(plans, key=lambda p: p.code)],
             "left_out": sorted(left_out)}
-    path = processed_dir(province_id(province_code), None, processed_root) / CITIES_FILE
+    path = catalog.province_output_path(province_id(province_code), CITIES_FILE, None, processed_root)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     if not path.exists() or path.read_text(encoding="utf-8") != text:  # unchanged file: unchanged key
@@ -67,11 +67,11 @@ def write_cities(processed_root: Path, province_code: str, plans: list[Any], pro
 
 
 def read_cities(province: str, processed_root: Path) -> tuple[dict[str, Any], list[Any]]:
-    path = processed_dir(province, None, processed_root) / CITIES_FILE
-    if not path.exists():
-        raise ProvinceStageError(f"{path} not found: the provincial stage runs from the batch command "
-                                 "(python -m analysis batch --province CODE)")
-    spec = json.loads(path.read_text(encoding="utf-8"))
+    """cities.json (catalog.read_province_json) and the plans it names."""
+    try:
+        spec = catalog.read_province_json(province, CITIES_FILE, None, processed_root)
+    except catalog.MissingOutput as err:
+        raise ProvinceStageError(f"{err}: the provincial stage runs from the batch command") from err
     plans = []
     for c in spec["cities"]:
         raw = Path(c["raw_dir"])
@@ -149,7 +149,7 @@ def load_inputs(city: str, year: int, raw_dir: Path, processed_root: Path) -> di
     from .benchmarks import default_path, load_benchmarks
 
     spec, plans = read_cities(city, processed_root)
-    inputs = [processed_dir(city, None, processed_root) / CITIES_FILE, default_path(raw_dir)]
+    inputs = [catalog.province_output_path(city, CITIES_FILE, None, processed_root), default_path(raw_dir)]
     for p in plans:
         inputs += [p.path, p.census_margins_path]
         inputs += sorted(processed_dir(p.city, None, processed_root).glob("*/estimates.parquet"))
@@ -195,18 +195,21 @@ def save_outputs(city: str, year: int, data: dict[str, Any], result: dict[str, A
                  processed_root: Path) -> list[Path]:
     """Tables, figures, province.json and the manifest under data/processed/province-<code>/<year>/."""
     out = processed_dir(city, year, processed_root)
-    fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    outputs = []
-    for name, df in (("league.parquet", result["league"]), ("province_estimates.parquet", result["compared"]),
-                     ("city_estimates.parquet", result["est"]), ("rank_probabilities.parquet", result["probs"])):
-        df.to_parquet(out / name, index=False)
-        outputs.append(out / name)
+
+    def fig(name: str) -> Path:
+        path = catalog.province_output_path(city, f"figures/{name}", year, processed_root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
     code = data["spec"]["province_code"]
-    outputs.append(province_map(result["league"], code, year, fig_dir / "province_map.png"))
-    outputs.append(published_figure(result["compared"], result["target"], fig_dir / "province_vs_published.png"))
-    outputs.append(rank_figure(result["league"], fig_dir / "rank_intervals.png"))
-    outputs.append(write_json(out / "province.json", result["summary"], ndigits=6))
+    figures = [province_map(result["league"], code, year, fig("province_map.png")),
+               published_figure(result["compared"], result["target"], fig("province_vs_published.png")),
+               rank_figure(result["league"], fig("rank_intervals.png"))]
+    written = catalog.write_province_outputs(city, year, processed_root, {
+        "league.parquet": result["league"], "province_estimates.parquet": result["compared"],
+        "city_estimates.parquet": result["est"], "rank_probabilities.parquet": result["probs"],
+        "province.json": to_jsonable(result["summary"], ndigits=6)})
+    outputs = [*written.values(), *figures]
     write_manifest(out, STAGE, data["inputs"], outputs, {"city": city, "year": year, "raw_dir": str(raw_dir),
                                                          "processed_root": str(processed_root)})
     return outputs

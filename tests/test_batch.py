@@ -298,3 +298,25 @@ def test_cities_without_county_divisions_run_end_to_end(tmp_path):
         text = " ".join(p.extract_text() for p in PdfReader(str(files["pdf"])).pages)
         flat = "".join(text.split()) if lang == "zh" else " ".join(text.split())
         assert sentence in flat
+
+
+def test_run_and_batch_take_the_same_executor_options(tmp_path, capsys):
+    from distributed import LocalCluster
+
+    from analysis.cli import build_parser, main
+    from analysis.executors import make_executor
+
+    parser = build_parser()
+    for command in (["run"], ["batch", "--province", "440000"]):
+        args = parser.parse_args([*command, "--executor", "dask", "--scheduler", "tcp://head:8786", "--workers", "4"])
+        assert (args.executor, args.scheduler, args.workers) == ("dask", "tcp://head:8786", 4)
+    assert main(["run", "--scheduler", "tcp://head:8786", "--processed-root", str(tmp_path)]) == 1
+    assert "--scheduler is for --executor dask, not local" in capsys.readouterr().err
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                      silence_logs=50) as cluster:
+        ex = make_executor("dask", None, scheduler=cluster.scheduler_address, processed_root=tmp_path)
+        try:
+            assert ex.client.scheduler.address == cluster.scheduler_address and ex._max_workers == 1
+            assert ex.submit(pow, 3, 3).result() == 27
+        finally:
+            ex.shutdown()

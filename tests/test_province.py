@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis.batch import PROVINCE_STAGE
 from analysis.benchmarks import load_benchmarks
 from analysis.config import RAW, load_plan
 from analysis.county_gaps_stage import county_division_codes, divisions_status
@@ -185,3 +186,32 @@ def test_demo_province_files_say_synthetic(tmp_path):
     assert files and all("synthetic" in p.name or p.name == "published.csv" for p in files)
     text = plan.path.read_text(encoding="utf-8")
     assert "SYNTHETIC" in text and "湛江" not in text
+
+
+# --- the provincial stage's files in the catalog ----------------------------------------------------
+
+def test_provincial_outputs_are_catalogued_and_read_through_the_catalog(tmp_path):
+    from analysis import catalog
+
+    league = pd.DataFrame({c: [1] for c in catalog.LEAGUE_COLUMNS})
+    written = catalog.write_province_outputs("province-440000", 2025, tmp_path,
+                                             {"league.parquet": league, "province.json": {"n_cities": 1}})
+    assert written["league.parquet"] == tmp_path / "province-440000" / "2025" / "league.parquet"
+    pd.testing.assert_frame_equal(catalog.read_province_table("province-440000", "league.parquet", 2025, tmp_path),
+                                  league)
+    assert catalog.read_province_json("province-440000", "province.json", 2025, tmp_path) == {"n_cities": 1}
+    assert catalog.province_output_path("province-440000", "cities.json", None, tmp_path) == (
+        tmp_path / "province-440000" / "cities.json")                   # the batch's file has no year
+    assert catalog.writer("figures/rank_intervals.png") == "06_province" == PROVINCE_STAGE
+    with pytest.raises(catalog.MissingOutput, match=r"2025/rank_probabilities.parquet not found: run the "
+                                                    r"provincial stage \(python -m analysis batch --province 440000\)"):
+        catalog.read_province_table("province-440000", "rank_probabilities.parquet", 2025, tmp_path)
+    with pytest.raises(KeyError, match="not written by the provincial stage"):
+        catalog.write_province_outputs("province-440000", 2025, tmp_path, {"cities.json": {}})
+    with pytest.raises(KeyError, match="not an output of the provincial stage"):
+        catalog.province_output_path("province-440000", "estimates.parquet", 2025, tmp_path)
+    league.drop(columns="rank").to_parquet(written["league.parquet"])
+    with pytest.raises(catalog.OutputError, match=r"missing column\(s\) \['rank'\]"):
+        catalog.read_province_table("province-440000", "league.parquet", 2025, tmp_path)
+    text = catalog.CONTRACTS.read_text(encoding="utf-8")
+    assert all(f"| {o.name} | " in text for o in catalog.PROVINCE_OUTPUTS)
