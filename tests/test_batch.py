@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -138,6 +139,30 @@ def test_provincial_pdf_has_notice_league_table_estimate_and_map(serial_and_dask
     for words in ("各市排行", "全省估计与公布值", "排名的不确定性", "珠海市", "汕尾市", "潮州市"):
         assert words in text
     assert sum(len(p.images) for p in reader.pages) == 3                 # map, estimate vs published, ranks
+
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+ENGLISH_ALLOWED_CHINESE: list[str] = []   # the English provincial report names nothing in Chinese on purpose
+
+
+@pytest.mark.slow
+def test_english_provincial_pdf_has_no_chinese_and_the_synthetic_notice_first(serial_and_dask):
+    from analysis.province_report import render_province
+
+    _, _, work, *_ = serial_and_dask
+    files = render_province("province-440000", 2025, lang="en", processed_root=work / "processed",
+                            out_dir=work / "out-en", engine="offline", work_dir=work / "render-en")
+    assert files["pdf"].name == "province-440000-2025-comparison-en.pdf"
+    reader = PdfReader(str(files["pdf"]))
+    first = " ".join(reader.pages[0].extract_text().split())
+    assert "SYNTHETIC" in first and "do not cite them" in first
+    text = re.sub(r"\s+", "", "".join(p.extract_text() for p in reader.pages))
+    for allowed in ENGLISH_ALLOWED_CHINESE:
+        text = text.replace(allowed, "")
+    stray = sorted({m.group(0) for m in re.finditer(r".{0,12}" + CJK.pattern + r"+.{0,12}", text)})
+    assert not stray, f"Chinese text in the English provincial report: {stray[:10]}"
+    for city in ("Zhuhai", "Shanwei", "Chaozhou"):
+        assert city in text
 
 
 # --- a lost worker and a failing city ------------------------------------------------------------
