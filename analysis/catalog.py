@@ -148,6 +148,7 @@ PROVINCE_OUTPUTS: tuple[Output, ...] = (
     Output("figures/province_vs_published.png", PROVINCE_STAGE.name,
            "provincial estimate with 95% interval against the published rates"),
     Output("figures/rank_intervals.png", PROVINCE_STAGE.name, "each city's rank with its 95% interval"),
+    Output("figures/en/*.png", PROVINCE_STAGE.name, "the same three figures with English text"),
 )
 
 

