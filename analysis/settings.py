@@ -32,6 +32,15 @@ DEFAULT_GROUP_FAR_BEHIND = 0.5
 DEFAULT_MARGINS = ("division_urban", "sex_age", "education")
 DEFAULT_LONELY_PSU = "adjust"
 DEFAULT_CENSUS_PUBLISHED = "census/{city}-population-published.csv"
+# survey.cleaning.implausible: demographic combinations the cleaning drops (analysis/clean.py, rule 10).
+# Not included: 本科及以上 under 20. Chinese surveys record students at the level
+# they are studying for (在读), so an 18-year-old undergraduate answers 本科.
+DEFAULT_IMPLAUSIBLE = (
+    {"id": "student_60_plus", "label_zh": "学生且60岁及以上", "occupation": "学生", "age_min": 60},
+    {"id": "retired_under_40", "label_zh": "离退休人员且不满40岁", "occupation": "离退休人员", "age_max": 39},
+    {"id": "official_primary", "label_zh": "领导干部和公务员且文化程度小学及以下",
+     "occupation": "领导干部和公务员", "education": "小学及以下"},
+)
 
 LONELY_PSU_RULES = ("certainty", "remove", "adjust", "average", "fail")
 TARGET_RULES = ("above", "at_least")
@@ -128,7 +137,9 @@ class CleaningSettings:
     min_duration_minutes: float = _f(8.0, unit="minutes", lo=0)
     max_straightline_run: int = _f(15, lo=1)
     duplicate_min_answered_share: float = _f(0.5, unit="share", lo=0, hi=1)
-    implausible: list[dict] | None = _f(None)
+    implausible: list[dict] = _f(list(DEFAULT_IMPLAUSIBLE))  # [] in the plan: no combination is dropped
+    # More dropped than this share of the input stops stage 01: a wrong file, a wrong code list or a
+    # broken column, not a real sample.
     max_drop_share: float = _f(0.5, unit="share", lo=0, hi=1)
 
 
