@@ -89,6 +89,10 @@ class CitySettings:
     report_title_en: str = _f("")
     synthetic: bool = _f(False)  # a demo city made by analysis.synth_province (said on every page)
 
+    def given(self) -> dict[str, Any]:
+        """The keys the plan file fills in, as a mapping (an empty or absent key is left out)."""
+        return {k: v for k, v in vars(self).items() if v not in ("", None)}
+
 
 @dataclass(frozen=True)
 class PeriodSettings:
@@ -235,6 +239,14 @@ class ReportRules:
 
 
 @dataclass(frozen=True)
+class NamesEnSettings:
+    """English names of the annex's words, by their Chinese text (a word not listed keeps its Chinese)."""
+
+    units: dict[str, str] = _f({})  # lead and responsible units
+    actions: dict[str, str] = _f({})  # actions and key projects (group names)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the code reads from a plan file."""
 
@@ -251,7 +263,7 @@ class Settings:
     trajectory: TrajectorySettings = _f(None)
     sae: SaeSettings = _f(None)
     report: ReportRules = _f(None)
-    names_en: dict[str, dict[str, str]] = _f({})  # English names of units and actions, by Chinese name
+    names_en: NamesEnSettings = _f(None)
 
 
 # ---------------------------------------------------------------- parsing
@@ -372,6 +384,19 @@ def _build(cls: type, node: Any, prefix: str, ctx: _Ctx) -> Any:
     return cls(**kwargs)
 
 
+def _check_names(data: Any, s: Settings, ctx: _Ctx) -> None:
+    """The names the English report reads: text where given, and only known kinds under names_en."""
+    for i, d in enumerate(s.divisions):
+        for key in ("name_zh", "name_en"):
+            if key in d and not isinstance(d[key], str):
+                raise ctx.fail(f"divisions[{i}].{key}", "text", d[key])
+    given = data.get("names_en") if isinstance(data, dict) else None
+    known = [f.name for f in dataclasses.fields(NamesEnSettings)]
+    for kind in given or {}:
+        if kind not in known:
+            raise PlanError(f"{ctx.file}: key 'names_en.{kind}' is not known; expected {' or '.join(known)}")
+
+
 def _check(s: Settings, ctx: _Ctx) -> None:
     """Checks across keys."""
     codes = []
@@ -396,6 +421,7 @@ def parse_settings(data: Any, file: Path | str) -> Settings:
     ctx = _Ctx(file)
     settings = _build(Settings, data, "", ctx)
     _check(settings, ctx)
+    _check_names(data, settings, ctx)
     return settings
 
 
