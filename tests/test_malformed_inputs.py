@@ -18,10 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from malformed_corpus import (
     CITY,
+    LIST_CASES,
+    MARGINS_CASES,
     PII,
+    PUBLISHED_CASES,
+    RETURNS_CASES,
     SURVEY,
     SURVEY_CASES,
     YEAR,
+    add_plan_lists,
     build_base,
     copy_raw,
     csv_bytes,
@@ -488,3 +493,106 @@ def test_notebook_01_on_a_file_without_faults(base, tmp_path):
     run_stage_01(raw, out, tmp_path / "nb")
     ledger = pd.read_parquet(out / CITY / str(YEAR) / "ledger.parquet")
     assert len(ledger) == len(read_base(raw)) and (ledger["status"] == "kept").all()
+
+
+# --- task and unit lists, returns folder, published figures, census margins (stages 04, 05, demo) ---
+
+@pytest.mark.parametrize("cls", ["analysis.progress_stage.ProgressStageError",
+                                 "analysis.county_gaps_stage.CountyGapsError",
+                                 "analysis.synth_census.CensusInputError", "analysis.plan_tasks.TasksError",
+                                 "analysis.benchmarks.BenchmarkError", "analysis.geo.BoundaryError"])
+def test_input_errors_are_user_errors(cls):
+    """Shown by the CLI as one message with exit status 1 (traceback only with --debug)."""
+    import importlib
+
+    module, name = cls.rsplit(".", 1)
+    assert issubclass(getattr(importlib.import_module(module), name), UserError)
+
+
+def _failed_run_changes_nothing(run, message: str, good_root: Path, out: Path) -> str:
+    shutil.copytree(good_root, out)  # last year's outputs must survive a failed run
+    before = snapshot(out)
+    with pytest.raises(UserError) as err:
+        run(out)
+    msg = str(err.value)
+    assert re.search(message, msg), msg
+    assert snapshot(out) == before
+    assert not leaked(msg)
+    return msg
+
+
+@pytest.mark.parametrize("case", LIST_CASES, ids=[c.id for c in LIST_CASES])
+def test_plan_list_case(case, base, good, tmp_path):
+    """Stage 05 on a task or unit list saved the ways Excel and WPS save it: read as the committed
+    list, or stopped with the documented message and the processed folder as it was."""
+    from analysis.plan_tasks import load_tasks, load_units
+    from analysis.progress_stage import run_progress
+
+    raw = add_plan_lists(copy_raw(base, tmp_path / "raw"))
+    plan = load_plan(CITY, raw)
+    units = load_units(plan)
+    tasks = load_tasks(plan, units)
+    case.mutate(raw)
+    if case.message is None:
+        assert load_units(plan) == units
+        pd.testing.assert_frame_equal(load_tasks(plan), tasks)
+    else:
+        _failed_run_changes_nothing(lambda out: run_progress(plan, YEAR, out), case.message, good[0],
+                                    tmp_path / "processed")
+
+
+@pytest.mark.parametrize("case", list(RETURNS_CASES))
+def test_returns_folder_case(case, base, good, tmp_path):
+    from analysis.progress_stage import run_progress
+
+    mutate, message = RETURNS_CASES[case]
+    raw = add_plan_lists(copy_raw(base, tmp_path / "raw"))
+    mutate(raw)
+    plan = load_plan(CITY, raw)
+    _failed_run_changes_nothing(lambda out: run_progress(plan, YEAR, out), message, good[0], tmp_path / "processed")
+
+
+def test_returns_with_upper_case_suffix_are_found(base, tmp_path):
+    from analysis.progress_stage import find_returns, unreadable_returns
+
+    raw = copy_raw(base, tmp_path / "raw")
+    (raw / "progress").mkdir()
+    for name in ("a-2025.XLSX", "b-2025.xlsx", "b-template.xlsx", "~$a-2025.XLSX", "notes.txt"):
+        (raw / "progress" / name).write_bytes(b"x")
+    plan = load_plan(CITY, raw)
+    assert [p.name for p in find_returns(plan)] == ["a-2025.XLSX", "b-2025.xlsx"]
+    assert unreadable_returns(plan) == []
+
+
+@pytest.mark.parametrize("case", PUBLISHED_CASES, ids=[c.id for c in PUBLISHED_CASES])
+def test_published_figures_case(case, base, tmp_path, capsys):
+    """The published population figures behind the demo's census margins: read as the committed
+    file, or `python -m analysis demo` stops with one message (exit 1, no traceback) and writes nothing."""
+    from analysis.cli import main
+    from analysis.synth_census import census_margins
+
+    raw = copy_raw(base, tmp_path / "raw")
+    plan = load_plan(CITY, raw)
+    margins = census_margins(plan)
+    case.mutate(raw)
+    if case.message is None:
+        pd.testing.assert_frame_equal(census_margins(plan), margins)
+        return
+    before = snapshot(raw)
+    assert main(["demo", "--city", CITY, "--raw-dir", str(raw), "--n", "60"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.search(case.message, err.removeprefix("error: ").strip()), err
+    assert not leaked(err)
+    assert snapshot(raw) == before
+
+
+@pytest.mark.parametrize("case", MARGINS_CASES, ids=[c.id for c in MARGINS_CASES])
+def test_county_gaps_margins_case(case, base, good, tmp_path):
+    from analysis.county_gaps_stage import run_county_gaps
+
+    raw = copy_raw(base, tmp_path / "raw")
+    case.mutate(raw)
+    plan = load_plan(CITY, raw)
+    _failed_run_changes_nothing(lambda out: run_county_gaps(plan, YEAR, out), case.message, good[0],
+                                tmp_path / "processed")
