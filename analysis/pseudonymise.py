@@ -100,6 +100,10 @@ PHONE = re.compile(r"(?:\+?86)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")  # mobile, or lan
 ID_CARD = re.compile(r"\d{17}[\dXx]|\d{15}")
 HOUSE_NUMBER = re.compile(r"\d+\s*(?:号|栋|幢|室|楼|单元|弄)")
 CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
+SEPARATORS = re.compile(r"[\s\-_./()]+")
+NAME_CHARS = re.compile(r"[A-Za-z\s_.\-]+")
+NAME_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+PLACE_KEY = re.compile(r"[\W_\d]+")  # harmonise.value_key without the digits: 吴川-03 -> 吴川
 SURNAMES = set("王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蔡蒋余于杜叶程"
                "魏苏吕丁任卢姚沈钟姜崔谭陆范汪廖石金韦贾夏付傅方邹熊白孟秦邱侯江尹薛闫段雷龙黎史陶贺毛"
                "郝顾龚邵万覃武钱戴严莫孔向常汤康易乔赖文施洪辛柯庄詹关麦古欧植揭符")
@@ -130,8 +134,10 @@ def _given_name(token: str, syllables: int = 2) -> bool:
 def _pinyin_name(text: str) -> bool:
     """'Zhang Wei', 'ZHANG_Wei', 'ZhangWei', 'wei.zhang', 'Ouyang Xiaoming': 2-3 alphabetic parts, one at
     either end a pinyin surname, the others given-name syllables. One run of letters ('Xiashan') is a place."""
-    parts = [p.lower() for p in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", text)]
-    if not 2 <= len(parts) <= 3 or not re.fullmatch(r"[A-Za-z\s_.\-]+", text):
+    if not NAME_CHARS.fullmatch(text):
+        return False
+    parts = [p.lower() for p in NAME_PART.findall(text)]
+    if not 2 <= len(parts) <= 3:
         return False
     return any(parts[k] in PINYIN_SURNAMES and all(p and _given_name(p) for j, p in enumerate(parts) if j != k)
                for k in (0, len(parts) - 1))
@@ -152,18 +158,16 @@ def personal_kind(value: str, places: frozenset[str] | set[str] = frozenset()) -
     divisions, their aliases and management zones.
     """
     text = value.strip()
-    bare = re.sub(r"[\s\-_./()]+", "", text)
-    if PHONE.fullmatch(bare) or PHONE.fullmatch(text):
+    bare = SEPARATORS.sub("", text)
+    if PHONE.fullmatch(bare):
         return "a phone number"
     if ID_CARD.fullmatch(bare):
         return "an ID-card number"
-    if HOUSE_NUMBER.search(text) and CJK_RUN.search(text):
+    runs = CJK_RUN.findall(text)
+    if not runs:  # Latin letters, digits and separators only (most codes): a pinyin name or a code
+        return "a personal name" if _pinyin_name(text) and PLACE_KEY.sub("", text.lower()) not in places else None
+    if HOUSE_NUMBER.search(text):
         return "an address"
-    key = re.sub(r"[\W_\d]+", "", text.lower())
-    if key in places:
+    if PLACE_KEY.sub("", text.lower()) in places:
         return None
-    if any(_chinese_name(run) for run in CJK_RUN.findall(text) if run.lower() not in places):
-        return "a personal name"
-    if _pinyin_name(text):
-        return "a personal name"
-    return None
+    return "a personal name" if any(_chinese_name(run) for run in runs if run not in places) else None
