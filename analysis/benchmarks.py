@@ -7,12 +7,13 @@ from pathlib import Path
 import pandas as pd
 
 from .config import RAW
+from .errors import UserError
 
 COLUMNS = ("scope", "year", "value", "kind", "source")
 KINDS = ("observed", "target")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(UserError, ValueError):
     """The benchmark file does not follow docs/contracts.md."""
 
 

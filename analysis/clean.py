@@ -2,7 +2,7 @@
 
 Rules run in the order of RULES; a row dropped by an earlier rule is not
 tested by later ones, so each dropped row carries the first rule that fires.
-Thresholds come from the plan file (survey.cleaning.*).
+Thresholds come from the plan file (survey.cleaning.*, defaults in settings.CleaningSettings).
 
 Order and why:
  1. missing_id          no respondent id: the row cannot be traced or de-duplicated.
@@ -20,7 +20,7 @@ Order and why:
  9. straightline        longest run of the same answer on consecutive items above
                         max_straightline_run.
 10. implausible         a combination listed in survey.cleaning.implausible (default:
-                        DEFAULT_IMPLAUSIBLE below).
+                        settings.DEFAULT_IMPLAUSIBLE).
 Duplicates come first so that a resubmitted copy is recorded as a copy whatever
 else is wrong with it; identification problems before content problems.
 """
@@ -28,7 +28,7 @@ else is wrong with it; identification problems before content problems.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from .config import Plan
 from .dictionary import ITEM_RE
 from .errors import UserError, safe_value
 from .harmonise import ITEM_OPTIONS, arrow_of
+from .settings import CleaningSettings
 
 log = logging.getLogger(__name__)
 
@@ -69,39 +70,18 @@ REQUIRED_VALUES = ("sex", "age", "urban_rural", "education", "occupation", "stra
                    "design_weight")
 DEMOGRAPHICS = ("division_code", "sex", "age", "urban_rural", "education", "occupation")
 
-DEFAULT_IMPLAUSIBLE = (
-    {"id": "student_60_plus", "label_zh": "学生且60岁及以上", "occupation": "学生", "age_min": 60},
-    {"id": "retired_under_40", "label_zh": "离退休人员且不满40岁", "occupation": "离退休人员", "age_max": 39},
-    {"id": "official_primary", "label_zh": "领导干部和公务员且文化程度小学及以下",
-     "occupation": "领导干部和公务员", "education": "小学及以下"},
-)
-# Not included: 本科及以上 under 20. Chinese surveys record students at the level
-# they are studying for (在读), so an 18-year-old undergraduate answers 本科.
-
 
 @dataclass(frozen=True)
-class CleaningConfig:
-    age_min: int = 18
-    age_max: int = 69
-    max_missing_core_share: float = 0.20
-    min_duration_minutes: float = 8.0
-    max_straightline_run: int = 15
-    duplicate_min_answered_share: float = 0.5
-    implausible: tuple[dict[str, Any], ...] = field(default=DEFAULT_IMPLAUSIBLE)
-    # More dropped than this share of the input stops stage 01 (survey.cleaning.max_drop_share):
-    # a wrong file, a wrong code list or a broken column, not a real sample.
-    max_drop_share: float = 0.5
+class CleaningConfig(CleaningSettings):
+    """The cleaning thresholds in use: the plan's survey.cleaning (every default is in CleaningSettings)."""
+
+    @classmethod
+    def from_settings(cls, settings: CleaningSettings) -> CleaningConfig:
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(CleaningSettings)})
 
     @classmethod
     def from_plan(cls, plan: Plan) -> CleaningConfig:
-        c = plan.settings.survey.cleaning
-        return cls(
-            age_min=c.age_min, age_max=c.age_max, max_missing_core_share=c.max_missing_core_share,
-            min_duration_minutes=c.min_duration_minutes, max_straightline_run=c.max_straightline_run,
-            duplicate_min_answered_share=c.duplicate_min_answered_share,
-            implausible=tuple(c.implausible or DEFAULT_IMPLAUSIBLE),
-            max_drop_share=c.max_drop_share,
-        )
+        return cls.from_settings(plan.settings.survey.cleaning)
 
     def threshold_text(self, key: str | None) -> str:
         if key is None:

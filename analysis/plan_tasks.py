@@ -7,13 +7,18 @@ list with aliases (data/raw/plan/units.csv by default).
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+import unicodedata
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
 
 from .config import Plan
+from .errors import UserError
 
 TASK_COLUMNS = [
     "measure_id", "kind", "group_no", "group_name", "task_no", "task_name",
@@ -28,11 +33,17 @@ KIND_PREFIX = {"提升行动": "A", "重点工程": "P"}
 ANNEX_HEADER = ("具体措施", "牵头单位", "责任单位", "完成时限")
 CN_NUM = {c: i for i, c in enumerate("一二三四五六七八九十", start=1)}
 _SEPARATORS = "、，,;；"
+# Structural cells compared as codes: full-width digits and letters (２０２５年底, Ａ１) read as ASCII.
+CODE_COLUMNS = ("measure_id", "group_no", "task_no", "deadline")
+HEADER_SCAN_LINES = 10
+# A deadline that Excel turned into a date and then into its serial number (days since 1899-12-30).
+EXCEL_SERIAL_RE = re.compile(r"^(\d{5})(?:\.0+)?$")
+EXCEL_EPOCH = date(1899, 12, 30)
 _OPEN, _CLOSE = "(（", ")）"
 
 
-class TasksError(ValueError):
-    """The task list or unit list is malformed; the message names file, row and value."""
+class TasksError(UserError, ValueError):
+    """The task list or unit list is malformed; the message names file, line, column and value."""
 
 
 def tasks_path(plan: Plan) -> Path:
@@ -130,19 +141,62 @@ def _split_outside_brackets(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+def _decode(path: Path, what: str) -> str:
+    from .ingest import IngestError, detect_encoding
+
+    data = path.read_bytes()
+    try:
+        text = data.decode(detect_encoding(data, path))
+    except IngestError as err:
+        raise TasksError(f"{what} {path}, line {str(err.row).split()[0]}: text encoding not recognised "
+                         f"({err.value}); expected {err.expected}") from None
+    return text.removeprefix("\ufeff")  # a GB18030 byte-order mark decodes to U+FEFF
+
+
+def read_list(path: Path, need: tuple[str, ...], what: str) -> tuple[pd.DataFrame, list[int]]:
+    """A CSV list of the plan (task or unit list) as text cells, and each row's line in the file.
+
+    Any encoding ingest detects (UTF-8 with or without BOM, GBK, GB18030 with BOM); title rows
+    above the header (an Excel title merged across the columns, saved as CSV) and blank rows
+    (also ',,,,' from Excel) are skipped; the line of a row is where it starts in the file.
+    """
+    records: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(_decode(path, what), newline=""))
+    start = 1
+    for cells in reader:
+        records.append((start, [c.strip() for c in cells]))
+        start = reader.line_num + 1
+    head = next((k for k, (_, cells) in enumerate(records[:HEADER_SCAN_LINES]) if set(need) <= set(cells)), None)
+    if head is None:
+        first = next((cells for _, cells in records if any(cells)), [])
+        raise TasksError(f"{what} {path}: no header row with the columns {list(need)} in the first "
+                         f"{HEADER_SCAN_LINES} lines (the first row holds {[c for c in first if c][:8]})")
+    header = records[head][1]
+    rows, lines = [], []
+    for line, cells in records[head + 1:]:
+        if not any(cells):
+            continue
+        if len(cells) > len(header) and any(cells[len(header):]):
+            raise TasksError(f"{what} {path}, line {line}: {len(cells)} fields, the header on line "
+                             f"{records[head][0]} has {len(header)}; expected one cell per column")
+        rows.append((cells + [""] * len(header))[: len(header)])
+        lines.append(line)
+    df = pd.DataFrame(rows, columns=header, dtype=str) if rows else pd.DataFrame(columns=header, dtype=str)
+    for col in (c for c in CODE_COLUMNS if c in df.columns):
+        df[col] = [unicodedata.normalize("NFKC", v) for v in df[col]]
+    return df, lines
+
+
 def load_units(path: Path | Plan) -> UnitList:
     """Read and check the unit list (columns unit, slug, aliases, note)."""
     path = units_path(path) if isinstance(path, Plan) else Path(path)
     if not path.exists():
         raise TasksError(f"unit list {path} not found")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    missing = {"unit", "slug", "aliases"} - set(df.columns)
-    if missing:
-        raise TasksError(f"{path}: missing columns {sorted(missing)}")
+    df, lines = read_list(path, ("unit", "slug", "aliases"), "unit list")
     names: dict[str, str] = {}
     slugs: dict[str, str] = {}
     for i, row in df.iterrows():
-        line = i + 2  # header is line 1
+        line = lines[i]
         unit = row["unit"].strip()
         slug = row["slug"].strip()
         if not unit or not re.fullmatch(r"[a-z0-9-]+", slug):
@@ -256,8 +310,27 @@ def split_list(value) -> list[str]:
     return [v.strip() for v in str(value).split(";") if v.strip()]
 
 
-def validate_tasks(df: pd.DataFrame, units: UnitList, source: str = "tasks") -> list[str]:
-    """Every problem in a task list, each naming the row (line in the CSV) and value."""
+def _whole(value: str) -> int | None:
+    return int(value) if re.fullmatch(r"\d{1,3}", str(value)) else None
+
+
+def _deadline_problem(dl: str) -> str | None:
+    if dl == ANNUAL or DEADLINE_RE.match(dl):
+        return None
+    m = EXCEL_SERIAL_RE.match(dl)
+    if m and 10958 <= int(m.group(1)) <= 73415:  # 1930-01-01 .. 2100-12-31
+        day = EXCEL_EPOCH + timedelta(days=int(m.group(1)))
+        return (f"deadline {dl!r} is an Excel date serial number ({day.isoformat()}): format the column "
+                f"as text and write '{day.year}年底' or '{ANNUAL}'")
+    return f"deadline {dl!r} is neither 'YYYY年底' nor '{ANNUAL}'"
+
+
+def validate_tasks(df: pd.DataFrame, units: UnitList, source: str = "tasks",
+                   lines: list[int] | None = None) -> list[str]:
+    """Every problem in a task list, each naming the row (its line in the CSV), the column and value.
+
+    `lines`: the file line of each row (read_list); default header on line 1, no blank lines.
+    """
     problems: list[str] = []
     missing = [c for c in TASK_COLUMNS if c not in df.columns]
     if missing:
@@ -265,22 +338,25 @@ def validate_tasks(df: pd.DataFrame, units: UnitList, source: str = "tasks") -> 
     seen: dict[str, int] = {}
     names: dict[tuple, str] = {}
     for i, row in df.reset_index(drop=True).iterrows():
-        where = f"{source} line {i + 2}"
+        line = lines[i] if lines is not None else i + 2
+        where = f"{source} line {line}"
         mid = str(row["measure_id"])
         m = MEASURE_ID_RE.match(mid)
         if mid in seen:
             problems.append(f"{where}: duplicate measure_id {mid!r} (also line {seen[mid]})")
-        seen[mid] = i + 2
+        seen[mid] = line
+        nums = {c: _whole(row[c]) for c in ("group_no", "task_no")}
+        for c in (c for c, v in nums.items() if v is None):
+            problems.append(f"{where}: {c} {row[c]!r} is not a whole number; expected the number alone, e.g. 3")
         if row["kind"] not in KIND_PREFIX:
             problems.append(f"{where}: kind {row['kind']!r} not in {list(KIND_PREFIX)}")
-        elif not m or m.group(1) != KIND_PREFIX[row["kind"]] \
-                or (int(m.group(2)), int(m.group(3))) != (int(row["group_no"]), int(row["task_no"])):
+        elif None not in nums.values() and (not m or m.group(1) != KIND_PREFIX[row["kind"]]
+                                            or (int(m.group(2)), int(m.group(3))) != tuple(nums.values())):
             problems.append(f"{where}: measure_id {mid!r} does not match kind/group_no/task_no")
         if not str(row["measure_text"]).strip():
             problems.append(f"{where}: empty measure_text")
-        dl = str(row["deadline"])
-        if dl != ANNUAL and not DEADLINE_RE.match(dl):
-            problems.append(f"{where}: deadline {dl!r} is neither 'YYYY年底' nor '{ANNUAL}'")
+        if problem := _deadline_problem(str(row["deadline"])):
+            problems.append(f"{where}: {problem}")
         leads = split_list(row["lead_units"])
         if not leads:
             problems.append(f"{where}: no lead unit")
@@ -307,8 +383,8 @@ def load_tasks(plan: Plan, units: UnitList | None = None) -> pd.DataFrame:
             f"task list {path} not found (plan key tasks.file, default plan/{{city}}-tasks.csv)"
         )
     units = units or load_units(plan)
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    problems = validate_tasks(df, units, source=str(path))
+    df, lines = read_list(path, ("measure_id", "kind", "deadline"), "task list")
+    problems = validate_tasks(df, units, source=str(path), lines=lines)
     if problems:
         raise TasksError(f"{len(problems)} problem(s) in the task list:\n" + "\n".join(problems))
     df["group_no"] = df["group_no"].astype(int)

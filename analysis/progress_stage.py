@@ -10,6 +10,7 @@ import pandas as pd
 
 from . import catalog
 from .config import Plan, processed_dir
+from .errors import UserError
 from .jsonio import to_jsonable
 from .plan_tasks import lead_units, load_tasks, load_units, tasks_path, units_path
 from .progress import (
@@ -30,8 +31,8 @@ STAGE = "05_plan_progress"
 SURVEY_COLUMNS = ("year", "indicator", "domain", "level", "estimate")  # of estimates.parquet
 
 
-class ProgressStageError(ValueError):
-    """Stage 05 inputs are missing."""
+class ProgressStageError(UserError, ValueError):
+    """Stage 05 inputs are missing or unusable (the CLI shows the message, no traceback)."""
 
 
 def returns_dir(plan: Plan) -> Path:
@@ -39,17 +40,37 @@ def returns_dir(plan: Plan) -> Path:
     return plan.raw_dir / plan.settings.tasks.returns_dir
 
 
+# Spreadsheets a unit may send instead of .xlsx; the stage cannot read them and must not skip them.
+OTHER_SPREADSHEETS = (".xls", ".xlsm", ".et", ".ods", ".csv", ".wps", ".numbers")
+
+
+def _is_return(p: Path) -> bool:
+    return not p.name.startswith(("~$", ".")) and not p.stem.endswith("-template") and p.is_file()
+
+
 def find_returns(plan: Plan) -> list[Path]:
-    """Filled returns: every .xlsx under <raw_dir>/progress/ except templates and Excel lock files."""
-    return sorted(p for p in returns_dir(plan).glob("*.xlsx")
-                  if not p.name.startswith("~$") and not p.stem.endswith("-template"))
+    """Filled returns: every .xlsx (any case) in the returns folder except templates and lock files."""
+    folder = returns_dir(plan)
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() == ".xlsx" and _is_return(p))
+
+
+def unreadable_returns(plan: Plan) -> list[Path]:
+    """Files in the returns folder that look like a return in another spreadsheet format."""
+    folder = returns_dir(plan)
+    return sorted(p for p in folder.glob("*") if p.suffix.lower() in OTHER_SPREADSHEETS and _is_return(p))
 
 
 def require_returns(plan: Plan) -> list[Path]:
-    """find_returns, or a clear error when there is none (never falls back to synthetic returns)."""
-    paths = find_returns(plan)
+    """find_returns, or a clear error when there is none or a return is in a format it cannot read
+    (never falls back to synthetic returns, never skips a unit's return)."""
+    paths, folder = find_returns(plan), returns_dir(plan)
+    if other := unreadable_returns(plan):
+        names = ", ".join(p.name for p in other)
+        raise ProgressStageError(
+            f"progress returns folder {folder}: {len(other)} file(s) not in .xlsx format: {names}; "
+            "expected every return saved as an Excel workbook (.xlsx): open it in Excel or WPS and "
+            "save it again as .xlsx, or move it out of the folder")
     if not paths:
-        folder = returns_dir(plan)
         raise ProgressStageError(
             f"no filled progress returns (*.xlsx, not *-template.xlsx) in {folder}"
             f"{'' if folder.is_dir() else ' (the folder does not exist)'}: put the lead units' returns "

@@ -83,7 +83,7 @@ def source_date(plan: Plan, year: int, processed_root: Path) -> datetime:
 
 def report_metadata(plan: Plan, year: int, lang: str, processed_root: Path) -> dict[str, Any]:
     """Title block for the template, from the plan; the synthetic-data notice when demo data are used."""
-    city = plan.data["city"]
+    city = plan.settings.city.given()
     start, end = plan.period
     city_dir = processed_root / plan.city
     if not any(city_dir.rglob("manifest-*.json")):

@@ -88,7 +88,7 @@ def estimates_by_group(estimates: pd.DataFrame, plan: Plan, year: int, lang: str
 def _benchmark_label(scope: str, traj: dict[str, Any], plan: Plan, lang: str) -> str:
     if scope == "national":
         return term("word", "national", lang)
-    city = plan.data["city"]
+    city = plan.settings.city.given()
     return str(city.get(f"province_{lang}") or city.get("province_zh") or scope)
 
 

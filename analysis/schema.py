@@ -12,6 +12,8 @@ from .clean import CleaningConfig
 from .config import Plan
 from .dictionary import AGE_GROUPS, load_dictionary
 from .errors import safe_value
+from .harmonise import division_lookup
+from .pseudonymise import personal_kind
 
 ITEM_OPTIONS = ["A", "B", "C", "D"]
 FRONT = ["resp_key", "division_code", "county", "stratum", "psu", "design_weight", "sex", "age",
@@ -30,18 +32,29 @@ def _text(checks: list[pa.Check] | None = None, nullable: bool = False) -> pa.Co
     return pa.Column(None, checks=checks or [], nullable=nullable)
 
 
+def no_personal_data(places: frozenset[str]) -> pa.Check:
+    """The stratum and PSU columns hold codes, never a name, phone, ID-card number or address
+    (pseudonymise.personal_kind; each distinct value is judged once)."""
+    def check(col: pd.Series) -> pd.Series:
+        bad = {v for v in pd.unique(col.dropna()) if personal_kind(str(v), places)}
+        return ~col.isin(bad)
+    return pa.Check(check, name="no_personal_data",
+                    error="a design code, not a personal name, phone or ID-card number or address")
+
+
 def clean_schema(plan: Plan, items: list[str], config: CleaningConfig | None = None) -> pa.DataFrameSchema:
     """Schema of the clean table for this plan and questionnaire (strict: no other columns)."""
     config = config or CleaningConfig.from_plan(plan)
     d = load_dictionary()
     points = {str(x["id"]): float(x["points"]) for x in plan.settings.scoring.score.dimensions}
     levels = [str(x["id"]) for x in plan.settings.scoring.score.levels]
+    codes_only = no_personal_data(frozenset(division_lookup(plan)))
     cols: dict[str, pa.Column] = {
         "resp_key": pa.Column(None, pa.Check.str_matches(r"^[0-9a-f]{64}$"), unique=True),
         "division_code": _text([pa.Check.isin(list(plan.division_names))]),
         "county": _text(),
-        "stratum": _text(),
-        "psu": _text(),
+        "stratum": _text([codes_only]),
+        "psu": _text([codes_only]),
         "design_weight": pa.Column(float, pa.Check.gt(0)),
         "sex": _text([pa.Check.isin(d.allowed("sex"))]),
         "age": pa.Column("Int64", pa.Check.in_range(config.age_min, config.age_max)),

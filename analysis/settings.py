@@ -32,6 +32,15 @@ DEFAULT_GROUP_FAR_BEHIND = 0.5
 DEFAULT_MARGINS = ("division_urban", "sex_age", "education")
 DEFAULT_LONELY_PSU = "adjust"
 DEFAULT_CENSUS_PUBLISHED = "census/{city}-population-published.csv"
+# survey.cleaning.implausible: demographic combinations the cleaning drops (analysis/clean.py, rule 10).
+# Not included: 本科及以上 under 20. Chinese surveys record students at the level
+# they are studying for (在读), so an 18-year-old undergraduate answers 本科.
+DEFAULT_IMPLAUSIBLE = (
+    {"id": "student_60_plus", "label_zh": "学生且60岁及以上", "occupation": "学生", "age_min": 60},
+    {"id": "retired_under_40", "label_zh": "离退休人员且不满40岁", "occupation": "离退休人员", "age_max": 39},
+    {"id": "official_primary", "label_zh": "领导干部和公务员且文化程度小学及以下",
+     "occupation": "领导干部和公务员", "education": "小学及以下"},
+)
 
 LONELY_PSU_RULES = ("certainty", "remove", "adjust", "average", "fail")
 TARGET_RULES = ("above", "at_least")
@@ -79,6 +88,10 @@ class CitySettings:
     report_title_zh: str = _f("")
     report_title_en: str = _f("")
     synthetic: bool = _f(False)  # a demo city made by analysis.synth_province (said on every page)
+
+    def given(self) -> dict[str, Any]:
+        """The keys the plan file fills in, as a mapping (an empty or absent key is left out)."""
+        return {k: v for k, v in vars(self).items() if v not in ("", None)}
 
 
 @dataclass(frozen=True)
@@ -128,7 +141,9 @@ class CleaningSettings:
     min_duration_minutes: float = _f(8.0, unit="minutes", lo=0)
     max_straightline_run: int = _f(15, lo=1)
     duplicate_min_answered_share: float = _f(0.5, unit="share", lo=0, hi=1)
-    implausible: list[dict] | None = _f(None)
+    implausible: list[dict] = _f(list(DEFAULT_IMPLAUSIBLE))  # [] in the plan: no combination is dropped
+    # More dropped than this share of the input stops stage 01: a wrong file, a wrong code list or a
+    # broken column, not a real sample.
     max_drop_share: float = _f(0.5, unit="share", lo=0, hi=1)
 
 
@@ -224,6 +239,14 @@ class ReportRules:
 
 
 @dataclass(frozen=True)
+class NamesEnSettings:
+    """English names of the annex's words, by their Chinese text (a word not listed keeps its Chinese)."""
+
+    units: dict[str, str] = _f({})  # lead and responsible units
+    actions: dict[str, str] = _f({})  # actions and key projects (group names)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the code reads from a plan file."""
 
@@ -240,7 +263,7 @@ class Settings:
     trajectory: TrajectorySettings = _f(None)
     sae: SaeSettings = _f(None)
     report: ReportRules = _f(None)
-    names_en: dict[str, dict[str, str]] = _f({})  # English names of units and actions, by Chinese name
+    names_en: NamesEnSettings = _f(None)
 
 
 # ---------------------------------------------------------------- parsing
@@ -361,6 +384,19 @@ def _build(cls: type, node: Any, prefix: str, ctx: _Ctx) -> Any:
     return cls(**kwargs)
 
 
+def _check_names(data: Any, s: Settings, ctx: _Ctx) -> None:
+    """The names the English report reads: text where given, and only known kinds under names_en."""
+    for i, d in enumerate(s.divisions):
+        for key in ("name_zh", "name_en"):
+            if key in d and not isinstance(d[key], str):
+                raise ctx.fail(f"divisions[{i}].{key}", "text", d[key])
+    given = data.get("names_en") if isinstance(data, dict) else None
+    known = [f.name for f in dataclasses.fields(NamesEnSettings)]
+    for kind in given or {}:
+        if kind not in known:
+            raise PlanError(f"{ctx.file}: key 'names_en.{kind}' is not known; expected {' or '.join(known)}")
+
+
 def _check(s: Settings, ctx: _Ctx) -> None:
     """Checks across keys."""
     codes = []
@@ -385,6 +421,7 @@ def parse_settings(data: Any, file: Path | str) -> Settings:
     ctx = _Ctx(file)
     settings = _build(Settings, data, "", ctx)
     _check(settings, ctx)
+    _check_names(data, settings, ctx)
     return settings
 
 

@@ -22,12 +22,16 @@ were built from are checked against the published file in tests.
 
 from __future__ import annotations
 
+import io
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+
+from .errors import UserError, safe_value
 
 ADULT_SHARE = 0.62  # share aged 18-69 of all residents (synthetic; a young, high-fertility prefecture)
 URBAN, RURAL = "城镇", "乡村"
@@ -51,7 +55,7 @@ MARGIN_COLUMNS = ("margin", "division_code", "urban_rural", "sex", "age_group", 
                   "population", "source")
 
 
-class CensusInputError(ValueError):
+class CensusInputError(UserError, ValueError):
     """Published population figures are missing or do not fit the plan."""
 
 
@@ -64,16 +68,57 @@ def published_path(plan: Any, raw_dir: Path | None = None) -> Path:
     return Path(plan.raw_dir) / rel
 
 
+def _published_text(path: Path) -> str:
+    from .ingest import IngestError, detect_encoding
+
+    data = path.read_bytes()
+    try:
+        return data.decode(detect_encoding(data, path)).removeprefix("\ufeff")  # GB18030's BOM
+    except IngestError as err:
+        raise CensusInputError(f"published population figures {path}, line {str(err.row).split()[0]}: "
+                               f"text encoding not recognised ({err.value}); expected {err.expected}") from None
+
+
+def _number(text: str, path: Path, line: int) -> float:
+    """A published figure: full-width digits and thousands separators are read, anything else refused."""
+    plain = unicodedata.normalize("NFKC", text).strip().replace(",", "")
+    try:
+        return float(plain)
+    except ValueError:
+        pass
+    where = f"published population figures {path}, line {line}, column 'value'"
+    if plain.endswith("%"):
+        raise CensusInputError(f"{where}: a number with a percent sign; expected the number alone "
+                               "(e.g. 52.3) with its unit in column 'unit' (percent)")
+    raise CensusInputError(f"{where}: value {safe_value(text)} is not a number; expected a plain number "
+                           "with its unit in column 'unit'")
+
+
 def read_published(plan: Any, raw_dir: Path | None = None) -> pd.DataFrame:
+    """The published figures, in any encoding ingest detects; errors name the file, line and column."""
+    from .ingest import csv_record_lines
+
     path = published_path(plan, raw_dir)
     if not path.exists():
         raise CensusInputError(f"published population figures {path} not found; the synthetic census "
                                "margins are built on them")
-    df = pd.read_csv(path, dtype={"scope_code": str}, keep_default_na=False, encoding="utf-8-sig")
+    text = _published_text(path)
+    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    df.columns = [str(c).strip() for c in df.columns]
     need = {"scope_code", "scope_name_zh", "measure", "year", "value", "unit", "source"}
     if need - set(df.columns):
-        raise CensusInputError(f"{path}: missing columns {sorted(need - set(df.columns))}")
-    df["value"] = pd.to_numeric(df["value"], errors="raise")
+        raise CensusInputError(f"published population figures {path}: missing columns "
+                               f"{sorted(need - set(df.columns))}; the header is line 1")
+    lines = csv_record_lines(text, skip_blank=True)[1:]
+    df["line"] = lines[: len(df)]
+    df = df[(df[sorted(need)] != "").any(axis=1)].reset_index(drop=True)  # Excel's ',,,,,,' rows
+    df["value"] = [_number(v, path, n) for v, n in zip(df["value"], df["line"], strict=True)]
+    year = pd.to_numeric(df["year"].map(lambda v: unicodedata.normalize("NFKC", v)), errors="coerce")
+    if year.isna().any():
+        i = int(year.isna().to_numpy().argmax())
+        raise CensusInputError(f"published population figures {path}, line {df['line'][i]}, column 'year': "
+                               f"value {safe_value(df['year'][i])} is not a year; expected e.g. 2020")
+    df["year"] = year.astype(int)
     df.attrs["path"] = str(path)
     return df
 
@@ -104,11 +149,13 @@ def division_population(plan: Any, raw_dir: Path | None = None) -> pd.DataFrame:
     for r in res.itertuples(index=False):
         code = r.scope_code or _zone_host(plan, r.scope_name_zh)
         if code not in residents:
-            raise CensusInputError(f"{src}: {r.scope_name_zh!r} ({r.scope_code!r}) is neither a plan "
-                                   "division nor a management zone with a host")
+            raise CensusInputError(f"{src}, line {r.line}, column 'scope_code': {r.scope_name_zh!r} "
+                                   f"({r.scope_code!r}) is neither a plan division nor a management zone "
+                                   "with a host; expected a division code of the plan file")
         share = urb[(urb["scope_code"] == r.scope_code) & (urb["scope_name_zh"] == r.scope_name_zh)]
         if len(share) != 1:
-            raise CensusInputError(f"{src}: no single {year} urban_share for {r.scope_name_zh}")
+            raise CensusInputError(f"{src}, line {r.line}: {len(share)} rows of {year} urban_share for "
+                                   f"{r.scope_name_zh}; expected exactly one")
         persons = float(r.value) * (1e4 if r.unit == "万人" else 1.0)
         residents[code] += persons
         urban[code] += persons * float(share["value"].iloc[0]) / 100.0

@@ -277,7 +277,7 @@ def name(item: dict[str, Any], lang: str = "zh") -> str:
 
 
 def city_name(plan: Plan, lang: str = "zh") -> str:
-    return name(plan.data["city"], lang)
+    return name(plan.settings.city.given(), lang)
 
 
 def division_name(division: dict[str, Any], lang: str = "zh") -> str:
@@ -302,8 +302,8 @@ def key_group_names(plan: Plan, lang: str = "zh") -> dict[str, str]:
 
 
 def _names_en(plan: Plan, kind: str) -> dict[str, str]:
-    # plan key names_en.<kind> (not yet in analysis/settings.py)
-    return dict((plan.data.get("names_en") or {}).get(kind) or {})
+    """The plan's names_en.<kind> (units or actions): Chinese word -> English name."""
+    return getattr(plan.settings.names_en, kind)
 
 
 def plan_word(plan: Plan, kind: str, zh: str, lang: str = "zh") -> str:

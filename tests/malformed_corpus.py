@@ -300,9 +300,227 @@ SURVEY_CASES = (
                r"of 4 characters, not shown; expected a design code"),
     SurveyCase("pii_in_psu", _plant("psu", PII["phone"]),
                r"column 'psu': value cannot be read; value a number of 11 digits, not shown"),
+    SurveyCase("pinyin_name_in_psu", _plant("psu", "ZhangWei"),
+               r"row 9 \(file line; data row 7\), column 'psu': value cannot be read; value 8 letters, not shown; "
+               r"expected a design code of letters, Chinese characters, digits"),
+    SurveyCase("chinese_name_code_in_stratum", _plant("stratum", "张伟-01"),
+               r"row 9 \(file line; data row 7\), column 'stratum': value cannot be read; value Chinese text of 5 "
+               r"characters, not shown; expected a design code"),
+    SurveyCase("landline_in_psu", _plant("psu", "0759-3312345"),
+               r"column 'psu': value cannot be read; value text of 12 characters, not shown"),
     SurveyCase("pii_in_age", _plant("age", PII["id_card"]),
                r"column 'age': value cannot be read; value letters and digits of 18 characters, not shown"),
     SurveyCase("pii_in_sex", _plant("sex", PII["name"]),
                r"column 'sex': value cannot be read; value Chinese text of 4 characters, not shown; "
                r"expected one of 男 / 女"),
+)
+
+
+# --- the plan's task and unit lists (stage 05) -------------------------------------------------
+
+TASKS = f"plan/{CITY}-tasks.csv"
+UNITS = "plan/units.csv"
+PUBLISHED = f"census/{CITY}-population-published.csv"
+MARGINS = f"census/{CITY}-margins-synthetic.csv"
+
+
+def add_plan_lists(raw_dir: Path) -> Path:
+    """The committed task and unit lists, as a city's raw folder holds them next to the plan."""
+    for rel in (TASKS, UNITS):
+        (raw_dir / rel).write_bytes((RAW / rel).read_bytes())
+    return raw_dir
+
+
+def read_list(raw_dir: Path, rel: str) -> pd.DataFrame:
+    return pd.read_csv(raw_dir / rel, dtype=str, keep_default_na=False)
+
+
+def _rewrite(rel: str, transform: Callable[[str], str], encoding: str = "utf-8", bom: bool = False):
+    def mutate(raw_dir: Path) -> None:
+        text = transform((raw_dir / rel).read_text(encoding="utf-8"))
+        (raw_dir / rel).write_bytes(("\ufeff" if bom else "").encode(encoding) + text.encode(encoding))
+    return mutate
+
+
+def _edit_rows(rel: str, edit: Callable[[pd.DataFrame], pd.DataFrame]):
+    def mutate(raw_dir: Path) -> None:
+        (raw_dir / rel).write_bytes(csv_bytes(edit(read_list(raw_dir, rel))))
+    return mutate
+
+
+def _title_rows(text: str) -> str:
+    """An Excel sheet saved as CSV: a title merged across the columns, then a two-row header whose
+    first row groups the columns (merged cells over group and task)."""
+    n = text.split("\n", 1)[0].count(",") + 1
+    title = "附件2：重点任务分工表" + "," * (n - 1)
+    group = ",".join((["", "类别", "行动（工程）", "", "任务", ""] + [""] * n)[:n])
+    return f"{title}\n{group}\n{text}"
+
+
+def _blank_rows(text: str) -> str:
+    """Blank lines and Excel's empty rows (',,,,') between the data rows."""
+    lines = text.split("\n")
+    n = lines[0].count(",")
+    lines.insert(4, "")
+    lines.insert(9, "," * n)
+    lines.insert(10, "")
+    return "\n".join(lines)
+
+
+def _bad_byte(rel: str, line: int):
+    """A byte no codec decodes at the start of a line (a file cut and pasted between systems)."""
+    def mutate(raw_dir: Path) -> None:
+        lines = (raw_dir / rel).read_bytes().split(b"\n")
+        lines[line - 1] = b"\xff" + lines[line - 1]
+        (raw_dir / rel).write_bytes(b"\n".join(lines))
+    return mutate
+
+
+def _cell(row: int, column: str, value: str):
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        df.loc[row, column] = value
+        return df
+    return edit
+
+
+def _fullwidth(df: pd.DataFrame) -> pd.DataFrame:
+    """Group numbers and deadlines typed with a Chinese input method (full-width digits)."""
+    wide = str.maketrans("0123456789", "０１２３４５６７８９")
+    df["group_no"] = df["group_no"].str.translate(wide)
+    df["deadline"] = df["deadline"].str.translate(wide)
+    return df
+
+
+@dataclass(frozen=True)
+class ListCase:
+    id: str
+    mutate: Callable[[Path], None]
+    message: str | None  # regex of the stage 05 error; None: reads as the committed list
+
+
+def _then(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
+    def mutate(raw_dir: Path) -> None:
+        for step in steps:
+            step(raw_dir)
+    return mutate
+
+
+LIST_CASES = (
+    ListCase("tasks_gb18030_with_bom", _rewrite(TASKS, str, "gb18030", bom=True), None),
+    ListCase("tasks_gbk", _rewrite(TASKS, str, "gbk"), None),
+    ListCase("tasks_title_and_merged_header", _rewrite(TASKS, _title_rows), None),
+    ListCase("tasks_blank_rows", _rewrite(TASKS, _blank_rows), None),
+    ListCase("tasks_fullwidth_digits", _edit_rows(TASKS, _fullwidth), None),
+    ListCase("units_gbk_title_row", _rewrite(UNITS, _title_rows, "gbk"), None),
+    ListCase("tasks_excel_date_serial", _edit_rows(TASKS, _cell(4, "deadline", "46022")),
+             r"^1 problem\(s\) in the task list:\n\S+/plan/zhanjiang-tasks\.csv line 6: deadline '46022' is an "
+             r"Excel date serial number \(2025-12-31\): format the column as text and write '2025年底' or "
+             r"'每年实施'$"),
+    ListCase("tasks_blank_rows_then_bad_deadline",
+             _then(_edit_rows(TASKS, _cell(10, "deadline", "明年")), _rewrite(TASKS, _blank_rows)),
+             r"^1 problem\(s\) in the task list:\n\S+/plan/zhanjiang-tasks\.csv line 15: deadline '明年' is "
+             r"neither 'YYYY年底' nor '每年实施'$"),
+    ListCase("tasks_chinese_numeral_in_group_no", _edit_rows(TASKS, _cell(2, "group_no", "一")),
+             r"^1 problem\(s\) in the task list:\n\S+/plan/zhanjiang-tasks\.csv line 4: group_no '一' is not "
+             r"a whole number; expected the number alone, e.g\. 3$"),
+    ListCase("tasks_percent_in_task_no", _edit_rows(TASKS, _cell(0, "task_no", "1%")),
+             r"^1 problem\(s\) in the task list:\n\S+/plan/zhanjiang-tasks\.csv line 2: task_no '1%' is not "
+             r"a whole number; expected the number alone, e.g\. 3$"),
+    ListCase("tasks_undecodable_bytes",
+             _bad_byte(TASKS, 4),
+             r"^task list \S+/plan/zhanjiang-tasks\.csv, line 4: text encoding not recognised \(byte 0xff at "
+             r"offset \d+\); expected UTF-8 \(with or without BOM\), GBK or GB18030$"),
+    ListCase("tasks_header_missing",
+             _rewrite(TASKS, lambda t: t.replace("measure_id,kind,", "编号,类别,", 1)),
+             r"^task list \S+/plan/zhanjiang-tasks\.csv: no header row with the columns \['measure_id', 'kind', "
+             r"'deadline'\] in the first 10 lines \(the first row holds \['编号', '类别', 'group_no'"),
+)
+
+
+# --- progress returns -------------------------------------------------------------------------
+
+def returns_saved_as_xls(raw_dir: Path) -> None:
+    """One unit sent its return as an Excel 97-2003 workbook, another as a WPS file; a template
+    and an Excel lock file lie next to them."""
+    folder = raw_dir / "progress"
+    folder.mkdir(exist_ok=True)
+    (folder / "zhanjiang-jiaoyuju-2025.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    (folder / "市科协2025年报表.et").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    (folder / "zhanjiang-kexie-template.xlsx").write_bytes(b"PK\x03\x04")
+    (folder / "~$zhanjiang-kexie-2025.xlsx").write_bytes(b"lock")
+
+
+def returns_only_templates(raw_dir: Path) -> None:
+    folder = raw_dir / "progress"
+    folder.mkdir(exist_ok=True)
+    (folder / "zhanjiang-kexie-template.xlsx").write_bytes(b"PK\x03\x04")
+
+
+RETURNS_CASES = {
+    "returns_saved_as_xls_and_et": (
+        returns_saved_as_xls,
+        r"^progress returns folder \S+/progress: 2 file\(s\) not in \.xlsx format: zhanjiang-jiaoyuju-2025\.xls, "
+        r"市科协2025年报表\.et; expected every return saved as an Excel workbook \(\.xlsx\): open it in Excel or "
+        r"WPS and save it again as \.xlsx, or move it out of the folder$"),
+    "returns_only_templates": (
+        returns_only_templates,
+        r"^no filled progress returns \(\*\.xlsx, not \*-template\.xlsx\) in \S+/progress: put the lead units' "
+        r"returns there \(folder set by tasks\.returns_dir in \S+zhanjiang\.yml\); for the synthetic demo run "
+        r"`python -m analysis demo`"),
+}
+
+
+# --- published population figures (the demo's census margins) and census margins (stage 04) ----
+
+def _published_cell(measure: str, k: int, value: str):
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        df.loc[df.index[df["measure"] == measure][k], "value"] = value
+        return df
+    return edit
+
+
+def _fullwidth_values(df: pd.DataFrame) -> pd.DataFrame:
+    df["value"] = df["value"].str.translate(str.maketrans("0123456789.", "０１２３４５６７８９．"))
+    return df
+
+
+PUBLISHED_CASES = (
+    ListCase("published_gbk", _rewrite(PUBLISHED, str, "gbk"), None),
+    ListCase("published_gb18030_with_bom", _rewrite(PUBLISHED, str, "gb18030", bom=True), None),
+    ListCase("published_blank_rows", _rewrite(PUBLISHED, _blank_rows), None),
+    ListCase("published_fullwidth_digits", _edit_rows(PUBLISHED, _fullwidth_values), None),
+    ListCase("published_percent_sign", _edit_rows(PUBLISHED, _published_cell("urban_share", 3, "52.3%")),
+             r"^published population figures \S+/census/zhanjiang-population-published\.csv, line \d+, column "
+             r"'value': a number with a percent sign; expected the number alone \(e\.g\. 52\.3\) with its unit in "
+             r"column 'unit' \(percent\)$"),
+    ListCase("published_name_in_value", _edit_rows(PUBLISHED, _published_cell("residents_year_end", 2, PII["name"])),
+             r"^published population figures \S+/census/zhanjiang-population-published\.csv, line 4, column "
+             r"'value': value Chinese text of 4 characters, not shown is not a number; expected a plain number "
+             r"with its unit in column 'unit'$"),
+    ListCase("published_undecodable_bytes",
+             _bad_byte(PUBLISHED, 6),
+             r"^published population figures \S+/census/zhanjiang-population-published\.csv, line 6: text encoding "
+             r"not recognised \(byte 0xff at offset \d+\); expected UTF-8 \(with or without BOM\), GBK or GB18030$"),
+)
+
+
+def _division_names_as_codes(df: pd.DataFrame) -> pd.DataFrame:
+    """The division column filled with the divisions' names, as a statistics bureau's table has them."""
+    names = {"440802": "赤坎区", "440803": "霞山区"}
+    df["division_code"] = df["division_code"].map(lambda c: names.get(c, c))
+    return df
+
+
+MARGINS_CASES = (
+    ListCase("margins_division_names_for_codes", _edit_rows(MARGINS, _division_names_as_codes),
+             r"^census margins file \S+/census/zhanjiang-margins-synthetic\.csv, column 'division_code': margin "
+             r"division_urban has no population for divisions \['440802', '440803'\]; line 2 has Chinese text of 3 "
+             r"characters, not shown, which is no division code of the plan; expected the plan's division codes "
+             r"\(e\.g\. 440802\)$"),
+    ListCase("margins_division_column_in_chinese",
+             _rewrite(MARGINS, lambda t: t.replace("division_code", "区县代码", 1)),
+             r"^census margins file \S+/census/zhanjiang-margins-synthetic\.csv: missing column 'division_code'$"),
+    ListCase("margins_percent_in_population", _edit_rows(MARGINS, _cell(3, "population", "12%")),
+             r"^census margins file \S+/census/zhanjiang-margins-synthetic\.csv: line 5 \(data row 3\), column "
+             r"'population': value '12%' is not a non-negative number$"),
 )

@@ -123,6 +123,27 @@ def test_thresholds_come_from_the_plan():
     assert strict.min_duration_minutes == 30.0 and CFG.max_straightline_run == 15
 
 
+def test_cleaning_defaults_have_one_source():
+    """CleaningConfig adds no default of its own: every field and default is settings.CleaningSettings',
+    and a plan without survey.cleaning gets exactly those defaults."""
+    import dataclasses
+
+    from analysis.settings import DEFAULT_IMPLAUSIBLE, CleaningSettings
+
+    own = {f.name: f for f in dataclasses.fields(CleaningSettings)}
+    assert [f.name for f in dataclasses.fields(CleaningConfig)] == list(own)
+    assert "age_min" not in vars(CleaningConfig) and "max_drop_share" not in CleaningConfig.__annotations__
+    defaults = dataclasses.asdict(CleaningSettings())
+    assert dataclasses.asdict(CleaningConfig()) == defaults
+    assert defaults["age_min"] == 18 and defaults["max_drop_share"] == 0.5
+    assert defaults["implausible"] == list(DEFAULT_IMPLAUSIBLE)
+    data = copy.deepcopy(PLAN.data)
+    del data["survey"]["cleaning"]
+    bare = CleaningConfig.from_plan(Plan(data=data, path=PLAN.path, raw_dir=PLAN.raw_dir))
+    assert dataclasses.asdict(bare) == defaults
+    assert CleaningConfig.from_plan(with_cleaning(PLAN, implausible=[])).implausible == []  # none dropped
+
+
 def test_implausible_combinations_from_plan():
     df = rows(4)
     df.loc[0, "occupation"] = "学生"

@@ -5,6 +5,7 @@ never lets planted personal data into a message, a log, an output file or an exe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -18,10 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from malformed_corpus import (
     CITY,
+    LIST_CASES,
+    MARGINS_CASES,
     PII,
+    PUBLISHED_CASES,
+    RETURNS_CASES,
     SURVEY,
     SURVEY_CASES,
     YEAR,
+    add_plan_lists,
     build_base,
     copy_raw,
     csv_bytes,
@@ -340,6 +346,92 @@ def test_safe_value_never_shows_chinese_text_or_long_numbers(text):
         assert not re.search(r"[\u3400-\u9fff]|\d{7}", core), shown
 
 
+# --- stratum and PSU codes that are personal data ------------------------------------------------
+
+@functools.cache
+def _places() -> frozenset[str]:
+    from analysis.harmonise import division_lookup
+
+    return frozenset(division_lookup(load_plan(CITY)))
+
+
+PLACE_NAMES = sorted({n for d in load_plan(CITY).divisions for n in [d["name_zh"], d.get("name_en"), *d["aliases"]]
+                      if n and " " not in n} | {z["name_zh"] for z in load_plan(CITY).settings.management_zones})
+_cjk = st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5)
+_suffix = st.sampled_from(["", "-01", "-U", "_R", "/2", "-12"])
+LEGIT_CODES = st.one_of(
+    st.from_regex(r"[A-Za-z]{1,4}[_\-.]?[0-9]{1,4}", fullmatch=True),            # S01, PSU_12, str-3
+    st.from_regex(r"[1-6][0-9]{5}([0-9]{3}([0-9]{3})?)?([_\-][UR])?", fullmatch=True),   # 440803, 440803001001, 440802-U
+    st.tuples(st.sampled_from(PLACE_NAMES), st.sampled_from(["", "城镇", "乡村"]), _suffix).map("".join),
+    st.tuples(st.text(_cjk, min_size=1, max_size=4), st.sampled_from(["区", "县", "镇", "村", "社区", "街道"]),
+              _suffix).map("".join),                                             # 某某镇-01, 赤坎区-01
+    st.from_regex(r"[A-Z]?[a-z]{1,12}(-[0-9]{1,3})?", fullmatch=True),            # Xiashan, chikan-2
+    st.from_regex(r"[A-Za-z]{1,8}[0-9]{1,6}[A-Za-z]{0,3}", fullmatch=True),       # ZhangWei01 is a code
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(LEGIT_CODES)
+def test_legitimate_design_codes_are_never_refused(code):
+    from analysis.harmonise import _BAD, design_code
+
+    assert design_code(code, _places()) is not _BAD, code
+
+
+_surname = st.sampled_from(["Zhang", "Wang", "Li", "Chen", "Huang", "Ouyang", "Sima", "Zhuge", "Lin", "Xie"])
+_given = st.sampled_from(["Wei", "Fang", "Na", "Xiaoming", "Jianguo", "Li", "Qing", "Yuhang", "Hui", "Zhiqiang"])
+_sep = st.sampled_from([" ", "_", ".", "-", ""])
+
+
+@settings(max_examples=200, deadline=None)
+@given(_surname, _given, _sep, st.booleans(), st.sampled_from([str, str.upper, str.lower]))
+def test_pinyin_names_are_refused_in_any_order_and_spelling(surname, given_name, sep, family_last, case):
+    from analysis.harmonise import _BAD, design_code
+
+    if sep == "":
+        case = str  # written together, only the capitals separate the parts: ZhangWei
+    first, last = (given_name, surname) if family_last else (surname, given_name)
+    assert design_code(case(first) + sep + case(last), _places()) is _BAD
+
+
+@pytest.mark.parametrize("value", [
+    "Zhang Wei", "ZhangWei", "zhang_wei", "WANG.Fang", "Wei-Zhang", "Ouyang Xiaoming", "张伟", "司马青禾", "李先生",
+    "王五-01", "王海", "李江-2", "张山", "13912345678", "139-1234-5678", "１３９１２３４５６７８", "8613912345678", "0759-3312345",
+    PII["id_card"], "440802850612345", PII["address"],
+])
+def test_personal_data_is_refused_as_a_design_code(value):
+    from analysis.harmonise import _BAD, design_code
+
+    assert design_code(value, _places()) is _BAD
+
+
+def test_the_plan_places_and_codes_pass(base):
+    """Division names and aliases that look like a name alone (吴川: 吴 is a surname) are places."""
+    from analysis.harmonise import _BAD, design_code
+
+    for code in ["S01", "440803", "赤坎区-01", "PSU_12", "吴川", "吴川-03", "麻章城镇", "Lianjiang-U", "金沙湾-01", "李村", "张家山-3"]:
+        assert design_code(code, _places()) is not _BAD, code
+
+
+def test_clean_schema_refuses_personal_data_in_psu(good):
+    """The schema of survey_clean.parquet checks the same: a table built around harmonise still fails."""
+    from pandera.errors import SchemaErrors
+
+    from analysis.schema import clean_schema, first_failure
+
+    table = good[1].clean
+    items = [c for c in table.columns if re.fullmatch(r"q\d+", c)]
+    schema = clean_schema(load_plan(CITY), items)
+    schema.validate(table, lazy=True)
+    bad = table.copy()
+    bad.loc[bad.index[3], "psu"] = "Zhang_Wei"
+    with pytest.raises(SchemaErrors) as err:
+        schema.validate(bad, lazy=True)
+    first = first_failure(err.value)
+    assert (first["column"], repr(first["value"])) == ("psu", "text of 9 characters, not shown")
+    assert first["check"] == "a design code, not a personal name, phone or ID-card number or address"
+
+
 # --- questionnaire / answer key -----------------------------------------------------------------
 
 def _questionnaire(base: Path, tmp_path: Path, mutate) -> Path:
@@ -488,3 +580,106 @@ def test_notebook_01_on_a_file_without_faults(base, tmp_path):
     run_stage_01(raw, out, tmp_path / "nb")
     ledger = pd.read_parquet(out / CITY / str(YEAR) / "ledger.parquet")
     assert len(ledger) == len(read_base(raw)) and (ledger["status"] == "kept").all()
+
+
+# --- task and unit lists, returns folder, published figures, census margins (stages 04, 05, demo) ---
+
+@pytest.mark.parametrize("cls", ["analysis.progress_stage.ProgressStageError",
+                                 "analysis.county_gaps_stage.CountyGapsError",
+                                 "analysis.synth_census.CensusInputError", "analysis.plan_tasks.TasksError",
+                                 "analysis.benchmarks.BenchmarkError", "analysis.geo.BoundaryError"])
+def test_input_errors_are_user_errors(cls):
+    """Shown by the CLI as one message with exit status 1 (traceback only with --debug)."""
+    import importlib
+
+    module, name = cls.rsplit(".", 1)
+    assert issubclass(getattr(importlib.import_module(module), name), UserError)
+
+
+def _failed_run_changes_nothing(run, message: str, good_root: Path, out: Path) -> str:
+    shutil.copytree(good_root, out)  # last year's outputs must survive a failed run
+    before = snapshot(out)
+    with pytest.raises(UserError) as err:
+        run(out)
+    msg = str(err.value)
+    assert re.search(message, msg), msg
+    assert snapshot(out) == before
+    assert not leaked(msg)
+    return msg
+
+
+@pytest.mark.parametrize("case", LIST_CASES, ids=[c.id for c in LIST_CASES])
+def test_plan_list_case(case, base, good, tmp_path):
+    """Stage 05 on a task or unit list saved the ways Excel and WPS save it: read as the committed
+    list, or stopped with the documented message and the processed folder as it was."""
+    from analysis.plan_tasks import load_tasks, load_units
+    from analysis.progress_stage import run_progress
+
+    raw = add_plan_lists(copy_raw(base, tmp_path / "raw"))
+    plan = load_plan(CITY, raw)
+    units = load_units(plan)
+    tasks = load_tasks(plan, units)
+    case.mutate(raw)
+    if case.message is None:
+        assert load_units(plan) == units
+        pd.testing.assert_frame_equal(load_tasks(plan), tasks)
+    else:
+        _failed_run_changes_nothing(lambda out: run_progress(plan, YEAR, out), case.message, good[0],
+                                    tmp_path / "processed")
+
+
+@pytest.mark.parametrize("case", list(RETURNS_CASES))
+def test_returns_folder_case(case, base, good, tmp_path):
+    from analysis.progress_stage import run_progress
+
+    mutate, message = RETURNS_CASES[case]
+    raw = add_plan_lists(copy_raw(base, tmp_path / "raw"))
+    mutate(raw)
+    plan = load_plan(CITY, raw)
+    _failed_run_changes_nothing(lambda out: run_progress(plan, YEAR, out), message, good[0], tmp_path / "processed")
+
+
+def test_returns_with_upper_case_suffix_are_found(base, tmp_path):
+    from analysis.progress_stage import find_returns, unreadable_returns
+
+    raw = copy_raw(base, tmp_path / "raw")
+    (raw / "progress").mkdir()
+    for name in ("a-2025.XLSX", "b-2025.xlsx", "b-template.xlsx", "~$a-2025.XLSX", "notes.txt"):
+        (raw / "progress" / name).write_bytes(b"x")
+    plan = load_plan(CITY, raw)
+    assert [p.name for p in find_returns(plan)] == ["a-2025.XLSX", "b-2025.xlsx"]
+    assert unreadable_returns(plan) == []
+
+
+@pytest.mark.parametrize("case", PUBLISHED_CASES, ids=[c.id for c in PUBLISHED_CASES])
+def test_published_figures_case(case, base, tmp_path, capsys):
+    """The published population figures behind the demo's census margins: read as the committed
+    file, or `python -m analysis demo` stops with one message (exit 1, no traceback) and writes nothing."""
+    from analysis.cli import main
+    from analysis.synth_census import census_margins
+
+    raw = copy_raw(base, tmp_path / "raw")
+    plan = load_plan(CITY, raw)
+    margins = census_margins(plan)
+    case.mutate(raw)
+    if case.message is None:
+        pd.testing.assert_frame_equal(census_margins(plan), margins)
+        return
+    before = snapshot(raw)
+    assert main(["demo", "--city", CITY, "--raw-dir", str(raw), "--n", "60"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.search(case.message, err.removeprefix("error: ").strip()), err
+    assert not leaked(err)
+    assert snapshot(raw) == before
+
+
+@pytest.mark.parametrize("case", MARGINS_CASES, ids=[c.id for c in MARGINS_CASES])
+def test_county_gaps_margins_case(case, base, good, tmp_path):
+    from analysis.county_gaps_stage import run_county_gaps
+
+    raw = copy_raw(base, tmp_path / "raw")
+    case.mutate(raw)
+    plan = load_plan(CITY, raw)
+    _failed_run_changes_nothing(lambda out: run_county_gaps(plan, YEAR, out), case.message, good[0],
+                                tmp_path / "processed")

@@ -144,3 +144,35 @@ def test_every_dataclass_field_of_the_demo_plan_round_trips():
     s = settings.parse_settings(data, plan.path)
     assert s == plan.settings
     assert [d["code"] for d in s.divisions] == [str(d["code"]) for d in data["divisions"]]
+
+
+def test_english_names_are_typed_settings():
+    s = load_plan("zhanjiang").settings
+    assert s.city.province_en == "Guangdong" and s.city.name_en == "Zhanjiang"
+    assert s.names_en.units["市科协"] == "Municipal Association for Science and Technology"
+    assert isinstance(s.names_en.actions, dict) and s.names_en.actions
+    assert s.city.given()["province_en"] == "Guangdong"
+    assert "name_en" not in settings.CitySettings(id="x", code="1", name_zh="某市").given()
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("names_en:\n  units:\n", "names_en:\n  unit:\n",
+     "key 'names_en.unit' is not known; expected units or actions"),
+    ("names_en:\n  units:\n", "names_en:\n  units: [市科协]\n  old_units:\n",
+     "key 'names_en.units': expected a mapping (key: value), found a list of 1"),
+    ("  province_en: Guangdong\n", "  province_en: [Guangdong, Canton]\n",
+     "key 'city.province_en': expected text, found a list of 2"),
+    ("name_zh: 霞山区, name_en: Xiashan,", "name_zh: 霞山区, name_en: [Xiashan],",
+     "key 'divisions[1].name_en': expected text, found a list of 1"),
+])
+def test_bad_english_names_name_the_file_and_key(raw, old, new, message):
+    _edit(raw, old, new)
+    with pytest.raises(PlanError) as err:
+        load_plan("zhanjiang", raw)
+    assert str(err.value) == f"{raw / 'plan' / 'zhanjiang.yml'}: {message}"
+
+
+def test_english_names_are_not_read_from_the_raw_plan_mapping():
+    """render, report_figures and vocabulary read the city and names_en through plan.settings."""
+    for name in ("render.py", "report_figures.py", "vocabulary.py"):
+        assert "plan.data" not in (ANALYSIS / name).read_text(encoding="utf-8"), name
