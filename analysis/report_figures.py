@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from . import geo
 from .config import Plan
 from .plotting import PRINT_WIDTH_IN, plt, save_figure, use_font
+from .report_tables import level_rank, natural_order
 from .vocabulary import TERMS, capitalise, city_name, domain_label, level_label, plan_word, term
 
 STATUS_COLORS = {"已完成": "#2e7d32", "推进中": "#f9a825", "部分年度未完成": "#ef6c00", "未启动": "#c62828",
@@ -48,6 +49,7 @@ def estimates_by_group(estimates: pd.DataFrame, plan: Plan, year: int, lang: str
     """
     use_font(lang)
     e = estimates[(estimates["year"] == year) & (estimates["indicator"] == "literate")]
+    e = natural_order(e, plan)  # levels in their natural order (catalog sorts them by code)
     t, city = e[e["domain"] != "city"], e[e["domain"] == "city"].iloc[0]
     domains = [d for d in TERMS["domain"] if d in set(t["domain"])]
     heights = [max(2, (t["domain"] == d).sum()) for d in domains]
@@ -146,7 +148,8 @@ def group_trends(series: pd.DataFrame, traj: dict[str, Any], plan: Plan, lang: s
     fig, axes = plt.subplots(1, max(len(domains), 1), figsize=(10, 4.2), sharey=True, squeeze=False)
     for ax, domain in zip(axes[0], domains, strict=False):
         sub = series[series["series"].str.startswith(f"{domain}:")]
-        for i, (key, g) in enumerate(sub.groupby("series", sort=True)):
+        groups = sorted(sub.groupby("series"), key=lambda kv: level_rank(plan, domain, str(kv[0]).split(":", 1)[1]))
+        for i, (key, g) in enumerate(groups):
             o, f = g[g["kind"] == "observed"], g[g["kind"] == "fitted"]
             ax.errorbar(o["year"], o["estimate"], yerr=[o["estimate"] - o["lower"], o["upper"] - o["estimate"]],
                         fmt="o", ms=4, color=f"C{i}", capsize=2,

@@ -183,13 +183,17 @@ TABLE_WIDTH = 104
 """The text width in half-width characters of table text at 8.5 pt (15.6 cm, cityreport.typ)."""
 
 ZWSP = "\u200b"
-_BREAK_HINT = re.compile(r"(?<=[^\s\u200b\d%])(?=[（(])|(?<=/)(?=[^\s\u200b])")
+BREAK_BEFORE = ("标准误", "均方根误差", "的概率", "置信区间", "上限", "下限", "不发布", "绝对差距")
+"""Words of the report's Chinese headers and notes a line may break before (Chinese has no spaces to say so)."""
+_BREAK_HINT = re.compile(r"(?<=[^\s\u200b\d%])(?=[（(])|(?<=/)(?=[^\s\u200b])|(?<=[^\s\u200b])(?="
+                         + "|".join(BREAK_BEFORE) + ")")
 SHORT_WORD = 10
 """A run of at most this many characters between spaces or break hints never breaks (cityreport.typ short-word)."""
 
 
 def break_hints(text: str) -> str:
-    """Where a table word may break: a zero-width space before each '（' / '(' and after each '/'.
+    """Where a table word may break: a zero-width space before each '（' / '(', after each '/' and before the
+    words of BREAK_BEFORE.
 
     The Typst template keeps every run of at most SHORT_WORD characters between spaces and these
     hints on one line (Typst would otherwise break Chinese between any two characters: 直接估/计).
@@ -197,14 +201,20 @@ def break_hints(text: str) -> str:
     return _BREAK_HINT.sub(ZWSP, text)
 
 
-def table_font_pt(columns: int) -> float:
-    """The font size of a table with this many columns (cityreport.typ table-size)."""
-    return 7.0 if columns >= 11 else 7.5 if columns >= 9 else 8.5
+FONT_SIZES = (8.5, 8.0, 7.5, 7.0)
+"""Table font sizes in points, largest first: a table is set in the largest its unbroken words fit at."""
 
 
-def table_width(columns: int) -> int:
-    """The text width in half-width characters at the table's font size."""
-    return math.floor(TABLE_WIDTH * 8.5 / table_font_pt(columns))
+def table_width(size: float = 8.5) -> int:
+    """The text width in half-width characters at a table font size."""
+    return math.floor(TABLE_WIDTH * 8.5 / size)
+
+
+def table_font_pt(shown: pd.DataFrame) -> float:
+    """The largest of FONT_SIZES at which every column's unbroken words fit the text width."""
+    least = sum(_column_width(c, shown[c]) if _numeric_column(shown[c]) else _column_floor(c, shown[c])
+                for c in shown.columns)
+    return next((size for size in FONT_SIZES if least <= table_width(size)), FONT_SIZES[-1])
 
 
 def unbroken_width(text: object) -> int:
@@ -235,7 +245,7 @@ def _column_floor(header: object, values: pd.Series, pad: int = 2) -> int:
 def column_widths(shown: pd.DataFrame, total: int | None = None) -> list[int]:
     """Widths from content: number columns get what they need, text columns share the rest by their need,
     and no column is narrower than its widest unbroken word (header or cell)."""
-    total = table_width(len(shown.columns)) if total is None else total
+    total = table_width(table_font_pt(shown)) if total is None else total
     need = [_column_width(c, shown[c]) for c in shown.columns]
     numeric = [_numeric_column(shown[c]) for c in shown.columns]
     fixed = sum(n for n, k in zip(need, numeric, strict=True) if k)
@@ -276,6 +286,7 @@ def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | 
     shown = group_rows(shown, group)
     align = list(align) if align else ["l"] + ["r" if _numeric_column(shown[c]) else "l" for c in shown.columns[1:]]
     widths = column_widths(shown)  # from the cells as printed
+    size = table_font_pt(shown)
     rule = {"l": ":{}", "r": "{}:", "c": ":{}:"}
     text = [not _numeric_column(shown[c]) for c in shown.columns]
     lines = ["| " + " | ".join(break_hints(_cell(c)) for c in shown.columns) + " |",
@@ -283,7 +294,12 @@ def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | 
     lines += ["| " + " | ".join(break_hints(_cell(v)) if t else _cell(v) for v, t in zip(row, text, strict=True))
               + " |" for row in shown.itertuples(index=False)]
     PUBLISHED.append((label, caption, (df if workbook is None else workbook).copy()))
-    return "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"
+    table = "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"
+    if size == FONT_SIZES[0]:
+        return table
+    # a wide table is set smaller (cityreport.typ reads table-font); other output formats ignore raw Typst
+    return (f"```{{=typst}}\n#table-font.update({size:g}pt)\n```\n\n{table}\n"
+            f"```{{=typst}}\n#table-font.update({FONT_SIZES[0]:g}pt)\n```\n")
 
 
 def printed_width(path: Path, most: float = 1.0) -> float:
