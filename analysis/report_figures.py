@@ -145,7 +145,9 @@ def group_trends(series: pd.DataFrame, traj: dict[str, Any], plan: Plan, lang: s
     """Observed and fitted shares per key group and per urban/rural level, with the city for comparison."""
     use_font(lang)
     domains = [d for d in ("key_group", "urban_rural") if series["series"].str.startswith(f"{d}:").any()]
-    fig, axes = plt.subplots(1, max(len(domains), 1), figsize=(10, 4.2), sharey=True, squeeze=False)
+    # at the printed width, the legend under each panel (inside it covered the points)
+    fig, axes = plt.subplots(1, max(len(domains), 1), figsize=(PRINT_WIDTH_IN, 3.4), sharey=True, squeeze=False,
+                             layout="constrained")
     for ax, domain in zip(axes[0], domains, strict=False):
         sub = series[series["series"].str.startswith(f"{domain}:")]
         groups = sorted(sub.groupby("series"), key=lambda kv: level_rank(plan, domain, str(kv[0]).split(":", 1)[1]))
@@ -164,10 +166,10 @@ def group_trends(series: pd.DataFrame, traj: dict[str, Any], plan: Plan, lang: s
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(term("word", "year", lang))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, frameon=False)
+        ax.legend(fontsize=7.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     axes[0][0].set_ylabel(_tr(lang, "具备科学素质的比例（%）", "Share with scientific literacy (%)"))
     fig.suptitle(_tr(lang, "分人群与城乡的科学素质趋势（实线为logit线性趋势）",
-                     "Trends by key group and for urban and rural areas (lines: logit-linear trend)"))
+                     "Trends by key group and for urban and rural areas (lines: logit-linear trend)"), fontsize=9.5)
     return save_figure(fig, path)
 
 

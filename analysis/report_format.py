@@ -210,11 +210,18 @@ def table_width(size: float = 8.5) -> int:
     return math.floor(TABLE_WIDTH * 8.5 / size)
 
 
-def table_font_pt(shown: pd.DataFrame) -> float:
-    """The largest of FONT_SIZES at which every column's unbroken words fit the text width."""
-    least = sum(_column_width(c, shown[c]) if _numeric_column(shown[c]) else _column_floor(c, shown[c])
-                for c in shown.columns)
-    return next((size for size in FONT_SIZES if least <= table_width(size)), FONT_SIZES[-1])
+def table_font_pt(shown: pd.DataFrame, text_room: int = 20) -> float:
+    """The largest of FONT_SIZES at which every column's unbroken words fit the text width and each text column
+    gets `text_room` half-width characters (or what it needs, if less); failing that, the largest at which the
+    unbroken words alone fit."""
+    numbers = sum(_column_width(c, shown[c]) for c in shown.columns if _numeric_column(shown[c]))
+    text = [(_column_floor(c, shown[c]), _column_width(c, shown[c])) for c in shown.columns
+            if not _numeric_column(shown[c])]
+    for least in (numbers + sum(max(f, min(n, text_room)) for f, n in text), numbers + sum(f for f, _ in text)):
+        fits = [size for size in FONT_SIZES if least <= table_width(size)]
+        if fits:
+            return fits[0]
+    return FONT_SIZES[-1]
 
 
 def unbroken_width(text: object) -> int:
@@ -238,8 +245,11 @@ def _column_width(header: object, values: pd.Series, cap: int = 60, pad: int = 2
 
 
 def _column_floor(header: object, values: pd.Series, pad: int = 2) -> int:
-    """The narrowest a column may be: its header's and cells' widest unbroken words."""
-    return max([unbroken_width(header)] + [unbroken_width(_cell(v)) for v in values]) + pad
+    """The narrowest a column may be: its header's and cells' widest unbroken words, and a third of a Latin header
+    (so 'Share of rows in (%)' takes at most three lines, not one word a line)."""
+    text = str(header)
+    lines = math.ceil(_text_width(text) / 3) if _text_width(text) == len(text) else 0
+    return max([unbroken_width(header), lines] + [unbroken_width(_cell(v)) for v in values]) + pad
 
 
 def column_widths(shown: pd.DataFrame, total: int | None = None) -> list[int]:
