@@ -222,7 +222,8 @@ def division_map(key: str, sae: pd.DataFrame, county: dict[str, Any], plan: Plan
 def progress_by_group(by_group: pd.DataFrame, plan: Plan, year: int, lang: str, path: Path) -> Path:
     """Status of the measures of each action and project as of the report year (counts)."""
     use_font(lang)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(by_group) + 1.5))
+    # at the printed width with the labels inside it (long English names left the bars a sliver)
+    fig, ax = plt.subplots(figsize=(PRINT_WIDTH_IN, 0.28 * len(by_group) + 1.3), layout="constrained")
     labels = [plan_word(plan, "actions", n, lang).removeprefix("实施") for n in by_group["group_name"]]
     left = np.zeros(len(labels))
     for status, col in STATUS_COLUMNS.items():
@@ -230,10 +231,11 @@ def progress_by_group(by_group: pd.DataFrame, plan: Plan, year: int, lang: str, 
         ax.barh(labels, values, left=left, color=STATUS_COLORS[status], label=term("measure_status", status, lang))
         left += values
     ax.invert_yaxis()
-    ax.legend(loc="upper center", fontsize=8, ncol=len(STATUS_COLUMNS), bbox_to_anchor=(0.5, -0.08), frameon=False)
+    ax.tick_params(labelsize=8)
+    fig.legend(loc="outside lower center", fontsize=7.5, ncol=len(STATUS_COLUMNS), frameon=False)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(_tr(lang, f"各提升行动、重点工程措施完成情况（截至{year}年底，单位：项）",
-                     f"Measures by action and project, status at the end of {year} (count)"), loc="left")
+                     f"Measures by action and project, status at the end of {year} (count)"), fontsize=9.5)
     return save_figure(fig, path)
 
 
