@@ -36,8 +36,9 @@ def monitoring(demo_pipeline, tmp_path_factory):
                        executed_root=tmp / "executed", echo=lambda _: None)
     files = render(d.plan, YEAR, processed_root=processed, out_dir=tmp / "out", engine="offline",
                    work_dir=tmp / "work")
-    [md] = (tmp / "work" / "offline").glob("*/*.md")
-    return d.plan, processed / d.plan.city / str(YEAR), files, md.read_text(encoding="utf-8"), ran
+    stem = files["pdf"].stem
+    md = (tmp / "work" / "offline" / stem / f"{stem}.md").read_text(encoding="utf-8")
+    return d.plan, processed / d.plan.city / str(YEAR), files, md, ran
 
 
 def tables(md: str) -> dict[str, pd.DataFrame]:

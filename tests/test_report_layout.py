@@ -229,8 +229,9 @@ def rendered_both(demo_pipeline, offline_report):
                 work_dir=d.tmp / "work-en")
     out = {}
     for lang, files, work in (("zh", offline_report.files, offline_report.work), ("en", en, d.tmp / "work-en")):
-        [md] = (work / "offline").glob("*/*.md")
-        out[lang] = (PdfReader(str(files["pdf"])), md.read_text(encoding="utf-8"))
+        stem = files["pdf"].stem
+        md = (work / "offline" / stem / f"{stem}.md").read_text(encoding="utf-8")
+        out[lang] = (PdfReader(str(files["pdf"])), md)
     return out
 
 
