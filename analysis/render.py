@@ -98,6 +98,7 @@ def report_metadata(plan: Plan, year: int, lang: str, processed_root: Path) -> d
         notice = ("本报告使用合成数据（synthetic data）演示评估方法，所有调查数字均由确定性合成数据生成器产生，"
                   f"不是{city['name_zh']}的真实调查结果，不得作为政策依据引用。") if synthetic else None
         shown = f"{when.year}年{when.month}月"
+        short = f"{city['name_zh']}全民科学素质行动{'实施情况评估报告' if final else f'监测报告（{year}年）'}"
     else:
         title = city["report_title_en"] if final else f"{city['name_en']} Civic Scientific Literacy Monitoring Report {year}"
         subtitle = f"Plan period {start}-{end}, {'final evaluation' if final else 'annual monitoring'}"
@@ -105,7 +106,9 @@ def report_metadata(plan: Plan, year: int, lang: str, processed_root: Path) -> d
         notice = ("This report uses SYNTHETIC demo data to demonstrate the evaluation methods. No figure in it is a real "
                   "survey result of the city; do not cite it.") if synthetic else None
         shown = when.date().isoformat()
-    return {"title": title, "subtitle": subtitle, "issuer": issuer, "date": shown, "notice": notice,
+        short = f"{city['name_en']} science literacy plan {start}–{end}: {'evaluation' if final else f'monitoring {year}'}"
+    # the running header carries the short title, so it stays on one line beside the demo-data mark
+    return {"title": title, "short_title": short, "subtitle": subtitle, "issuer": issuer, "date": shown, "notice": notice,
             "lang": lang, "synthetic": synthetic, "timestamp": when}
 
 
@@ -120,7 +123,8 @@ def _typst_date(when: datetime) -> str:
 
 
 def typst_preamble(meta: dict[str, Any]) -> str:
-    args = ", ".join(f"{k}: {_typst_string(meta[k])}" for k in ("title", "subtitle", "issuer", "date", "notice"))
+    args = ", ".join(f"{k.replace('_', '-')}: {_typst_string(meta.get(k))}"
+                     for k in ("title", "short_title", "subtitle", "issuer", "date", "notice"))
     return (f'#import "{TEMPLATE.resolve()}": *\n'
             f'#show: cityreport.with({args}, pdf-date: {_typst_date(meta["timestamp"])}, lang: "{meta["lang"]}")\n\n')
 
@@ -256,7 +260,7 @@ def quarto_project(qmd: Path, meta: dict[str, Any], folder: Path, stem: str) -> 
     config["filters"] = ["template/project-paths.lua", *config.get("filters", [])]
     (folder / "_quarto.yml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
                                         encoding="utf-8")
-    fields = {k: v for k, v in meta.items() if k not in {"synthetic", "timestamp", "date"}}
+    fields = {k.replace("_", "-"): v for k, v in meta.items() if k not in {"synthetic", "timestamp", "date"}}
     when: datetime = meta["timestamp"]
     # 'date' is parsed by Quarto (2026年11月 becomes "Invalid Date"); the template prints report-date as text
     fields |= {"report-date": meta["date"], "pdf-year": when.year, "pdf-month": when.month, "pdf-day": when.day}

@@ -95,7 +95,24 @@ def measures_annex(measures: pd.DataFrame, plan: Plan, lang: str) -> pd.DataFram
     return tables.headers(out, lang)
 
 
-_HEADERS = {"measure_text": ("具体措施", "Measure"), "responsible_units": ("责任单位", "Responsible units"), "status": ("状态", "Status"),
+def printed_annex(annex: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The annex as printed (measures_annex keeps every column for the workbook): the measure's text with its
+    units under it, and its deadline, status and year completed in one column, so the text gets the width."""
+    zh = lang == "zh"
+    t = annex.copy()
+    unit_col, text_col = _h("units", lang), _h("measure_text", lang)
+    status, done, deadline = _h("status", lang), _h("year_completed", lang), term("header", "deadline", lang)
+    if text_col in t:
+        t[text_col] = [f"{m}（{u}）" if zh else f"{m} ({u})" for m, u in zip(t[text_col], t[unit_col], strict=True)]
+        t = t.drop(columns=unit_col)
+    state = [f"{s}，{y}年" if zh and y else f"{s}, {y}" if y else s for s, y in zip(t[status], t[done], strict=True)]
+    due_word = "时限：" if zh else "due "
+    t[status] = [f"{s}；{due_word}{d}" if zh else f"{s}; {due_word}{d}" for s, d in zip(state, t[deadline], strict=True)]
+    t = t.drop(columns=[done, deadline]).rename(columns={status: _h("progress", lang)})
+    return t.rename(columns={term("header", "measure_id", lang): _h("number", lang)})
+
+
+_HEADERS = {"progress": ("落实情况", "Status"), "number": ("编号", "No."), "measure_text": ("具体措施", "Measure"), "responsible_units": ("责任单位", "Responsible units"), "status": ("状态", "Status"),
             "year_completed": ("完成年份", "Year completed"), "units": ("牵头单位和责任单位", "Units"),
             "evidence": ("佐证材料", "Evidence")}
 

@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from . import geo
 from .config import Plan
 from .plotting import PRINT_WIDTH_IN, plt, save_figure, use_font
+from .report_tables import level_rank, natural_order
 from .vocabulary import TERMS, capitalise, city_name, domain_label, level_label, plan_word, term
 
 STATUS_COLORS = {"已完成": "#2e7d32", "推进中": "#f9a825", "部分年度未完成": "#ef6c00", "未启动": "#c62828",
@@ -48,6 +49,7 @@ def estimates_by_group(estimates: pd.DataFrame, plan: Plan, year: int, lang: str
     """
     use_font(lang)
     e = estimates[(estimates["year"] == year) & (estimates["indicator"] == "literate")]
+    e = natural_order(e, plan)  # levels in their natural order (catalog sorts them by code)
     t, city = e[e["domain"] != "city"], e[e["domain"] == "city"].iloc[0]
     domains = [d for d in TERMS["domain"] if d in set(t["domain"])]
     heights = [max(2, (t["domain"] == d).sum()) for d in domains]
@@ -143,10 +145,13 @@ def group_trends(series: pd.DataFrame, traj: dict[str, Any], plan: Plan, lang: s
     """Observed and fitted shares per key group and per urban/rural level, with the city for comparison."""
     use_font(lang)
     domains = [d for d in ("key_group", "urban_rural") if series["series"].str.startswith(f"{d}:").any()]
-    fig, axes = plt.subplots(1, max(len(domains), 1), figsize=(10, 4.2), sharey=True, squeeze=False)
+    # at the printed width, the legend under each panel (inside it covered the points)
+    fig, axes = plt.subplots(1, max(len(domains), 1), figsize=(PRINT_WIDTH_IN, 3.4), sharey=True, squeeze=False,
+                             layout="constrained")
     for ax, domain in zip(axes[0], domains, strict=False):
         sub = series[series["series"].str.startswith(f"{domain}:")]
-        for i, (key, g) in enumerate(sub.groupby("series", sort=True)):
+        groups = sorted(sub.groupby("series"), key=lambda kv: level_rank(plan, domain, str(kv[0]).split(":", 1)[1]))
+        for i, (key, g) in enumerate(groups):
             o, f = g[g["kind"] == "observed"], g[g["kind"] == "fitted"]
             ax.errorbar(o["year"], o["estimate"], yerr=[o["estimate"] - o["lower"], o["upper"] - o["estimate"]],
                         fmt="o", ms=4, color=f"C{i}", capsize=2,
@@ -161,10 +166,10 @@ def group_trends(series: pd.DataFrame, traj: dict[str, Any], plan: Plan, lang: s
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(term("word", "year", lang))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, frameon=False)
+        ax.legend(fontsize=7.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     axes[0][0].set_ylabel(_tr(lang, "具备科学素质的比例（%）", "Share with scientific literacy (%)"))
     fig.suptitle(_tr(lang, "分人群与城乡的科学素质趋势（实线为logit线性趋势）",
-                     "Trends by key group and for urban and rural areas (lines: logit-linear trend)"))
+                     "Trends by key group and for urban and rural areas (lines: logit-linear trend)"), fontsize=9.5)
     return save_figure(fig, path)
 
 
@@ -217,7 +222,8 @@ def division_map(key: str, sae: pd.DataFrame, county: dict[str, Any], plan: Plan
 def progress_by_group(by_group: pd.DataFrame, plan: Plan, year: int, lang: str, path: Path) -> Path:
     """Status of the measures of each action and project as of the report year (counts)."""
     use_font(lang)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(by_group) + 1.5))
+    # at the printed width with the labels inside it (long English names left the bars a sliver)
+    fig, ax = plt.subplots(figsize=(PRINT_WIDTH_IN, 0.28 * len(by_group) + 1.3), layout="constrained")
     labels = [plan_word(plan, "actions", n, lang).removeprefix("实施") for n in by_group["group_name"]]
     left = np.zeros(len(labels))
     for status, col in STATUS_COLUMNS.items():
@@ -225,10 +231,11 @@ def progress_by_group(by_group: pd.DataFrame, plan: Plan, year: int, lang: str, 
         ax.barh(labels, values, left=left, color=STATUS_COLORS[status], label=term("measure_status", status, lang))
         left += values
     ax.invert_yaxis()
-    ax.legend(loc="upper center", fontsize=8, ncol=len(STATUS_COLUMNS), bbox_to_anchor=(0.5, -0.08), frameon=False)
+    ax.tick_params(labelsize=8)
+    fig.legend(loc="outside lower center", fontsize=7.5, ncol=len(STATUS_COLUMNS), frameon=False)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(_tr(lang, f"各提升行动、重点工程措施完成情况（截至{year}年底，单位：项）",
-                     f"Measures by action and project, status at the end of {year} (count)"), loc="left")
+                     f"Measures by action and project, status at the end of {year} (count)"), fontsize=9.5)
     return save_figure(fig, path)
 
 

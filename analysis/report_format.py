@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .config import ROOT
@@ -179,49 +180,110 @@ def _text_width(text: str) -> int:
 
 
 TABLE_WIDTH = 104
-"""The text width in half-width characters of table text (15.6 cm at 8.5 pt, cityreport.typ)."""
+"""The text width in half-width characters of table text at 8.5 pt (15.6 cm, cityreport.typ)."""
+
+ZWSP = "\u200b"
+BREAK_BEFORE = ("标准误", "均方根误差", "的概率", "置信区间", "上限", "下限", "不发布", "绝对差距")
+"""Words of the report's Chinese headers and notes a line may break before (Chinese has no spaces to say so)."""
+_BREAK_HINT = re.compile(r"(?<=[^\s\u200b\d%])(?=[（(])|(?<=/)(?=[^\s\u200b])|(?<=[^\s\u200b])(?="
+                         + "|".join(BREAK_BEFORE) + ")")
+SHORT_WORD = 10
+"""A run of at most this many characters between spaces or break hints never breaks (cityreport.typ short-word)."""
+
+
+def break_hints(text: str) -> str:
+    """Where a table word may break: a zero-width space before each '（' / '(', after each '/' and before the
+    words of BREAK_BEFORE.
+
+    The Typst template keeps every run of at most SHORT_WORD characters between spaces and these
+    hints on one line (Typst would otherwise break Chinese between any two characters: 直接估/计).
+    """
+    return _BREAK_HINT.sub(ZWSP, text)
+
+
+FONT_SIZES = (8.5, 8.0, 7.5, 7.0)
+"""Table font sizes in points, largest first: a table is set in the largest its unbroken words fit at."""
+
+
+def table_width(size: float = 8.5) -> int:
+    """The text width in half-width characters at a table font size."""
+    return math.floor(TABLE_WIDTH * 8.5 / size)
+
+
+def table_font_pt(shown: pd.DataFrame, text_room: int = 20) -> float:
+    """The largest of FONT_SIZES at which every column's unbroken words fit the text width and each text column
+    gets `text_room` half-width characters (or what it needs, if less); failing that, the largest at which the
+    unbroken words alone fit."""
+    numbers = sum(_column_width(c, shown[c]) for c in shown.columns if _numeric_column(shown[c]))
+    text = [(_column_floor(c, shown[c]), _column_width(c, shown[c])) for c in shown.columns
+            if not _numeric_column(shown[c])]
+    for least in (numbers + sum(max(f, min(n, text_room)) for f, n in text), numbers + sum(f for f, _ in text)):
+        fits = [size for size in FONT_SIZES if least <= table_width(size)]
+        if fits:
+            return fits[0]
+    return FONT_SIZES[-1]
+
+
+def unbroken_width(text: object) -> int:
+    """The width of the widest part of a cell that never breaks (a run of at most SHORT_WORD characters)."""
+    runs = re.split(r"[\s\u200b]+", break_hints(str(text)))
+    return max((_text_width(r) for r in runs if 0 < len(r) <= SHORT_WORD), default=0)
 
 
 def _column_width(header: object, values: pd.Series, cap: int = 60, pad: int = 2) -> int:
     """A column's need in half-width characters: pandoc shares the page width in proportion to the dashes.
 
     Number columns (numbers and intervals never break) need their widest cell; text columns their widest
-    cell (or header word, at most 12) up to `cap`, and wrap. `pad` stands for the cell's margins.
+    cell up to `cap`, and wrap; both at least their widest unbroken word (`_column_floor`). `pad` stands
+    for the cell's margins.
     """
     longest = max((_text_width(_cell(v)) for v in values), default=0)
-    # a header wraps between words (Latin) or between any two characters (CJK, kept to 4 characters a line)
-    header_word = min(12, max((min(8, _text_width(w)) if _text_width(w) > len(w) else len(w)
-                               for w in str(header).split()), default=0))
+    floor = _column_floor(header, values, pad=0)
     if _numeric_column(values):
-        return max(longest, header_word) + pad
-    return min(cap, max(longest, header_word)) + pad
+        return max(longest, floor) + pad
+    return max(min(cap, longest), floor) + pad
 
 
-def column_widths(shown: pd.DataFrame, total: int = TABLE_WIDTH) -> list[int]:
-    """Widths from content: number columns get what they need, text columns share the rest by their need."""
+def _column_floor(header: object, values: pd.Series, pad: int = 2) -> int:
+    """The narrowest a column may be: its header's and cells' widest unbroken words, and a third of a Latin header
+    (so 'Share of rows in (%)' takes at most three lines, not one word a line)."""
+    text = str(header)
+    lines = math.ceil(_text_width(text) / 3) if _text_width(text) == len(text) else 0
+    return max([unbroken_width(header), lines] + [unbroken_width(_cell(v)) for v in values]) + pad
+
+
+def column_widths(shown: pd.DataFrame, total: int | None = None) -> list[int]:
+    """Widths from content: number columns get what they need, text columns share the rest by their need,
+    and no column is narrower than its widest unbroken word (header or cell)."""
+    total = table_width(table_font_pt(shown)) if total is None else total
     need = [_column_width(c, shown[c]) for c in shown.columns]
     numeric = [_numeric_column(shown[c]) for c in shown.columns]
     fixed = sum(n for n, k in zip(need, numeric, strict=True) if k)
     text = sum(n for n, k in zip(need, numeric, strict=True) if not k)
     if fixed + text <= total or not text:
         return need
-    # a short text column (a verdict, a group's name) keeps its width; longer ones share the rest
-    floor = [min(n, 12) for n in need]
+    # short text columns (a verdict, a unit, a group's name) keep their width; longer ones share the rest in
+    # proportion to the text they hold (its mean width per row), so running text gets the room
+    floor = [min(n, max(12, _column_floor(c, shown[c]))) for c, n in zip(shown.columns, need, strict=True)]
     room = max(total - fixed - sum(f for f, k in zip(floor, numeric, strict=True) if not k), 0)
-    extra = sum(n - f for n, f, k in zip(need, floor, numeric, strict=True) if not k)
-    return [n if k else f + (math.floor((n - f) * room / extra) if extra else 0)
-            for n, f, k in zip(need, floor, numeric, strict=True)]
+    volume = [0.0 if k or n <= f else float(np.mean([_text_width(_cell(v)) for v in shown[c]]))
+              for c, n, f, k in zip(shown.columns, need, floor, numeric, strict=True)]
+    extra = sum(volume)
+    return [n if k else min(n, f + (math.floor(v * room / extra) if extra else 0))
+            for n, f, k, v in zip(need, floor, numeric, volume, strict=True)]
 
 
 def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | None = None,
-             decimals: Mapping[str, int] | None = None, group: Sequence[str] | None = None) -> str:
+             decimals: Mapping[str, int] | None = None, group: Sequence[str] | None = None,
+             workbook: pd.DataFrame | None = None) -> str:
     """A pipe table with a caption and a `tbl-` label, for Quarto and pandoc alike: the one way to print a table.
 
     Numbers are printed by `format_numbers` (fixed decimals per column, no
     negative zero); text columns align left and number columns right; values
     repeated down the `group` columns are shown once (default: the first column,
     when it is text). The Typst template keeps each number and interval on one
-    line. The workbook keeps the unformatted table.
+    line. The workbook keeps the unformatted table (`workbook`: a fuller one than the printed, e.g. with
+    columns the page merges).
     """
     if not label.startswith("tbl-"):
         raise ValueError(f"table label must start with 'tbl-': {label}")
@@ -234,12 +296,20 @@ def md_table(df: pd.DataFrame, caption: str, label: str, align: Sequence[str] | 
     shown = group_rows(shown, group)
     align = list(align) if align else ["l"] + ["r" if _numeric_column(shown[c]) else "l" for c in shown.columns[1:]]
     widths = column_widths(shown)  # from the cells as printed
+    size = table_font_pt(shown)
     rule = {"l": ":{}", "r": "{}:", "c": ":{}:"}
-    lines = ["| " + " | ".join(_cell(c) for c in shown.columns) + " |",
+    text = [not _numeric_column(shown[c]) for c in shown.columns]
+    lines = ["| " + " | ".join(break_hints(_cell(c)) for c in shown.columns) + " |",
              "|" + "|".join(rule[a].format("-" * w) for a, w in zip(align, widths, strict=True)) + "|"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    PUBLISHED.append((label, caption, df.copy()))
-    return "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"
+    lines += ["| " + " | ".join(break_hints(_cell(v)) if t else _cell(v) for v, t in zip(row, text, strict=True))
+              + " |" for row in shown.itertuples(index=False)]
+    PUBLISHED.append((label, caption, (df if workbook is None else workbook).copy()))
+    table = "\n".join(lines) + f"\n\n: {caption} {{#{label}}}\n"
+    if size == FONT_SIZES[0]:
+        return table
+    # a wide table is set smaller (cityreport.typ reads table-font); other output formats ignore raw Typst
+    return (f"```{{=typst}}\n#table-font.update({size:g}pt)\n```\n\n{table}\n"
+            f"```{{=typst}}\n#table-font.update({FONT_SIZES[0]:g}pt)\n```\n")
 
 
 def printed_width(path: Path, most: float = 1.0) -> float:

@@ -7,6 +7,7 @@ the city's divisions, groups, lead units and actions from the plan file.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,39 @@ def headers(table: pd.DataFrame, lang: str, extra: dict[str, str] | None = None)
     return table.rename(columns={**names, **(extra or {})})
 
 
+def level_rank(plan: Plan, domain: str, level: Any) -> tuple[int, float, str]:
+    """A level's place in its domain's natural order: divisions in the plan's (admin-code) order, key groups as
+    the plan lists them, age bands by their lower bound, survey categories (education from 小学及以下 up) as the
+    vocabulary lists them; unknown levels last, by name."""
+    import re
+
+    level = str(level)
+    if domain in ("division", "divisions"):
+        order = [str(d["code"]) for d in plan.divisions]
+    elif domain in ("key_group", "key_groups"):
+        order = [str(g["id"]) for g in plan.settings.literacy.key_groups]
+    elif domain == "age_group":
+        m = re.match(r"\d+", level)
+        return (0, float(m.group()) if m else math.inf, level)
+    else:
+        order = list(TERMS["level"])
+    return (0, float(order.index(level)), level) if level in order else (1, math.inf, level)
+
+
+def natural_order(table: pd.DataFrame, plan: Plan, domain: str = "domain", level: str = "level",
+                  year: str | None = "year") -> pd.DataFrame:
+    """Rows in natural order: domains as the vocabulary lists them (city first), then levels (`level_rank`),
+    then years ascending."""
+    rank = {d: i for i, d in enumerate(TERMS["domain"])}
+    key = pd.DataFrame({"d": table[domain].map(rank).fillna(len(rank)),
+                        "l": [level_rank(plan, d, lv) for d, lv in zip(table[domain], table[level], strict=True)]},
+                       index=table.index)
+    if year is not None and year in table:
+        key["y"] = table[year].astype(int)
+    order = sorted(table.index, key=lambda i: tuple(key.loc[i]))
+    return table.loc[order]
+
+
 def yes_no(flag: Any, lang: str) -> str:
     return term("yes_no", "yes" if bool(flag) else "no", lang)
 
@@ -54,8 +88,7 @@ def domain_table(estimates: pd.DataFrame, plan: Plan, lang: str, indicator: str 
     t = estimates[estimates["indicator"] == indicator]
     if year is not None:
         t = t[t["year"] == year]
-    rank = {d: i for i, d in enumerate(TERMS["domain"])}
-    t = publishable(t).sort_values("domain", key=lambda s: s.map(rank).fillna(len(rank)), kind="stable")
+    t = natural_order(publishable(t), plan)
     value = "estimate_pct" if indicator.startswith(("literate", "level_")) else "estimate_score"
     suppressed = t["suppressed"].astype(bool).to_numpy()
     out = pd.DataFrame({
@@ -162,8 +195,8 @@ def groups_table(traj: dict[str, Any], plan: Plan, lang: str) -> pd.DataFrame:
     rows, where = [], {}
     trend_header = (f"{traj['target_year']}年趋势值（%）" if lang == "zh"
                     else f"Trend value {traj['target_year']} (%)")
-    for domain, block in traj["groups"].items():
-        for lev, g in block["levels"].items():
+    for domain, block in traj["groups"].items():  # key groups first, as the section reads; levels in their order
+        for lev, g in sorted(block["levels"].items(), key=lambda kv: level_rank(plan, domain, kv[0])):
             gap = block["gaps"].get(f"{lev}-city") or next(
                 (v for k, v in block["gaps"].items() if lev in k.split("-")), {})
             last = max(g["observed"], key=int) if g["observed"] else None

@@ -80,6 +80,30 @@ def test_quarto_pdf_matches_offline(demo_pipeline, offline_report, quarto_report
     assert quarto_pdf.metadata.creation_date == offline_pdf.metadata.creation_date
 
 
+def test_quarto_pdf_keeps_the_table_layout_rules(offline_report, quarto_report):
+    """Pandoc under Quarto gets the same tables (break hints, font-size updates) and template: no header word
+    broken inside, the running header on one line, every table with its caption and two rows on its page."""
+    from test_report_layout import (
+        MARGIN,
+        broken_words,
+        md_tables,
+        short_words,
+        test_every_table_starts_with_its_caption_and_two_rows,
+        text_lines,
+    )
+
+    files, _, _ = quarto_report
+    reader = PdfReader(str(files["pdf"]))
+    stem = offline_report.files["pdf"].stem
+    md = (offline_report.work / "offline" / stem / f"{stem}.md").read_text(encoding="utf-8")
+    words = {w for _, head, _ in md_tables(md) for cell in head for w in short_words(cell)}
+    assert not [(n, b) for n, page in enumerate(reader.pages, 1) for b in broken_words(text_lines(page), words)]
+    for page in reader.pages[2:]:
+        top = float(page.mediabox.top) - MARGIN["top"]
+        assert len({round(y) for _, y, _ in text_lines(page) if y > top + 10}) == 1
+    test_every_table_starts_with_its_caption_and_two_rows({"zh": (reader, md)}, "zh")
+
+
 def test_quarto_html_is_self_contained_and_complete(demo_pipeline, quarto_report):
     d = demo_pipeline
     files, _, _ = quarto_report

@@ -144,3 +144,143 @@ def test_row_decimals_key_is_shared():
     from analysis import report_format, report_tables
 
     assert report_format.ROW_DECIMALS == report_tables.ROW_DECIMALS
+
+
+# ------------------------------------------------------------------ text positions: headers, running head, captions
+
+def text_lines(page) -> list[tuple[float, float, str]]:
+    """(x, y, text) of every text run Typst drew on a page, in drawing order (a cell's lines are separate runs)."""
+    runs: list[tuple[float, float, str]] = []
+
+    def visit(text, cm, tm, _font, _size):
+        if text.strip():
+            runs.append((tm[4] * cm[0] + cm[4], tm[5] * cm[3] + cm[5], text.strip()))
+
+    page.extract_text(visitor_text=visit)
+    return runs
+
+
+ZWSP = "\u200b"
+TABLE = re.compile(r"((?:^\|.*\|\n)+)\n: .*? \{#(tbl-[\w-]+)\}", re.M)
+
+
+def md_tables(md: str) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(label, header cells, body rows) of every pipe table of the report's markdown, in order."""
+    out = []
+    for block, label in TABLE.findall(md):
+        rows = [[c.strip() for c in line.strip()[1:-1].split(" | ")] for line in block.strip().splitlines()]
+        out.append((label, rows[0], rows[2:]))
+    return out
+
+
+def short_words(cell: str, most: int = 6) -> list[str]:
+    """The parts of a header cell that must never break: runs of 2..`most` characters between spaces and the
+    break hints md_table writes (zero-width spaces)."""
+    return [w for w in re.split(rf"[\s{ZWSP}]+", cell) if 2 <= len(w) <= most]
+
+
+def broken_words(runs: list[tuple[float, float, str]], words: set[str]) -> list[str]:
+    """Words split over two lines of one cell: a short run that is a proper start of a word, followed by a run
+    below it (same column) that continues the word."""
+    found = []
+    for (x0, y0, a), (x1, y1, b) in zip(runs, runs[1:], strict=False):
+        a = a.rstrip("-‐")
+        if len(a) > 6 or y1 >= y0 - 1 or abs(x1 - x0) > 80:
+            continue
+        found += [f"{a}/{b}" for w in words if len(a) < len(w) and w.startswith(a)
+                  and (b.startswith(w[len(a):]) or w[len(a):].startswith(b))]
+    return found
+
+
+def test_broken_words_finds_a_word_split_over_two_lines():
+    runs = [(80, 700, "直接估"), (80, 689, "计（%）"), (120, 700, "样本量"), (80, 650, "目"), (80, 640, "标")]
+    assert broken_words(runs, {"直接估计", "样本量", "目标"}) == ["直接估/计（%）", "目/标"]
+    assert broken_words([(80, 700, "直接估计"), (80, 689, "（%）")], {"直接估计"}) == []
+    assert short_words(f"直接估计{ZWSP}（%）") == ["直接估计", "（%）"] and short_words("Gap to target (points)") == [
+        "Gap", "to", "target"]
+
+
+def test_broken_words_reads_a_typst_table(tmp_path):
+    """On a real PDF: a Chinese header in a too-narrow cell breaks inside (Typst's default), and is found;
+    the template's short-word rule keeps it whole."""
+    import typst
+
+    from analysis.render import TEMPLATE, typst_font_dir
+
+    cell = "table(columns: (32pt, 60pt), [直接估计], [样本量], [12.5], [60])"
+    for template, expected in ((False, ["直/接"]), (True, [])):
+        head = f'#import "{TEMPLATE.resolve()}": *\n#show: cityreport.with(title: [t], toc: false)\n' if template else ""
+        (tmp_path / "d.typ").write_text(head + f'#set text(font: "Noto Sans CJK SC", size: 12pt)\n#{cell}\n',
+                                        encoding="utf-8")
+        typst.compile(str(tmp_path / "d.typ"), output=str(tmp_path / "d.pdf"), root="/",
+                      font_paths=[str(typst_font_dir())])
+        reader = PdfReader(str(tmp_path / "d.pdf"))
+        runs = [r for page in reader.pages for r in text_lines(page)]
+        assert broken_words(runs, {"直接估计", "样本量"}) == expected, runs
+
+
+@pytest.fixture(scope="module")
+def rendered_both(demo_pipeline, offline_report):
+    """The zh report (conftest) and the en one, each as (reader, markdown)."""
+    from analysis.render import render
+
+    d = demo_pipeline
+    en = render(d.plan, 2025, lang="en", processed_root=d.processed, out_dir=d.tmp / "out-en", engine="offline",
+                work_dir=d.tmp / "work-en")
+    out = {}
+    for lang, files, work in (("zh", offline_report.files, offline_report.work), ("en", en, d.tmp / "work-en")):
+        stem = files["pdf"].stem
+        md = (work / "offline" / stem / f"{stem}.md").read_text(encoding="utf-8")
+        out[lang] = (PdfReader(str(files["pdf"])), md)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_no_table_word_is_broken_inside(rendered_both, lang):
+    """Header words of at most 6 characters (and the words between break hints) are never split over two lines."""
+    reader, md = rendered_both[lang]
+    words = {w for _, head, _ in md_tables(md) for cell in head for w in short_words(cell)}
+    assert len(words) > 20
+    broken = [(n, b) for n, page in enumerate(reader.pages, 1) for b in broken_words(text_lines(page), words)]
+    assert not broken, f"table words broken over two lines (page, word): {broken[:8]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_running_header_is_one_line(rendered_both, lang):
+    reader, _ = rendered_both[lang]
+    for n, page in enumerate(reader.pages[2:], 3):
+        top = float(page.mediabox.top) - MARGIN["top"]
+        ys = {round(y) for _, y, _ in text_lines(page) if y > top + 10}
+        assert len(ys) == 1, f"page {n}: the running header is on {len(ys)} lines"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_table_starts_with_its_caption_and_two_rows(rendered_both, lang):
+    """No caption, nor a table's header with fewer than two body rows, left at the foot of a page."""
+    reader, md = rendered_both[lang]
+    tables = md_tables(md)
+    caption = re.compile(r"^(?:表\s*(\d+)\u2003|Table\xa0(\d+):)")
+    seen = 0
+    for n, page in enumerate(reader.pages, 1):
+        runs = text_lines(page)
+        joined = [(y, a + b) for (_, y, a), (_, _, b) in zip(runs, runs[1:], strict=False)] + [(y, t) for _, y, t in runs]
+        for y, text in joined:
+            m = caption.match(text)
+            number = int(m.group(1) or m.group(2)) if m else 0
+            if not m or number > len(tables):
+                continue
+            seen += 1
+            label, _, body = tables[number - 1]
+            firsts = [next((c for c in row if c and c != "—"), "") for row in body[:2]]
+            rows: dict[int, list[tuple[float, str]]] = {}
+            for x, yy, t in runs:  # one text per printed line (Latin text comes in runs split at kerning)
+                rows.setdefault(round(yy), []).append((x, t))
+            below = ["".join(t for _, t in sorted(parts)).replace(" ", "") for yy, parts in rows.items() if yy < y]
+            for cell in firsts:
+                head = re.split(rf"[\s{ZWSP}]+", cell)[0][:6].replace(" ", "")
+                assert any(head in t for t in below), (f"page {n}: table {number} ({label}) starts with its caption "
+                                                       f"but row '{cell}' is not on the page")
+    assert seen >= len(tables)

@@ -69,14 +69,14 @@ TRAJ = {"target_year": 2025, "groups": {
 
 def test_groups_table_shows_a_gap_between_two_rows_once(plan):
     zh = tables.groups_table(TRAJ, plan, "zh")
-    assert zh["人群"].tolist() == ["农民", "乡村", "城镇"]
+    assert zh["人群"].tolist() == ["农民", "城镇", "乡村"]  # levels in natural order (issue 11): urban first
     assert zh["差距年均变化（百分点）"].tolist() == [-0.81, 1.05, ""]
     assert zh["差距变化"].tolist() == ["差距扩大", "差距无明显变化", ""]
-    assert zh["说明"].tolist() == ["", "差距为城镇减乡村", "与乡村行为同一差距"]
+    assert zh["说明"].tolist() == ["", "差距为城镇减乡村", "与城镇行为同一差距"]
     en = tables.groups_table(TRAJ, plan, "en")
-    assert en["Group"].tolist() == ["Farmers", "Rural", "Urban"]
+    assert en["Group"].tolist() == ["Farmers", "Urban", "Rural"]
     assert en["Gap trend"].tolist() == ["widening", "no clear change", ""]
-    assert en["Note"].tolist() == ["", "gap: Urban minus Rural", "same gap as the Rural row"]
+    assert en["Note"].tolist() == ["", "gap: Urban minus Rural", "same gap as the Urban row"]
     assert not any(CJK.search(str(c)) for c in [*en.columns, *en.astype(str).to_numpy().ravel()])
 
 
