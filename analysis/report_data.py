@@ -129,7 +129,13 @@ class ReportData:
         return found
 
     def stale_reasons(self) -> list[str]:
-        """Why the results behind this report do not come from one consistent run (empty when they do)."""
+        """Why the results behind this report do not come from one consistent run (empty when they do).
+
+        Consistency is judged by content, as the runner skips tasks: every processed file a stage read
+        must be the version its producing stage last wrote (the digests in the two manifests agree),
+        and every stage must have read the plan file as it is now. Times are not compared: a stage
+        rerun whose outputs come out the same leaves the stages after it valid.
+        """
         from .provenance import sha256
 
         reasons = []
@@ -137,18 +143,16 @@ class ReportData:
         for stage in REPORT_YEAR_STAGES:
             if (stage, self.year) not in by_stage:
                 reasons.append(f"no results of {stage} for {self.year}")
-        latest_input = max((m["created"] for m in self.manifests if m["stage"] in SURVEY_YEAR_STAGES), default="")
-        for (stage, year), m in by_stage.items():
-            if stage in REPORT_YEAR_STAGES and m["created"] < latest_input:
-                reasons.append(f"{stage} ({year}) ran before the latest survey-year stage it reads")
-            if stage == "02_weight_estimate" and ("01_clean", year) in by_stage \
-                    and m["created"] < by_stage[("01_clean", year)]["created"]:
-                reasons.append(f"02_weight_estimate ({year}) ran before 01_clean ({year})")
+        written = {name: (digest, m) for m in self.manifests for name, digest in m.get("outputs", {}).items()}
         plan_hash = sha256(self.plan.path)
         for m in self.manifests:
             for name, digest in m["inputs"].items():
                 if Path(name).name == self.plan.path.name and digest != plan_hash:
                     reasons.append(f"{m['stage']} ({m['year_dir']}) ran with another version of {self.plan.path.name}")
+                elif name in written and written[name][0] != digest:
+                    producer = written[name][1]
+                    reasons.append(f"{m['stage']} ({m['year_dir']}) read another version of {Path(name).name} than "
+                                   f"{producer['stage']} ({producer['year_dir']}) wrote last")
         return sorted(set(reasons))
 
     def manifest_parameter(self, stage: str, name: str, year: int | None = None) -> Any:
