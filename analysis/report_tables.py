@@ -233,6 +233,8 @@ def decomposition_table(traj: dict[str, Any], lang: str) -> pd.DataFrame:
     d = traj.get("decomposition") or {}
     first = term("decomposition_method", d.get("method", "shift_share"), lang)
     second = term("decomposition_method", d.get("secondary_method", "oaxaca_logit"), lang)
+    if "oaxaca" not in d:  # not decomposed (d["error"] says why; report_text.decomposition_sentence words it)
+        return headers(pd.DataFrame(columns=["method", "part", "points"]), lang)
     ob = d["oaxaca"]
     part = {k: term("decomposition_part", k, lang) for k in ("total", "composition", "within")}
     rows = [(first, part["total"], d["total_change_pp"]), (first, part["composition"], d["composition_pp"]),

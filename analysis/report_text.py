@@ -497,8 +497,9 @@ def progress_sentence(progress: dict[str, Any], lang: str = "zh", verdict: dict[
 def decomposition_sentence(dec: dict[str, Any], lang: str = "zh") -> str:
     """The composition/within split of the change, with the caveat when weighting fixes the margins."""
     if "total_change_pp" not in dec:
-        return tr(lang, f"变化分解未能计算：{dec.get('error', '无结果')}。",
-                  "The decomposition of the change could not be computed.")
+        why = term("decomposition_error", dec.get("error", "microdata_missing"), lang)
+        return tr(lang, f"{dec.get('start_year')}—{dec.get('end_year')}年：{why}。",
+                  f"From {dec.get('start_year')} to {dec.get('end_year')}, {why}.")
     fixed = [f for f in dec.get("factors_fixed_by_weighting", [])
              if abs((dec.get("margin_shift") or {}).get(f, 0.0)) < 1e-9]
     zh = (f"{dec['start_year']}—{dec['end_year']}年全市比例变化 {dec['total_change_pp']:.2f} 个百分点，"

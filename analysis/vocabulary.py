@@ -94,6 +94,12 @@ TERMS: dict[str, dict[str, dict[str, str]]] = {
                        "Kitagawa composition–within split over education × age group × urban/rural cells"),
         "oaxaca_logit": _t("logit Oaxaca–Blinder 分解（Yun 权重）", "logit Oaxaca–Blinder (Yun weights)"),
     },
+    "decomposition_error": {
+        "not_comparable": _t("基线年与最新年份的测评口径不一致，未作变化分解",
+                             "the baseline and latest surveys were scored differently, so the change is not split"),
+        "microdata_missing": _t("缺少基线年或最新年份的个体数据，未作变化分解",
+                                "the microdata of the baseline or the latest year are missing, so the change is not split"),
+    },
     "decomposition_part": {
         "total": _t("总变化", "Total change"), "composition": _t("人口结构变化", "Composition"),
         "within": _t("组内提升", "Within groups"),

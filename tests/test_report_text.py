@@ -302,7 +302,18 @@ def test_decomposition_sentence_states_the_weighting_caveat():
     assert "受教育程度、年龄结构、城镇人口比重的边际分布各年相同" in text and "联合分布" in text
     moved = copy.deepcopy(DECOMP) | {"margin_shift": {"education": 0.4, "age_group": 0.0, "urban_rural": 0.0}}
     assert "年龄结构、城镇人口比重的边际分布各年相同" in rt.decomposition_sentence(moved)
-    assert "未能计算" in rt.decomposition_sentence({"error": "no microdata"})
+    missing = {"error": "microdata_missing", "start_year": 2020, "end_year": 2025}
+    assert rt.decomposition_sentence(missing) == "2020—2025年：缺少基线年或最新年份的个体数据，未作变化分解。"
+    assert rt.decomposition_sentence(missing | {"error": "not_comparable"}, "en") == (
+        "From 2020 to 2025, the baseline and latest surveys were scored differently, so the change is not split.")
+
+
+def test_decomposition_table_is_empty_with_its_headers_when_the_change_was_not_decomposed():
+    from analysis import report_tables
+
+    for lang in ("zh", "en"):
+        table = report_tables.decomposition_table({"decomposition": {"error": "microdata_missing"}}, lang)
+        assert table.empty and len(table.columns) == 3
 
 
 MANIFESTS = [{"stage": "01_clean", "year_dir": 2024, "packages": {"pandas": "3.1.1", "numpy": "2.4.6"}},
