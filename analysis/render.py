@@ -293,7 +293,6 @@ def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any]
     import nbformat
     import papermill as pm
     import pypandoc
-    import typst
     from papermill.exceptions import PapermillExecutionError
 
     qmd = parse_qmd(qmd_path)
@@ -317,11 +316,28 @@ def _render_offline(qmd_path: Path, params: dict[str, Any], meta: dict[str, Any]
     typ = build / f"{stem}.typ"
     typ.write_text(typst_preamble(meta) + body, encoding="utf-8")
     pdf = build / f"{stem}.pdf"
-    try:
-        typst.compile(str(typ), output=str(pdf), root="/", font_paths=[str(typst_font_dir())])
-    except Exception as exc:  # typst raises its own error type carrying the diagnostics
-        raise RenderError(f"typst failed on {typ}: {exc}") from exc
+    compile_typst(typ, pdf)
     return {"pdf": pdf, "html": _html(md, meta, build / f"{stem}.html")}
+
+
+_COMPILE = ("import sys, typst\n"
+            "try:\n"
+            "    typst.compile(sys.argv[1], output=sys.argv[2], root='/', font_paths=[sys.argv[3]])\n"
+            "except Exception as exc:\n"
+            "    sys.exit(str(exc))\n")
+
+
+def compile_typst(typ: Path, pdf: Path) -> None:
+    """typ -> pdf with the typst wheel, in a child process.
+
+    The wheel keeps Typst's memoisation cache for the life of the process and never evicts it, so a
+    process that renders many reports (a batch worker: 4 GB after 21 cities) grows by every document it
+    compiled; a child process gives the memory back after each report.
+    """
+    done = subprocess.run([sys.executable, "-c", _COMPILE, str(typ), str(pdf), str(typst_font_dir())],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RenderError(f"typst failed on {typ}: {done.stderr.strip()}")
 
 
 def cover_html(meta: dict[str, Any]) -> str:

@@ -163,3 +163,30 @@ def test_two_offline_renders_are_byte_identical(demo_pipeline, offline_report):
     assert set(again) == {"pdf", "html", "xlsx"}
     for kind, path in again.items():
         assert path.read_bytes() == offline_report.files[kind].read_bytes(), f"{kind} differs between two renders"
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    pytest.skip("no /proc/self/status")
+
+
+def test_typst_compiles_in_a_child_that_gives_its_memory_back(tmp_path):
+    # typst's wheel never evicts its memoisation cache: in-process, each of these documents adds ~70 MB
+    import random
+
+    rng = random.Random(7)
+    before = None
+    for i in range(4):
+        typ = tmp_path / f"d{i}.typ"
+        typ.write_text("".join(rng.choice("abcdefghij  ") for _ in range(400_000)), encoding="utf-8")
+        render_mod.compile_typst(typ, tmp_path / f"d{i}.pdf")
+        assert PdfReader(tmp_path / f"d{i}.pdf").pages
+        before = before or _rss_mb()
+    assert _rss_mb() - before < 40
+
+    bad = tmp_path / "bad.typ"
+    bad.write_text("#let x = (\n", encoding="utf-8")
+    with pytest.raises(render_mod.RenderError, match=r"typst failed on .*bad\.typ: .*\S"):
+        render_mod.compile_typst(bad, tmp_path / "bad.pdf")
