@@ -185,8 +185,11 @@ TABLE_WIDTH = 104
 ZWSP = "\u200b"
 BREAK_BEFORE = ("标准误", "均方根误差", "的概率", "置信区间", "上限", "下限", "不发布", "绝对差距")
 """Words of the report's Chinese headers and notes a line may break before (Chinese has no spaces to say so)."""
+NAME_PARTS = ("科学素质", "行动", "工程")
+"""Words the plan's long action and project names end in (实施领导干部和公务员科学素质提升行动): a line may break
+before them once three Chinese characters precede, so a short name (重点工程, 提升行动) stays whole."""
 _BREAK_HINT = re.compile(r"(?<=[^\s\u200b\d%])(?=[（(])|(?<=/)(?=[^\s\u200b])|(?<=[^\s\u200b])(?="
-                         + "|".join(BREAK_BEFORE) + ")")
+                         + "|".join(BREAK_BEFORE) + r")|(?<=[\u4e00-\u9fff]{3})(?=" + "|".join(NAME_PARTS) + ")")
 SHORT_WORD = 10
 """A run of at most this many characters between spaces or break hints never breaks (cityreport.typ short-word)."""
 
