@@ -111,9 +111,6 @@ COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫",
                      "夏侯", "长孙", "宇文", "轩辕", "端木", "南宫", "独孤", "申屠", "澹台")
 PLACE_SUFFIXES = tuple("区县市州镇乡村街道社居委组队片岛湾港山岭坡湖河江海园苑庄屯寨围场路巷里坊城所站点层口"
                        ) + ("城镇", "乡村")
-# After a surname and one character only an administrative word makes a place (李村; not 王海, 李江
-# or 张山, common names).
-ADMIN_SUFFIXES = tuple("区县市州镇乡村组队片") + ("街道", "社区", "城镇", "乡村")
 HONORIFICS = ("先生", "女士", "小姐", "老师", "同志", "师傅")
 PINYIN_SURNAMES = frozenset(
     "wang li zhang liu chen yang huang zhao wu zhou xu sun ma zhu hu guo he lin gao luo zheng liang xie song "
@@ -147,12 +144,16 @@ def _pinyin_name(text: str) -> bool:
 
 
 def _chinese_name(run: str) -> bool:
-    """2-4 characters after a common surname (or 先生/女士 after one), and not a place name."""
+    """A surname and a two-character given name (or 先生/女士 after a surname), and not a place name.
+
+    A surname and one character (王海, 黄略, 吴阳) is not judged: as many towns and villages are written
+    that way (黄略 and 吴阳 are towns of the demo city) as people, and refusing a survey file over a
+    village's name would stop the year's run with nothing the user could do about it.
+    """
     if run.endswith(HONORIFICS) and run[:1] in SURNAMES | {s[0] for s in COMPOUND_SURNAMES}:
         return True
     surname = 2 if run.startswith(COMPOUND_SURNAMES) else 1 if run[:1] in SURNAMES else 0
-    suffixes = PLACE_SUFFIXES if len(run) > surname + 1 else ADMIN_SUFFIXES
-    return bool(surname) and 2 <= len(run) <= surname + 2 and not run.endswith(suffixes)
+    return bool(surname) and len(run) == surname + 2 and not run.endswith(PLACE_SUFFIXES)
 
 
 def personal_kind(value: str, places: frozenset[str] | set[str] = frozenset()) -> str | None:

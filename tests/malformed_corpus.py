@@ -303,8 +303,8 @@ SURVEY_CASES = (
     SurveyCase("pinyin_name_in_psu", _plant("psu", "ZhangWei"),
                r"row 9 \(file line; data row 7\), column 'psu': value cannot be read; value 8 letters, not shown; "
                r"expected a design code of letters, Chinese characters, digits"),
-    SurveyCase("chinese_name_code_in_stratum", _plant("stratum", "张伟-01"),
-               r"row 9 \(file line; data row 7\), column 'stratum': value cannot be read; value Chinese text of 5 "
+    SurveyCase("chinese_name_code_in_stratum", _plant("stratum", "张晓伟-01"),
+               r"row 9 \(file line; data row 7\), column 'stratum': value cannot be read; value Chinese text of 6 "
                r"characters, not shown; expected a design code"),
     SurveyCase("landline_in_psu", _plant("psu", "0759-3312345"),
                r"column 'psu': value cannot be read; value text of 12 characters, not shown"),
