@@ -225,6 +225,13 @@ def detect_encoding(data: bytes, path: Any = "<bytes>") -> str:
                       expected="UTF-8 (with or without BOM), GBK or GB18030")
 
 
+
+def decode_text(path: Path) -> str:
+    """The text of the file at path, in the encoding detect_encoding finds, without a byte-order mark
+    (GB18030's decodes to U+FEFF). Raises IngestError naming the file line when no encoding fits."""
+    data = Path(path).read_bytes()
+    return data.decode(detect_encoding(data, path)).removeprefix("\ufeff")
+
 # --- header location ---------------------------------------------------------------------
 
 def _ffill(row: list[Any]) -> list[Any]:

@@ -142,15 +142,13 @@ def _split_outside_brackets(text: str) -> list[str]:
 
 
 def _decode(path: Path, what: str) -> str:
-    from .ingest import IngestError, detect_encoding
+    from .ingest import IngestError, decode_text
 
-    data = path.read_bytes()
     try:
-        text = data.decode(detect_encoding(data, path))
+        return decode_text(path)
     except IngestError as err:
         raise TasksError(f"{what} {path}, line {str(err.row).split()[0]}: text encoding not recognised "
                          f"({err.value}); expected {err.expected}") from None
-    return text.removeprefix("\ufeff")  # a GB18030 byte-order mark decodes to U+FEFF
 
 
 def read_list(path: Path, need: tuple[str, ...], what: str) -> tuple[pd.DataFrame, list[int]]:

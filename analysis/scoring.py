@@ -129,11 +129,10 @@ def load_questionnaire(path: str | Path, plan: Any | None = None) -> pd.DataFram
     path = Path(path)
     if not path.exists():
         raise QuestionnaireError(f"questionnaire file {path} does not exist")
-    from .ingest import IngestError, csv_record_lines, detect_encoding
+    from .ingest import IngestError, csv_record_lines, decode_text
 
-    data = path.read_bytes()
     try:
-        text = data.decode(detect_encoding(data, path))
+        text = decode_text(path)
     except IngestError as err:
         raise QuestionnaireError(f"questionnaire file {path}: row {err.row}: text encoding not "
                                  f"recognised; expected {err.expected}") from None

@@ -69,11 +69,10 @@ def published_path(plan: Any, raw_dir: Path | None = None) -> Path:
 
 
 def _published_text(path: Path) -> str:
-    from .ingest import IngestError, detect_encoding
+    from .ingest import IngestError, decode_text
 
-    data = path.read_bytes()
     try:
-        return data.decode(detect_encoding(data, path)).removeprefix("\ufeff")  # GB18030's BOM
+        return decode_text(path)
     except IngestError as err:
         raise CensusInputError(f"published population figures {path}, line {str(err.row).split()[0]}: "
                                f"text encoding not recognised ({err.value}); expected {err.expected}") from None
