@@ -207,18 +207,17 @@ def benchmark_sentence(traj: dict[str, Any], province: dict[str, str], lang: str
     targets = b.get("targets") or {}
     scope = b.get("province_scope")
     parts_zh, parts_en = [], []
-    if b.get("national_latest") is not None:
-        nat_t = targets.get(f"national_{ty}")
-        parts_zh.append(f"全国{b['national_latest_year']}年公布的比例为 {pct(b['national_latest'])}"
-                        + (f"（全国{ty}年目标 {pct(nat_t)}）" if nat_t is not None else ""))
-        parts_en.append(f"the national share published for {b['national_latest_year']} is {pct(b['national_latest'])}"
-                        + (f" (national {ty} target {pct(nat_t)})" if nat_t is not None else ""))
-    if b.get("province_latest") is not None:
-        prov_t = targets.get(f"{scope}_{ty}")
-        parts_zh.append(f"{province['zh']}{b['province_latest_year']}年公布的比例为 {pct(b['province_latest'])}"
-                        + (f"（全省{ty}年目标 {pct(prov_t)}）" if prov_t is not None else ""))
-        parts_en.append(f"{province['en']}'s published share for {b['province_latest_year']} is {pct(b['province_latest'])}"
-                        + (f" (provincial {ty} target {pct(prov_t)})" if prov_t is not None else ""))
+    # (key in the benchmarks, target scope, zh name, zh target word, en subject, en target word)
+    for key, target_scope, name_zh, level_zh, subject_en, level_en in (
+            ("national", "national", "全国", "全国", "the national share published", "national"),
+            ("province", scope, province["zh"], "全省", f"{province['en']}'s published share", "provincial")):
+        if b.get(f"{key}_latest") is None:
+            continue
+        year, value, target = b[f"{key}_latest_year"], pct(b[f"{key}_latest"]), targets.get(f"{target_scope}_{ty}")
+        parts_zh.append(f"{name_zh}{year}年公布的比例为 {value}"
+                        + (f"（{level_zh}{ty}年目标 {pct(target)}）" if target is not None else ""))
+        parts_en.append(f"{subject_en} for {year} is {value}"
+                        + (f" ({level_en} {ty} target {pct(target)})" if target is not None else ""))
     if not parts_zh:
         return ""
     zh = f"作为比较，{'；'.join(parts_zh)}。全市{y}年估计为 {pct(est)}"

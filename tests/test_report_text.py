@@ -365,3 +365,17 @@ def test_progress_sentence_counts_completion_over_due_measures_only():
     assert "截至2023年底已到期 23 项，其中已完成 15 项（占到期措施的 65.2%）" in text
     assert "23 were due by the end of 2023; 15 (65.2% of those due) of them were completed" in rt.progress_sentence(
         p, "en")
+
+
+def test_benchmark_sentence_compares_nation_and_province_with_their_targets():
+    traj = {"latest_year": 2025, "latest_estimate": 14.8, "target_year": 2025, "benchmarks": {
+        "national_latest_year": 2024, "national_latest": 15.4, "province_scope": "guangdong",
+        "province_latest_year": 2022, "province_latest": 14.8, "city_minus_national_latest_common_pp": None,
+        "targets": {"national_2025": 15.0}}}
+    prov = {"zh": "广东省", "en": "Guangdong"}
+    assert rt.benchmark_sentence(traj, prov, "zh").startswith(
+        "作为比较，全国2024年公布的比例为 15.4%（全国2025年目标 15.0%）；广东省2022年公布的比例为 14.8%。")
+    assert "Guangdong's published share for 2022 is 14.8%" in rt.benchmark_sentence(traj, prov, "en")
+    assert "(national 2025 target 15.0%)" in rt.benchmark_sentence(traj, prov, "en")
+    no_data = {**traj, "benchmarks": {**traj["benchmarks"], "national_latest": None, "province_latest": None}}
+    assert rt.benchmark_sentence(no_data, prov, "zh") == ""
